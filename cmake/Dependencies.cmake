@@ -1,0 +1,10 @@
+# All third-party dependencies, from Debian 12 packages (scripts/deps.sh installs them).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(FUSE3 REQUIRED IMPORTED_TARGET fuse3>=3.14)
+find_package(Boost 1.74 REQUIRED)             # Interprocess, Container, MultiIndex, Outcome (headers)
+find_package(spdlog 1.10 REQUIRED)
+find_package(CLI11 2.1 REQUIRED)
+find_package(nlohmann_json 3.11 REQUIRED)
+find_package(Threads REQUIRED)
+find_package(GTest REQUIRED)
+find_package(benchmark REQUIRED)

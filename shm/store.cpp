@@ -1,0 +1,1 @@
+#include "shm/store.hpp"

@@ -1,0 +1,224 @@
+// The memory store: a thread-safe, memory-backed POSIX namespace with kernel tmpfs's
+// accounting. It knows nothing of FUSE or containers; results are values or errno codes.
+//
+// Regions (both memfds, owned by the Store or handed in by the controller):
+//   meta: [Header | inode table (fixed slots) | Boost.Interprocess managed buffer]
+//         directories, page tables, symlink targets and xattrs live in the managed buffer
+//         (offset_ptr containers), so a restarted daemon can re-attach to them.
+//   data: quota_pages fixed 4 KiB pages. Pages are handed out by a PagePool whose free
+//         list lives in the meta region, never in the pages; a freed page is punched out
+//         of the memfd at once (fallocate PUNCH_HOLE), so memory falls when files go.
+//
+// Accounting is tmpfs's: file data in 4 KiB pages (holes free), one inode per file,
+// directory, symlink or hard link, long symlinks (>= 128 bytes) use a page. xattr bytes
+// are charged to the byte quota in whole pages per inode (tmpfs charges them to inode
+// space instead; this is the one documented difference).
+//
+// Memory bound: quota bytes of data + meta region (see Store::meta_region_size), which is
+// fixed at creation from the quota and the inode limit: no client can grow it.
+//
+// Inode numbers are slot indices (root = 1) with a generation that changes every time a
+// slot is reused. A slot is released only when nlink == 0, the kernel's lookup count is 0
+// and no handle is open.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sys/result.hpp"
+#include "sys/unique_fd.hpp"
+
+namespace hostchanfs::shm {
+
+using Ino = std::uint64_t;
+inline constexpr Ino kRootIno = 1;
+inline constexpr std::uint64_t kPageSize = 4096;
+inline constexpr std::size_t kNameMax = 255;
+inline constexpr std::size_t kSymlinkMax = 4095;          // PATH_MAX - 1
+inline constexpr std::size_t kXattrNameMax = 255;
+inline constexpr std::size_t kXattrValueMax = 65536;
+inline constexpr std::uint64_t kMaxFileSize = std::uint64_t{1} << 50;
+
+// Who asks. `privileged` is CAP_FSETID (root): such a writer keeps setuid/setgid bits.
+struct Caller {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool privileged = true;
+};
+
+struct Attr {
+  Ino ino = 0;
+  std::uint64_t generation = 0;
+  mode_t mode = 0;
+  nlink_t nlink = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  dev_t rdev = 0;
+  std::uint64_t size = 0;
+  std::uint64_t blocks = 0;  // 512-byte units, as st_blocks
+  timespec atime{}, mtime{}, ctime{};
+
+  struct stat to_stat() const noexcept;
+};
+
+struct TimeChange {
+  enum class Kind { kOmit, kNow, kSet } kind = Kind::kOmit;
+  timespec value{};
+};
+
+// One setattr: each field that is set is applied, all or nothing.
+struct AttrChange {
+  std::optional<mode_t> mode;        // permission bits (07777); the type never changes
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  std::optional<std::uint64_t> size;
+  TimeChange atime, mtime;
+  std::optional<timespec> ctime;
+  bool kill_suid_sgid = false;       // the kernel asked us to drop setuid/setgid (killpriv)
+};
+
+struct DirEntry {
+  std::string_view name;
+  Ino ino;
+  mode_t mode;                 // at least the type bits
+  std::uint64_t next_offset;   // offset to pass to continue after this entry
+};
+
+struct StatFs {
+  std::uint64_t block_size = kPageSize;
+  std::uint64_t blocks = 0, blocks_free = 0;
+  std::uint64_t files = 0, files_free = 0;
+  std::uint64_t name_max = kNameMax;
+};
+
+// A read in progress: iovecs over the store's own pages (a shared zero page for holes),
+// valid while the view lives. It holds the inode's read lock, so drop it promptly.
+class ReadView {
+ public:
+  ReadView() = default;
+  ReadView(ReadView&&) noexcept = default;
+  ReadView& operator=(ReadView&&) noexcept = default;
+  std::span<const iovec> iov() const noexcept { return iov_; }
+  std::size_t size() const noexcept { return size_; }
+  std::size_t copy_to(std::span<std::byte> out) const noexcept;
+
+ private:
+  friend class Store;
+  std::shared_lock<std::shared_mutex> ns_lock_;
+  std::shared_lock<std::shared_mutex> inode_lock_;
+  std::vector<iovec> iov_;
+  std::size_t size_ = 0;
+};
+
+struct StoreOptions {
+  std::uint64_t size_bytes = 64ull << 20;  // the byte quota; rounded up to whole pages
+  std::uint64_t max_inodes = 0;            // 0: one per 4 KiB of quota, at least 1024
+  uid_t root_uid = 0;
+  gid_t root_gid = 0;
+  mode_t root_mode = 01777;
+};
+
+class Store {
+ public:
+  // A fresh store in memfds it owns.
+  static Result<std::unique_ptr<Store>> create(const StoreOptions& opts);
+  // A fresh store formatted into the given memfds (sized here). The controller keeps
+  // duplicates of them so that a restarted daemon can attach().
+  static Result<std::unique_ptr<Store>> create_in(const StoreOptions& opts, UniqueFd meta,
+                                                   UniqueFd data);
+  // Re-attach to regions formatted by create_in(); EPROTO if magic or version differ.
+  static Result<std::unique_ptr<Store>> attach(UniqueFd meta, UniqueFd data);
+
+  // The size of the meta region for a quota and an inode limit: the fixed bound on
+  // metadata memory (sparse: only the pages in use cost memory).
+  static std::uint64_t meta_region_size(std::uint64_t quota_pages, std::uint64_t max_inodes);
+  static std::uint64_t default_max_inodes(std::uint64_t size_bytes);
+
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // --- names (each successful call that returns an Attr counts one kernel lookup) ---
+  Result<Attr> lookup(Ino parent, std::string_view name);
+  void forget(Ino ino, std::uint64_t nlookup);
+  Result<Attr> getattr(Ino ino);
+  Result<Attr> setattr(Ino ino, const AttrChange& change, const Caller& caller);
+  // Regular files, FIFOs, sockets; character/block devices as metadata only.
+  Result<Attr> mknod(Ino parent, std::string_view name, mode_t mode, dev_t rdev,
+                     const Caller& caller);
+  Result<Attr> mkdir(Ino parent, std::string_view name, mode_t mode, const Caller& caller);
+  Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target,
+                       const Caller& caller);
+  Result<std::string> readlink(Ino ino);
+  Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name);
+  Result<void> unlink(Ino parent, std::string_view name);
+  Result<void> rmdir(Ino parent, std::string_view name);
+  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  Result<void> rename(Ino parent, std::string_view name, Ino new_parent,
+                      std::string_view new_name, unsigned flags);
+
+  // Directory listing from `offset` (0 = start). `emit` returns false when it has no room;
+  // that entry is not consumed. With `plus`, every consumed entry other than . and ..
+  // counts one kernel lookup and `emit` also receives its attributes.
+  using DirEmitter = std::function<bool(const DirEntry&, const Attr*)>;
+  Result<void> readdir(Ino dir, std::uint64_t offset, bool plus, const DirEmitter& emit);
+
+  // --- handles: an open handle keeps an unlinked inode alive ---
+  Result<void> open(Ino ino);
+  void release(Ino ino);
+
+  // --- data ---
+  Result<ReadView> read(Ino ino, std::uint64_t offset, std::size_t len);
+  // Writes what fits: a short count (whole pages) when the quota runs out part way,
+  // ENOSPC when not even the first new page fits. A writer that is not privileged drops
+  // setuid (and setgid with group-exec), as tmpfs does.
+  Result<std::size_t> write(Ino ino, std::uint64_t offset, std::span<const iovec> data,
+                            const Caller& caller);
+  Result<std::size_t> write(Ino ino, std::uint64_t offset, std::span<const std::byte> data,
+                            const Caller& caller);
+  // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE.
+  Result<void> fallocate(Ino ino, int mode, std::uint64_t offset, std::uint64_t len);
+  // whence: SEEK_DATA or SEEK_HOLE (others are the kernel's business).
+  Result<std::uint64_t> seek(Ino ino, std::uint64_t offset, int whence);
+
+  // --- xattrs ---
+  // An empty `out` asks for the size. ERANGE when `out` is too small.
+  Result<std::size_t> getxattr(Ino ino, std::string_view name, std::span<std::byte> out);
+  // flags: 0, XATTR_CREATE or XATTR_REPLACE.
+  Result<void> setxattr(Ino ino, std::string_view name, std::span<const std::byte> value,
+                        int flags);
+  // NUL-separated names; an empty `out` asks for the size.
+  Result<std::size_t> listxattr(Ino ino, std::span<char> out);
+  Result<void> removexattr(Ino ino, std::string_view name);
+
+  StatFs statfs() const;
+  std::uint64_t pages_used() const;
+  std::uint64_t inodes_used() const;
+  std::uint64_t quota_pages() const;
+  std::uint64_t max_inodes() const;
+
+  int meta_fd() const noexcept;
+  int data_fd() const noexcept;
+
+  struct Impl;
+
+ private:
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hostchanfs::shm
