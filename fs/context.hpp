@@ -1,0 +1,34 @@
+// What every FUSE handler shares: the store it serves and the mount point it is named by
+// in logs, reached from a request through fuse_req_userdata().
+#pragma once
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <memory>
+#include <string>
+
+#include <spdlog/logger.h>
+
+#include "shm/store.hpp"
+
+namespace hostchanfs::fs {
+
+struct Filesystem {
+  shm::Store& store;
+  std::string mountpoint;                 // for log lines only
+  std::shared_ptr<spdlog::logger> log;
+};
+
+inline Filesystem& filesystem_of(fuse_req_t req) {
+  return *static_cast<Filesystem*>(fuse_req_userdata(req));
+}
+
+// The kernel enforces permissions (default_permissions); the store only needs who asks
+// for ownership of new inodes and for dropping setuid/setgid. Root stands for CAP_FSETID.
+inline shm::Caller caller_of(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  return shm::Caller{ctx->uid, ctx->gid, ctx->uid == 0};
+}
+
+}  // namespace hostchanfs::fs

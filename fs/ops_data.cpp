@@ -1,0 +1,151 @@
+// File handles and data: open, create, read, write_buf, flush, release, fsync,
+// fallocate, lseek, copy_file_range.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "fs/ops.hpp"
+#include "fs/reply.hpp"
+
+namespace hostchanfs::fs::ops {
+
+namespace {
+
+// What the kernel sends in one write at most (max_write), and the piece size of
+// copy_file_range, which moves data through a bounce buffer.
+constexpr std::size_t kCopyChunk = std::size_t{1} << 20;
+
+// The kernel may keep a file's cached pages across opens: nothing but this mount
+// changes the data, and its own writes keep the cache current.
+void prepare_handle(fuse_file_info* fi) { fi->keep_cache = 1; }
+
+}  // namespace
+
+void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto r = filesystem_of(req).store.open(ino);
+  if (!r) return reply_error(req, r.error(), "open", ino);
+  prepare_handle(fi);
+  if (fuse_reply_open(req, fi) != 0) filesystem_of(req).store.release(ino);
+}
+
+void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Filesystem& fs = filesystem_of(req);
+  auto made = fs.store.mknod(parent, name, (mode & ~S_IFMT) | S_IFREG, 0, caller_of(req));
+  if (!made) return reply_error(req, made.error(), "create", parent);
+  const shm::Attr& attr = made.value();
+  if (auto opened = fs.store.open(attr.ino); !opened) {
+    fs.store.forget(attr.ino, 1);
+    return reply_error(req, opened.error(), "create", parent);
+  }
+  prepare_handle(fi);
+  fuse_entry_param e = entry_of(attr);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    fs.store.release(attr.ino);
+    fs.store.forget(attr.ino, 1);
+  }
+}
+
+void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
+  auto view = filesystem_of(req).store.read(ino, static_cast<std::uint64_t>(off), size);
+  if (!view) return reply_error(req, view.error(), "read", ino);
+  // The reply copies straight from the store's pages; the view (and its read lock) ends
+  // right after.
+  auto iov = view.value().iov();
+  fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+}
+
+void write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off, fuse_file_info* /*fi*/) {
+  Filesystem& fs = filesystem_of(req);
+  std::vector<iovec> iov;
+  std::vector<std::byte> bounce;
+  bool in_memory = true;
+  for (std::size_t i = bufv->idx; i < bufv->count; ++i)
+    in_memory = in_memory && !(bufv->buf[i].flags & FUSE_BUF_IS_FD);
+  if (in_memory) {
+    for (std::size_t i = bufv->idx; i < bufv->count; ++i) {
+      const fuse_buf& b = bufv->buf[i];
+      std::size_t skip = i == bufv->idx ? bufv->off : 0;
+      if (b.size > skip) iov.push_back(iovec{static_cast<char*>(b.mem) + skip, b.size - skip});
+    }
+  } else {
+    // Spliced data (a pipe): copy it out first.
+    bounce.resize(fuse_buf_size(bufv));
+    fuse_bufvec dst = FUSE_BUFVEC_INIT(bounce.size());
+    dst.buf[0].mem = bounce.data();
+    ssize_t n = fuse_buf_copy(&dst, bufv, FUSE_BUF_NO_SPLICE);
+    if (n < 0) return reply_error(req, static_cast<std::errc>(-n), "write", ino);
+    iov.push_back(iovec{bounce.data(), static_cast<std::size_t>(n)});
+  }
+  auto r = fs.store.write(ino, static_cast<std::uint64_t>(off), iov, caller_of(req));
+  if (!r) return reply_error(req, r.error(), "write", ino);
+  fuse_reply_write(req, r.value());
+}
+
+// Memory has nothing to flush or sync; the data is in the store once write returns.
+void flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) { reply_ok(req); }
+
+void fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) {
+  reply_ok(req);
+}
+
+void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+  filesystem_of(req).store.release(ino);
+  reply_ok(req);
+}
+
+void fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+               fuse_file_info* /*fi*/) {
+  if (offset < 0 || length <= 0) return reply_error(req, std::errc::invalid_argument, "fallocate", ino);
+  auto r = filesystem_of(req).store.fallocate(ino, mode, static_cast<std::uint64_t>(offset),
+                                              static_cast<std::uint64_t>(length));
+  if (!r) return reply_error(req, r.error(), "fallocate", ino);
+  reply_ok(req);
+}
+
+// The kernel answers SEEK_SET/CUR/END itself; only SEEK_DATA and SEEK_HOLE come here.
+void lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* /*fi*/) {
+  if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0)
+    return reply_error(req, std::errc::invalid_argument, "lseek", ino);
+  auto r = filesystem_of(req).store.seek(ino, static_cast<std::uint64_t>(off), whence);
+  if (!r) return reply_error(req, r.error(), "lseek", ino);
+  fuse_reply_lseek(req, static_cast<off_t>(r.value()));
+}
+
+// A plain read-then-write in pieces: the read view must end before the write takes the
+// (possibly same) inode's write lock.
+void copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* /*fi_in*/,
+                     fuse_ino_t ino_out, off_t off_out, fuse_file_info* /*fi_out*/, size_t len,
+                     int flags) {
+  if (flags != 0 || off_in < 0 || off_out < 0)
+    return reply_error(req, std::errc::invalid_argument, "copy_file_range", ino_in);
+  Filesystem& fs = filesystem_of(req);
+  shm::Caller caller = caller_of(req);
+  std::vector<std::byte> bounce(std::min(len, kCopyChunk));
+  std::size_t copied = 0;
+  while (copied < len) {
+    std::size_t want = std::min(len - copied, bounce.size());
+    std::size_t got = 0;
+    {
+      auto view = fs.store.read(ino_in, static_cast<std::uint64_t>(off_in) + copied, want);
+      if (!view) {
+        if (copied) break;
+        return reply_error(req, view.error(), "copy_file_range", ino_in);
+      }
+      got = view.value().copy_to(std::span(bounce.data(), want));
+    }
+    if (got == 0) break;  // end of the source
+    auto wrote = fs.store.write(ino_out, static_cast<std::uint64_t>(off_out) + copied,
+                                std::span<const std::byte>(bounce.data(), got), caller);
+    if (!wrote) {
+      if (copied) break;  // report what was copied; the next call gets the error
+      return reply_error(req, wrote.error(), "copy_file_range", ino_out);
+    }
+    copied += wrote.value();
+    if (wrote.value() < got) break;
+  }
+  fuse_reply_write(req, copied);
+}
+
+}  // namespace hostchanfs::fs::ops

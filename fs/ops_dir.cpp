@@ -1,0 +1,72 @@
+// Directory handles and listings: opendir, readdir, readdirplus, releasedir, fsyncdir.
+#include <string>
+#include <vector>
+
+#include "fs/ops.hpp"
+#include "fs/reply.hpp"
+
+namespace hostchanfs::fs::ops {
+
+namespace {
+
+// Fill one reply buffer of at most `size` bytes from `offset`. The store counts a lookup
+// only for entries that fit (readdirplus), so nothing is counted that the kernel never saw.
+void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  std::vector<char> buf(size);
+  std::size_t used = 0;
+  std::string name;  // fuse_add_direntry* want a NUL-terminated name
+  auto emit = [&](const shm::DirEntry& d, const shm::Attr* attr) {
+    name.assign(d.name);
+    auto next = static_cast<off_t>(d.next_offset);
+    std::size_t need = 0;
+    if (plus) {
+      fuse_entry_param e{};
+      if (attr && d.name != "." && d.name != "..") {
+        e = entry_of(*attr);
+      } else {
+        // The kernel ignores . and .. in readdirplus; no lookup is counted for them.
+        e.attr.st_ino = d.ino;
+        e.attr.st_mode = d.mode;
+      }
+      need = fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, next);
+    } else {
+      struct stat st {};
+      st.st_ino = d.ino;
+      st.st_mode = d.mode;
+      need = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, next);
+    }
+    if (need > size - used) return false;
+    used += need;
+    return true;
+  };
+  auto r = filesystem_of(req).store.readdir(ino, static_cast<std::uint64_t>(off), plus, emit);
+  if (!r) return reply_error(req, r.error(), plus ? "readdirplus" : "readdir", ino);
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+}  // namespace
+
+// The kernel holds the directory's inode while it is open, so no store handle is needed.
+void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto r = filesystem_of(req).store.getattr(ino);
+  if (!r) return reply_error(req, r.error(), "opendir", ino);
+  if (!S_ISDIR(r.value().mode)) return reply_error(req, std::errc::not_a_directory, "opendir", ino);
+  fuse_reply_open(req, fi);
+}
+
+void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
+  list(req, ino, size, off, false);
+}
+
+void readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
+  list(req, ino, size, off, true);
+}
+
+void releasedir(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) { reply_ok(req); }
+
+// Memory has nothing to flush.
+void fsyncdir(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) {
+  reply_ok(req);
+}
+
+}  // namespace hostchanfs::fs::ops

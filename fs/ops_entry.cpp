@@ -1,0 +1,107 @@
+// Names and attributes: lookup, forget, getattr, setattr, readlink, mknod, mkdir,
+// symlink, link, unlink, rmdir, rename.
+#include "fs/ops.hpp"
+#include "fs/reply.hpp"
+
+namespace hostchanfs::fs::ops {
+
+namespace {
+
+// Reply with the entry a name-creating store call returned, or its error.
+void reply_created(fuse_req_t req, const Result<shm::Attr>& r, const char* op, fuse_ino_t parent) {
+  if (!r) return reply_error(req, r.error(), op, parent);
+  reply_entry(req, r.value());
+}
+
+void reply_done(fuse_req_t req, const Result<void>& r, const char* op, fuse_ino_t ino) {
+  if (!r) return reply_error(req, r.error(), op, ino);
+  reply_ok(req);
+}
+
+shm::TimeChange time_change(int to_set, int set_bit, int now_bit, const timespec& value) {
+  if (to_set & now_bit) return {shm::TimeChange::Kind::kNow, {}};
+  if (to_set & set_bit) return {shm::TimeChange::Kind::kSet, value};
+  return {};
+}
+
+}  // namespace
+
+void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  auto r = filesystem_of(req).store.lookup(parent, name);
+  if (!r && r.error() == std::errc::no_such_file_or_directory) return reply_negative_entry(req);
+  reply_created(req, r, "lookup", parent);
+}
+
+void forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  filesystem_of(req).store.forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  shm::Store& store = filesystem_of(req).store;
+  for (size_t i = 0; i < count; ++i) store.forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+  auto r = filesystem_of(req).store.getattr(ino);
+  if (!r) return reply_error(req, r.error(), "getattr", ino);
+  reply_attr(req, r.value());
+}
+
+void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* /*fi*/) {
+  shm::AttrChange change;
+  if (to_set & FUSE_SET_ATTR_MODE) change.mode = attr->st_mode & 07777;
+  if (to_set & FUSE_SET_ATTR_UID) change.uid = attr->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) change.gid = attr->st_gid;
+  if (to_set & FUSE_SET_ATTR_SIZE) change.size = static_cast<std::uint64_t>(attr->st_size);
+  change.atime = time_change(to_set, FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW, attr->st_atim);
+  change.mtime = time_change(to_set, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW, attr->st_mtim);
+  if (to_set & FUSE_SET_ATTR_CTIME) change.ctime = attr->st_ctim;
+  change.kill_suid_sgid =
+      (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID | FUSE_SET_ATTR_KILL_PRIV)) != 0;
+  auto r = filesystem_of(req).store.setattr(ino, change, caller_of(req));
+  if (!r) return reply_error(req, r.error(), "setattr", ino);
+  reply_attr(req, r.value());
+}
+
+void readlink(fuse_req_t req, fuse_ino_t ino) {
+  auto r = filesystem_of(req).store.readlink(ino);
+  if (!r) return reply_error(req, r.error(), "readlink", ino);
+  fuse_reply_readlink(req, r.value().c_str());
+}
+
+void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  reply_created(req, filesystem_of(req).store.mknod(parent, name, mode, rdev, caller_of(req)),
+                "mknod", parent);
+}
+
+void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  reply_created(req, filesystem_of(req).store.mkdir(parent, name, mode, caller_of(req)), "mkdir",
+                parent);
+}
+
+void symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  reply_created(req, filesystem_of(req).store.symlink(parent, name, target, caller_of(req)),
+                "symlink", parent);
+}
+
+void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
+  reply_created(req, filesystem_of(req).store.link(ino, new_parent, new_name), "link", ino);
+}
+
+void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply_done(req, filesystem_of(req).store.unlink(parent, name), "unlink", parent);
+}
+
+void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  reply_done(req, filesystem_of(req).store.rmdir(parent, name), "rmdir", parent);
+}
+
+void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+            const char* new_name, unsigned int flags) {
+  reply_done(req, filesystem_of(req).store.rename(parent, name, new_parent, new_name, flags),
+             "rename", parent);
+}
+
+}  // namespace hostchanfs::fs::ops

@@ -1,0 +1,44 @@
+// The connection and the filesystem as a whole: init, statfs.
+#include <sys/statvfs.h>
+
+#include "fs/ops.hpp"
+#include "fs/reply.hpp"
+
+namespace hostchanfs::fs::ops {
+
+namespace {
+constexpr unsigned kMaxWrite = 1u << 20;  // libfuse's largest request buffer
+}
+
+void init(void* userdata, fuse_conn_info* conn) {
+  auto& fs = *static_cast<Filesystem*>(userdata);
+  // Exactness over speed: every write reaches the store (no writeback cache), so ENOSPC
+  // comes at the write that crosses the quota. O_TRUNC arrives as a setattr, and the
+  // kernel itself drops setuid/setgid on write, truncate and chown (as it does for
+  // tmpfs) by sending setattr. Writes arrive in memory buffers, never spliced pipes.
+  conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV |
+                  FUSE_CAP_SPLICE_READ | FUSE_CAP_POSIX_ACL);
+  // Symlink targets never change behind the kernel's back.
+  if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+  conn->max_write = kMaxWrite;
+  conn->time_gran = 1;
+  fs.log->info("{}: serving ({} pages, {} inodes, max_write {})", fs.mountpoint,
+               fs.store.quota_pages(), fs.store.max_inodes(), conn->max_write);
+}
+
+void statfs(fuse_req_t req, fuse_ino_t /*ino*/) {
+  shm::StatFs s = filesystem_of(req).store.statfs();
+  struct statvfs v {};
+  v.f_bsize = s.block_size;
+  v.f_frsize = s.block_size;
+  v.f_blocks = s.blocks;
+  v.f_bfree = s.blocks_free;
+  v.f_bavail = s.blocks_free;
+  v.f_files = s.files;
+  v.f_ffree = s.files_free;
+  v.f_favail = s.files_free;
+  v.f_namemax = s.name_max;
+  fuse_reply_statfs(req, &v);
+}
+
+}  // namespace hostchanfs::fs::ops

@@ -1,0 +1,56 @@
+// Extended attributes: setxattr, getxattr, listxattr, removexattr. The kernel has already
+// checked the namespace rules (trusted.* needs CAP_SYS_ADMIN, user.* only on files and
+// directories); the store keeps the values and charges them to the quota.
+#include <vector>
+
+#include "fs/ops.hpp"
+#include "fs/reply.hpp"
+
+namespace hostchanfs::fs::ops {
+
+namespace {
+
+// getxattr and listxattr share the size-probe protocol: size 0 asks how big.
+template <class Fetch>
+void reply_sized(fuse_req_t req, size_t size, Fetch fetch, const char* op, fuse_ino_t ino) {
+  std::vector<char> buf(size);
+  Result<std::size_t> r = fetch(std::span<char>(buf));
+  if (!r) return reply_error(req, r.error(), op, ino);
+  if (size == 0) {
+    fuse_reply_xattr(req, r.value());
+  } else {
+    fuse_reply_buf(req, buf.data(), r.value());
+  }
+}
+
+}  // namespace
+
+void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+              int flags) {
+  auto bytes = std::span(reinterpret_cast<const std::byte*>(value), size);
+  auto r = filesystem_of(req).store.setxattr(ino, name, bytes, flags);
+  if (!r) return reply_error(req, r.error(), "setxattr", ino);
+  reply_ok(req);
+}
+
+void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  shm::Store& store = filesystem_of(req).store;
+  reply_sized(
+      req, size,
+      [&](std::span<char> out) { return store.getxattr(ino, name, std::as_writable_bytes(out)); },
+      "getxattr", ino);
+}
+
+void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  shm::Store& store = filesystem_of(req).store;
+  reply_sized(req, size, [&](std::span<char> out) { return store.listxattr(ino, out); },
+              "listxattr", ino);
+}
+
+void removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  auto r = filesystem_of(req).store.removexattr(ino, name);
+  if (!r) return reply_error(req, r.error(), "removexattr", ino);
+  reply_ok(req);
+}
+
+}  // namespace hostchanfs::fs::ops

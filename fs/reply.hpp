@@ -1,0 +1,31 @@
+// Replies shared by the handlers: entries and attributes with the mount's cache timeouts,
+// and errors with their log line.
+#pragma once
+
+#include <system_error>
+
+#include "fs/context.hpp"
+
+namespace hostchanfs::fs {
+
+// The store changes only through this mount, and the kernel invalidates what its own
+// operations change, so entries (negative ones too) and attributes can be cached long.
+inline constexpr double kEntryTimeout = 86400.0;
+inline constexpr double kAttrTimeout = 86400.0;
+
+fuse_entry_param entry_of(const shm::Attr& attr);
+
+// Reply with an entry; if the kernel never receives it (the request was interrupted),
+// give back the lookup the store counted for it.
+void reply_entry(fuse_req_t req, const shm::Attr& attr);
+// "No such name", cached like a positive entry.
+void reply_negative_entry(fuse_req_t req);
+void reply_attr(fuse_req_t req, const shm::Attr& attr);
+void reply_ok(fuse_req_t req);
+
+// An errno reply. Errors a program provokes in normal use (ENOENT, EEXIST, ENOSPC, ...)
+// are logged at debug level; anything else at warn, naming the mount point, the
+// operation and the inode.
+void reply_error(fuse_req_t req, std::errc error, const char* op, fuse_ino_t ino);
+
+}  // namespace hostchanfs::fs

@@ -1,0 +1,35 @@
+// One channel's daemon: a store, served through a FUSE session on a mount point, until
+// it is unmounted or told to stop (SIGTERM, SIGINT, SIGHUP).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace hostchanfs::fs {
+
+struct ServeOptions {
+  std::uint64_t size_bytes = 0;
+  std::uint64_t max_inodes = 0;  // 0: the store's default
+  uid_t uid = 0;                 // owner of the root directory
+  gid_t gid = 0;
+  int ready_fd = -1;  // gets "ready\n" (then is closed) once mounted and about to serve
+  // Handed over by the controller: an open /dev/fuse already mounted by it, and the
+  // store's memfds (empty: format them; formatted: attach). -1: serve does it itself.
+  int fuse_fd = -1;
+  int meta_fd = -1;
+  int data_fd = -1;
+  std::string mountpoint;
+};
+
+// Why `path` cannot take a new mount (missing, not a directory, already a mount), as
+// one line for people; nullopt when it can.
+std::optional<std::string> refuse_mountpoint(const std::string& path);
+
+// Runs the daemon in the foreground; returns the process exit status (0 after a clean
+// stop or an unmount from outside, 1 when something failed).
+int serve(const ServeOptions& options);
+
+}  // namespace hostchanfs::fs
