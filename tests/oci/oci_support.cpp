@@ -1,0 +1,539 @@
+#include "tests/oci/oci_support.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "sys/unique_fd.hpp"
+
+extern char** environ;
+
+namespace hostchanfs::testing::oci {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr long kFuseSuperMagic = 0x65735546;
+// Generous bounds for waits on other processes (never asserted as timings).
+constexpr auto kWaitLimit = 60s;
+
+[[noreturn]] void fail(const std::string& what) {
+  throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+void check(bool ok, const std::string& what) {
+  if (!ok) fail(what);
+}
+
+std::vector<std::string> split_words(const std::string& text) {
+  std::istringstream in(text);
+  std::vector<std::string> words;
+  for (std::string w; in >> w;) words.push_back(w);
+  return words;
+}
+
+// Mount points and their fstype/super options, from /proc/self/mountinfo.
+struct MountEntry {
+  std::string mount_point, fstype, super_options;
+};
+std::vector<MountEntry> mounts() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::vector<MountEntry> result;
+  for (std::string line; std::getline(in, line);) {
+    auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    auto before = split_words(line.substr(0, dash));
+    auto after = split_words(line.substr(dash + 3));
+    if (before.size() < 5 || after.size() < 3) continue;
+    result.push_back({before[4], after[0], after[2]});
+  }
+  return result;
+}
+
+// Remove every child cgroup below `dir`, deepest first (a cgroup directory holds only
+// control files, which rmdir ignores).
+void remove_child_cgroups(const stdfs::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : stdfs::directory_iterator(dir, ec)) {
+    if (entry.is_directory(ec) && !entry.is_symlink(ec)) {
+      remove_child_cgroups(entry.path());
+      ::rmdir(entry.path().c_str());
+    }
+  }
+}
+
+// A cgroup controller's v1 hierarchy id (0: it belongs to cgroup2) and its number of
+// cgroups, from /proc/cgroups.
+std::pair<int, int> v1_hierarchy_of(const std::string& controller) {
+  std::ifstream in("/proc/cgroups");
+  for (std::string line; std::getline(in, line);) {
+    auto fields = split_words(line);
+    if (fields.size() >= 3 && fields[0] == controller) {
+      return {std::stoi(fields[1]), std::stoi(fields[2])};
+    }
+  }
+  return {0, 0};
+}
+
+pid_t parent_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  auto fields = split_words(stat.substr(close + 1));
+  return fields.size() > 1 ? static_cast<pid_t>(std::stol(fields[1])) : 0;
+}
+
+char process_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 >= stat.size()) return 0;
+  return stat[close + 2];
+}
+
+// Our children (the subreaper adopts orphans: the controller, container processes).
+std::vector<pid_t> our_children() {
+  std::vector<pid_t> result;
+  std::error_code ec;
+  for (const auto& entry : stdfs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = static_cast<pid_t>(std::stol(name));
+    if (parent_of(pid) == ::getpid()) result.push_back(pid);
+  }
+  return result;
+}
+
+// Reap a child we adopted, killing it if it does not end on SIGTERM.
+void terminate_child(pid_t pid) {
+  ::kill(pid, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pid_t r = ::waitpid(pid, nullptr, WNOHANG);
+    if (r == pid || (r < 0 && errno == ECHILD)) return;
+    std::this_thread::sleep_for(50ms);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+}
+
+class PrivateHostEnvironment : public ::testing::Environment {
+ public:
+  static bool& started() {
+    static bool value = false;
+    return value;
+  }
+  void TearDown() override {
+    if (started()) PrivateHost::get().shutdown();
+  }
+};
+const auto* const kEnvironment = ::testing::AddGlobalTestEnvironment(new PrivateHostEnvironment);
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+
+std::string CommandResult::describe() const {
+  return "exit " + std::to_string(exit_code) + "\n--- stdout:\n" + out + "--- stderr:\n" + err;
+}
+
+CommandResult run_command(const std::vector<std::string>& argv, const CommandOptions& options) {
+  std::array<int, 2> in{}, out{}, err{};
+  check(::pipe2(in.data(), O_CLOEXEC) == 0 && ::pipe2(out.data(), O_CLOEXEC) == 0 &&
+            ::pipe2(err.data(), O_CLOEXEC) == 0,
+        "pipe2");
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+  for (const auto& e : options.env) env_strings.push_back(e);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  check(pid >= 0, "fork");
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    ::dup2(in[0], STDIN_FILENO);
+    if (!options.output_file.empty()) {
+      int fd = ::open(options.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd < 0) ::_exit(127);
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+    } else {
+      ::dup2(out[1], STDOUT_FILENO);
+      ::dup2(err[1], STDERR_FILENO);
+    }
+    if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) ::_exit(127);
+    ::execvpe(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  UniqueFd in_w(in[1]), out_r(out[0]), err_r(err[0]);
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+
+  // Feed stdin (states are small: one write fits the pipe), then drain both outputs.
+  if (!options.stdin_text.empty()) {
+    auto n = ::write(in_w.get(), options.stdin_text.data(), options.stdin_text.size());
+    (void)n;
+  }
+  in_w.reset();
+  CommandResult result;
+  std::array<pollfd, 2> fds{pollfd{out_r.get(), POLLIN, 0}, pollfd{err_r.get(), POLLIN, 0}};
+  std::array<std::string*, 2> sinks{&result.out, &result.err};
+  int open_count = 2;
+  while (open_count > 0) {
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      fail("poll");
+    }
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[4096];
+      auto n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        sinks[i]->append(buf, static_cast<std::size_t>(n));
+      } else {
+        fds[i].fd = -1;
+        --open_count;
+      }
+    }
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------
+
+TempDir::TempDir(const std::string& prefix) {
+  std::string templ = "/tmp/" + prefix + "-XXXXXX";
+  check(::mkdtemp(templ.data()) != nullptr, "mkdtemp");
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  // Refuse to descend into a mount (a channel that a failed test left mounted would
+  // otherwise lose its data, and a bind of / would be catastrophic): lazily detach
+  // anything still mounted below first, then remove the files.
+  for (const auto& m : mounts()) {
+    if (m.mount_point.rfind(path_.string() + "/", 0) == 0) {
+      ::umount2(m.mount_point.c_str(), MNT_DETACH);
+    }
+  }
+  std::error_code ec;
+  stdfs::remove_all(path_, ec);
+}
+
+std::string read_file(const stdfs::path& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void write_file(const stdfs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  out.close();
+  if (!out) fail("write " + path.string());
+}
+
+bool is_fuse_mount(const stdfs::path& path) {
+  struct statfs sfs {};
+  return ::statfs(path.c_str(), &sfs) == 0 && sfs.f_type == kFuseSuperMagic;
+}
+
+bool wait_process_gone(pid_t pid) {
+  auto deadline = std::chrono::steady_clock::now() + kWaitLimit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+    char state = process_state(pid);
+    if (state == 0 || state == 'Z' || state == 'X') return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------
+
+PrivateHost& PrivateHost::get() {
+  static PrivateHost host;
+  PrivateHostEnvironment::started() = true;
+  return host;
+}
+
+PrivateHost::PrivateHost() : dir_("hostchanfs-oci-host") {
+  check(::unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS)");
+  check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, "make / rprivate");
+  check(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0, "PR_SET_CHILD_SUBREAPER");
+  run_dir_ = (dir() / "run").string();
+  ::setenv("HOSTCHANFS_RUN_DIR", run_dir_.c_str(), 1);
+  mount_missing_v1_controllers();
+}
+
+std::vector<std::string> PrivateHost::hook_env() const {
+  return {"HOSTCHANFS_RUN_DIR=" + run_dir_,
+          "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+}
+
+void PrivateHost::mount_missing_v1_controllers() {
+  auto all = mounts();
+  const MountEntry* v2 = nullptr;
+  bool any_v1 = false;
+  std::set<std::string> v1_options;
+  for (const auto& m : all) {
+    if (m.fstype == "cgroup2") v2 = &m;
+    if (m.fstype == "cgroup") {
+      any_v1 = true;
+      std::istringstream opts(m.super_options);
+      for (std::string o; std::getline(opts, o, ',');) v1_options.insert(o);
+    }
+  }
+  if (!v2 || !any_v1) return;  // pure v1 or pure v2: crun is happy as it is
+  for (const auto& controller :
+       split_words(read_file(stdfs::path(v2->mount_point) / "cgroup.controllers"))) {
+    if (v1_options.count(controller)) continue;
+    auto target = dir() / ("cgroup-" + controller);
+    stdfs::create_directories(target);
+    check(::mount("cgroup", target.c_str(), "cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  controller.c_str()) == 0,
+          "mount the v1 hierarchy of cgroup controller " + controller);
+    v1_mounts_.emplace_back(controller, target.string());
+  }
+}
+
+void PrivateHost::stop_controller() {
+  // The controller was started detached by the hook or by a test; as our subreaper
+  // orphan it is our child now. So is anything a runtime left behind.
+  for (pid_t pid : our_children()) terminate_child(pid);
+}
+
+void PrivateHost::shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  stop_controller();
+  for (const auto& [controller, target] : v1_mounts_) {
+    // The kernel gives the controller back to cgroup2 only if the hierarchy has no child
+    // cgroup when its last mount goes, and a removed child lingers a moment: wait for the
+    // count to reach the root alone (bounded), unmount, and wait for the hand-back.
+    remove_child_cgroups(target);
+    for (int i = 0; i < 200 && v1_hierarchy_of(controller).second > 1; ++i) {
+      std::this_thread::sleep_for(25ms);
+    }
+    ::umount2(target.c_str(), 0);
+    for (int i = 0; i < 200 && v1_hierarchy_of(controller).first != 0; ++i) {
+      std::this_thread::sleep_for(25ms);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+void make_busybox_rootfs(const stdfs::path& rootfs) {
+  auto bin = rootfs / "bin";
+  stdfs::create_directories(bin);
+  for (const char* d : {"proc", "sys", "dev", "tmp", "etc"}) stdfs::create_directories(rootfs / d);
+  stdfs::copy_file("/bin/busybox", bin / "busybox");
+  auto list = run_command({"/bin/busybox", "--list"});
+  if (list.exit_code != 0) throw std::runtime_error("busybox --list: " + list.describe());
+  for (const auto& applet : split_words(list.out)) {
+    if (applet != "busybox") stdfs::create_symlink("busybox", bin / applet);
+  }
+}
+
+nlohmann::json make_bundle(const stdfs::path& dir, const BundleOptions& options) {
+  stdfs::create_directories(dir);
+  make_busybox_rootfs(dir / "rootfs");
+  CommandOptions in_bundle;
+  in_bundle.cwd = dir.string();
+  auto spec = run_command({options.runtime, "spec"}, in_bundle);
+  if (spec.exit_code != 0) throw std::runtime_error(options.runtime + " spec: " + spec.describe());
+  json config = json::parse(read_file(dir / "config.json"));
+  config["process"]["terminal"] = false;
+  config["process"]["args"] = options.args;
+  // The channel's mount point is created in the rootfs by the hook.
+  config["root"]["readonly"] = false;
+  if (options.with_hooks) {
+    // The shipped example, pointed at the binary under test and its controller.
+    json example = json::parse(
+        read_file(stdfs::path(HOSTCHANFS_SOURCE_DIR) / "oci" / "runc-hooks-example.json"));
+    for (auto& [stage, hooks] : example["hooks"].items()) {
+      for (auto& hook : hooks) {
+        hook["path"] = HOSTCHANFS_BIN;
+        hook["env"] = PrivateHost::get().hook_env();
+      }
+      config["hooks"][stage] = hooks;
+    }
+  }
+  if (options.channel) config["annotations"]["io.hostchanfs.channel"] = *options.channel;
+  if (options.user_namespace) {
+    config["linux"]["namespaces"].push_back({{"type", "user"}});
+    json mapping = json::array({{{"containerID", 0}, {"hostID", kUserNsHostId}, {"size", 65536}}});
+    config["linux"]["uidMappings"] = mapping;
+    config["linux"]["gidMappings"] = mapping;
+  }
+  write_file(dir / "config.json", config.dump(2));
+  return config;
+}
+
+// ---------------------------------------------------------------------------------------
+
+OciContainer::OciContainer(std::string runtime, stdfs::path bundle, std::string id)
+    : runtime_(std::move(runtime)),
+      bundle_(std::move(bundle)),
+      id_(std::move(id)),
+      state_root_(PrivateHost::get().dir() / ("state-" + runtime_)) {
+  stdfs::create_directories(state_root_);
+}
+
+OciContainer::~OciContainer() {
+  if (!status().empty()) run_command({runtime_, "--root", state_root_, "delete", "--force", id_});
+}
+
+std::vector<std::string> OciContainer::base() const {
+  return {runtime_, "--root", state_root_.string()};
+}
+
+CommandResult OciContainer::create() {
+  auto argv = base();
+  argv.insert(argv.end(), {"create", "--bundle", bundle_.string(), id_});
+  auto log = bundle_ / "output.log";
+  CommandOptions to_log;
+  to_log.output_file = log.string();
+  auto r = run_command(argv, to_log);
+  r.err = read_file(log);  // the runtime's own errors land there too
+  return r;
+}
+
+CommandResult OciContainer::start() {
+  auto argv = base();
+  argv.insert(argv.end(), {"start", id_});
+  return run_command(argv);
+}
+
+CommandResult OciContainer::remove() {
+  auto argv = base();
+  argv.insert(argv.end(), {"delete", id_});
+  return run_command(argv);
+}
+
+std::string OciContainer::status() {
+  auto argv = base();
+  argv.insert(argv.end(), {"state", id_});
+  auto r = run_command(argv);
+  if (r.exit_code != 0) return "";
+  try {
+    return json::parse(r.out).value("status", "");
+  } catch (const json::exception&) {
+    return "";
+  }
+}
+
+bool OciContainer::wait_stopped() {
+  auto deadline = std::chrono::steady_clock::now() + kWaitLimit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (status() == "stopped") {
+      // The container's init was our (adopted) child: reap it.
+      for (pid_t pid : our_children()) {
+        if (process_state(pid) == 'Z') ::waitpid(pid, nullptr, WNOHANG);
+      }
+      return true;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+std::string OciContainer::output() const { return read_file(bundle_ / "output.log"); }
+
+// ---------------------------------------------------------------------------------------
+
+Podman::Podman(const stdfs::path& dir) : dir_(dir) {
+  stdfs::create_directories(dir_ / "hooks.d");
+  // crun sets the container's rlimits; nothing here may raise a hard limit (the host
+  // may withhold CAP_SYS_RESOURCE), so ask for at most what we have.
+  auto limit = [](int resource, rlim_t want) {
+    rlimit r{};
+    ::getrlimit(resource, &r);
+    return std::to_string(std::min<rlim_t>(want, r.rlim_cur));
+  };
+  std::string nofile = limit(RLIMIT_NOFILE, 1024), nproc = limit(RLIMIT_NPROC, 4096);
+  auto d = dir_.string();
+  write_file(dir_ / "containers.conf",
+             "[containers]\n"
+             "netns = \"none\"\n"
+             "default_ulimits = [\"nofile=" + nofile + ":" + nofile + "\", \"nproc=" + nproc +
+                 ":" + nproc + "\"]\n"
+             "[engine]\n"
+             "cgroup_manager = \"cgroupfs\"\n"
+             "events_logger = \"file\"\n"
+             "events_logfile_path = \"" + d + "/events.log\"\n"
+             "runtime = \"crun\"\n"
+             "tmp_dir = \"" + d + "/tmp\"\n"
+             "volume_path = \"" + d + "/volumes\"\n"
+             "static_dir = \"" + d + "/static\"\n");
+  json hook = json::parse(
+      read_file(stdfs::path(HOSTCHANFS_SOURCE_DIR) / "oci" / "hooks.d" / "hostchanfs.json"));
+  hook["hook"]["path"] = HOSTCHANFS_BIN;
+  hook["hook"]["env"] = PrivateHost::get().hook_env();
+  write_file(dir_ / "hooks.d" / "hostchanfs.json", hook.dump(2));
+}
+
+Podman::~Podman() {
+  for (const auto& name : names_) podman({"rm", "--force", "--ignore", name});
+}
+
+CommandResult Podman::podman(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"podman",         "--root",         (dir_ / "root").string(),
+                                   "--runroot",      (dir_ / "runroot").string(),
+                                   "--storage-driver", "vfs",          "--hooks-dir",
+                                   (dir_ / "hooks.d").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  CommandOptions options;
+  options.env = {"CONTAINERS_CONF=" + (dir_ / "containers.conf").string()};
+  return run_command(argv, options);
+}
+
+CommandResult Podman::run(const std::string& name, const std::string& rootfs,
+                          const std::vector<std::string>& extra_args,
+                          const std::vector<std::string>& command) {
+  names_.push_back(name);
+  // No cgroups: podman's cgroupfs manager would leave libpod_parent/ in every hierarchy.
+  std::vector<std::string> args = {"run",           "--rm",   "--name", name, "--cgroups=disabled",
+                                   "--network", "none"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  args.insert(args.end(), {"--rootfs", rootfs});
+  args.insert(args.end(), command.begin(), command.end());
+  return podman(args);
+}
+
+}  // namespace hostchanfs::testing::oci

@@ -1,0 +1,153 @@
+// Test scaffolding for the OCI tests: commands run as children that die with the test,
+// a private host (mount namespace, cgroup layout crun accepts, a test-local controller),
+// busybox bundles whose config.json carries the shipped hooks, and runc/crun containers
+// and podman runs that are deleted by id even when a test fails halfway.
+#pragma once
+
+#include <sys/types.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <utility>
+#include <string>
+#include <vector>
+
+namespace hostchanfs::testing::oci {
+
+namespace stdfs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------
+// Commands.
+
+struct CommandResult {
+  int exit_code = -1;  // 128 + signal when killed by one
+  std::string out;
+  std::string err;
+  std::string describe() const;  // for failure messages
+};
+
+struct CommandOptions {
+  std::string stdin_text;
+  std::vector<std::string> env;  // extra NAME=value entries
+  std::string cwd;
+  // When set, stdout and stderr go to this file instead of being captured: a runtime's
+  // `create` hands its stdio to the container process, which outlives the command.
+  std::string output_file;
+};
+
+// Run argv[0] (searched in PATH) as a child with PR_SET_PDEATHSIG, wait for it.
+CommandResult run_command(const std::vector<std::string>& argv, const CommandOptions& options = {});
+
+// ---------------------------------------------------------------------------------------
+// Files.
+
+// A fresh directory under /tmp, removed with its contents (never across a mount point).
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "hostchanfs-oci");
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+  const stdfs::path& path() const { return path_; }
+
+ private:
+  stdfs::path path_;
+};
+
+std::string read_file(const stdfs::path& path);
+void write_file(const stdfs::path& path, const std::string& text);
+bool is_fuse_mount(const stdfs::path& path);
+// True once `pid` is gone (or a zombie), waiting a bounded while for it.
+bool wait_process_gone(pid_t pid);
+
+// ---------------------------------------------------------------------------------------
+// The private host every OCI test runs in (once per process, set up on first use):
+//  - its own mount namespace (/ rprivate), so every mount of the test dies with it;
+//  - a child subreaper, so containers and the controller become our children and die
+//    with us (ctest kills the process tree of a test that times out);
+//  - a cgroup layout crun accepts: on a hybrid host, every controller enabled in the
+//    cgroup2 hierarchy that has no v1 mount gets one (crun refuses hybrid cgroups
+//    otherwise); the hierarchy is emptied and unmounted at exit;
+//  - HOSTCHANFS_RUN_DIR: a test-local controller, stopped at exit.
+class PrivateHost {
+ public:
+  static PrivateHost& get();
+  const stdfs::path& dir() const { return dir_.path(); }
+  const std::string& run_dir() const { return run_dir_; }
+  // The environment the hook needs to find this test's controller.
+  std::vector<std::string> hook_env() const;
+  void shutdown();  // gtest's environment calls this after the last test
+
+ private:
+  PrivateHost();
+  void mount_missing_v1_controllers();
+  void stop_controller();
+  TempDir dir_;
+  std::string run_dir_;
+  std::vector<std::pair<std::string, std::string>> v1_mounts_;  // controller, mount point
+  bool shut_down_ = false;
+};
+
+// ---------------------------------------------------------------------------------------
+// Bundles and containers.
+
+// A busybox-static tree: /bin/busybox and one relative symlink per applet.
+void make_busybox_rootfs(const stdfs::path& rootfs);
+
+struct BundleOptions {
+  std::string runtime = "runc";            // whose `spec` generates config.json
+  std::vector<std::string> args;          // the container process
+  std::optional<std::string> channel;     // io.hostchanfs.channel; nullopt: none
+  bool with_hooks = true;                 // hooks from oci/runc-hooks-example.json
+  bool user_namespace = false;            // map container root to kUserNsHostId
+};
+inline constexpr unsigned kUserNsHostId = 100000;
+
+// <dir>/rootfs + <dir>/config.json.
+nlohmann::json make_bundle(const stdfs::path& dir, const BundleOptions& options);
+
+// A runc or crun container, deleted (by id, --force) when this object goes.
+class OciContainer {
+ public:
+  OciContainer(std::string runtime, stdfs::path bundle, std::string id);
+  OciContainer(const OciContainer&) = delete;
+  OciContainer& operator=(const OciContainer&) = delete;
+  ~OciContainer();
+
+  CommandResult create();
+  CommandResult start();
+  CommandResult remove();  // `delete` (runs poststop)
+  std::string status();    // "" when the runtime does not know the container
+  bool wait_stopped();
+  std::string output() const;  // the container's stdout and stderr
+  const std::string& id() const { return id_; }
+
+ private:
+  std::vector<std::string> base() const;
+  std::string runtime_;
+  stdfs::path bundle_;
+  std::string id_;
+  stdfs::path state_root_;
+};
+
+// Podman, rootful, with a test-local containers.conf, storage and hooks.d (made from the
+// shipped oci/hooks.d/hostchanfs.json). run() uses --rm; leftovers are removed by name.
+class Podman {
+ public:
+  explicit Podman(const stdfs::path& dir);
+  Podman(const Podman&) = delete;
+  Podman& operator=(const Podman&) = delete;
+  ~Podman();
+  CommandResult run(const std::string& name, const std::string& rootfs,
+                    const std::vector<std::string>& extra_args,
+                    const std::vector<std::string>& command);
+  CommandResult podman(const std::vector<std::string>& args);
+
+ private:
+  stdfs::path dir_;
+  std::vector<std::string> names_;
+};
+
+}  // namespace hostchanfs::testing::oci
