@@ -147,9 +147,11 @@ class ControllerClient {
   ~ControllerClient() = default;
 
  private:
-  explicit ControllerClient(UniqueFd sock) : sock_(std::move(sock)) {}
+  ControllerClient(UniqueFd sock, std::string run_dir)
+      : sock_(std::move(sock)), run_dir_(std::move(run_dir)) {}
   friend struct ControllerClientAccess;
   UniqueFd sock_;
+  std::string run_dir_;
   std::string pending_;  // bytes read past the last answer's newline
 };
 

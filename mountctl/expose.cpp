@@ -1,0 +1,132 @@
+// expose_into: the one way a channel enters a container (run, the controller for the OCI
+// hook). New mount API: clone the host mount detached, set its attributes while it is
+// still ours, then attach it from inside the container's mount namespace.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "mountctl/client.hpp"
+#include "mountctl/in_root.hpp"
+#include "sys/log.hpp"
+
+namespace hostchanfs::mountctl {
+
+namespace {
+
+std::string errno_text(std::errc e) { return std::make_error_code(e).message(); }
+
+// Runs in a forked child (setns(CLONE_NEWNS) needs a single-threaded process, and the
+// caller's namespace must stay the host's). Returns the one-line reason on failure.
+std::string attach_in_namespace(int ns_fd, int tree_fd, pid_t pid, const std::string& rootfs,
+                                const std::string& container_path) {
+  if (::setns(ns_fd, CLONE_NEWNS) < 0) {
+    return fmt::format("cannot enter the mount namespace of pid {}: {}", pid,
+                       errno_text(last_errc()));
+  }
+  // rootfs is the runtime's own path (trusted); only the container path is resolved
+  // inside it.
+  UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) {
+    return fmt::format("cannot open the container root {} (in the mount namespace of pid {}): {}",
+                       rootfs, pid, errno_text(last_errc()));
+  }
+  auto target = open_dir_in_root(root.get(), container_path, /*create_missing=*/true);
+  if (!target) {
+    return fmt::format(
+        "container path {}: cannot make the mount point inside the container root {}: {}",
+        container_path, rootfs, errno_text(target.error()));
+  }
+  if (::move_mount(tree_fd, "", target.value().get(), "",
+                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+    return fmt::format("cannot attach the channel at {} in the container: {}", container_path,
+                       errno_text(last_errc()));
+  }
+  return {};
+}
+
+}  // namespace
+
+Expected<void> expose_into(const std::string& host_path, pid_t pid, const std::string& rootfs,
+                           const std::string& container_path, bool read_only) {
+  if (container_path.empty() || container_path.front() != '/') {
+    return Error::bad_input(fmt::format(
+        "container path \"{}\" is not an absolute path: give a path that starts with /",
+        container_path));
+  }
+  if (pid <= 0) return Error::bad_input(fmt::format("pid {} is not a process id", pid));
+
+  UniqueFd tree(::open_tree(AT_FDCWD, host_path.c_str(),
+                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+  if (!tree) {
+    return Error::failure(fmt::format("cannot clone the channel mount at {}: {}", host_path,
+                                      errno_text(last_errc())));
+  }
+  // Set while the clone is detached and only ours: the container never sees it writable
+  // or shared, not even for a moment.
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC |
+                  (read_only ? MOUNT_ATTR_RDONLY : 0);
+  attr.propagation = MS_PRIVATE;
+  if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+    return Error::failure(fmt::format("cannot set the attributes of the channel clone of {}: {}",
+                                      host_path, errno_text(last_errc())));
+  }
+
+  std::string ns_path = fmt::format("/proc/{}/ns/mnt", pid);
+  UniqueFd ns(::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns) {
+    auto e = last_errc();
+    if (e == std::errc::no_such_file_or_directory) {
+      return Error::bad_input(fmt::format("process {} does not exist (has the container exited?)", pid));
+    }
+    return Error::failure(fmt::format("cannot open {}: {}", ns_path, errno_text(e)));
+  }
+
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) < 0) {
+    return Error::failure(fmt::format("cannot make a pipe: {}", errno_text(last_errc())));
+  }
+  UniqueFd report_read(report[0]), report_write(report[1]);
+  pid_t child = ::fork();
+  if (child < 0) {
+    return Error::failure(fmt::format("cannot fork: {}", errno_text(last_errc())));
+  }
+  if (child == 0) {
+    report_read.reset();
+    std::string why = attach_in_namespace(ns.get(), tree.get(), pid, rootfs, container_path);
+    if (!why.empty()) {
+      [[maybe_unused]] ssize_t n = ::write(report_write.get(), why.data(), why.size());
+    }
+    ::_exit(why.empty() ? 0 : 1);
+  }
+  report_write.reset();
+  std::string why;
+  char buf[512];
+  for (;;) {
+    ssize_t n = ::read(report_read.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    why.append(buf, static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!why.empty()) return Error::failure(why);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return Error::failure(fmt::format("the helper that attaches {} into pid {} failed (status {})",
+                                      host_path, pid, status));
+  }
+  log::get("mountctl")->info("exposed {} at {} ({}) in the mount namespace of pid {} (root {})",
+                             host_path, container_path, read_only ? "ro" : "rw", pid, rootfs);
+  return success();
+}
+
+}  // namespace hostchanfs::mountctl
