@@ -1,0 +1,247 @@
+// hostchanfs_bench_ipc: two processes talking through a MAP_SHARED file in a mount, what
+// a channel is for. Each process opens and maps the file itself, as a host process and a
+// container process would.
+//
+//   hostchanfs_bench_ipc pingpong --dir DIR [--seconds S]     round trips per second
+//   hostchanfs_bench_ipc stream --dir DIR [--bytes N] [--ring N] [--chunk N]   MiB/s
+//
+// Waiting is a short spin, then a futex on a word of the shared page (FUTEX_WAIT without
+// FUTEX_PRIVATE_FLAG keys on the file page, so it works across processes): the spin keeps
+// the latency of a busy pair low, the futex keeps a pair that shares a core with other
+// work from burning its time slice.
+//
+// Prints one JSON line: {"value": v, "unit": "round trips/s" | "MiB/s", ...}.
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "bench/bench_util.hpp"
+#include "sys/mapping.hpp"
+#include "sys/unique_fd.hpp"
+
+namespace hostchanfs::bench {
+namespace {
+
+constexpr std::size_t kHeaderSize = 4096;
+
+// A wake-up word for one shared condition: waiters sleep on `word`, notifiers bump it.
+// The sleepers count lets a notifier skip the futex system call when nobody sleeps; the
+// seq_cst order of (sleepers++, FUTEX_WAIT's compare) against (word++, sleepers load)
+// means a waiter either sees the change or is woken.
+struct Signal {
+  std::atomic<std::uint32_t> word{0};
+  std::atomic<std::uint32_t> sleepers{0};
+
+  template <class Pred>
+  void wait_until(Pred ready) {
+    for (int i = 0; i < 4000; ++i) {
+      if (ready()) return;
+      __builtin_ia32_pause();
+    }
+    for (;;) {
+      std::uint32_t seen = word.load();
+      if (ready()) return;
+      sleepers.fetch_add(1);
+      // A timeout bounds the cost of any lost wake-up to a stall instead of a hang.
+      timespec timeout{0, 50'000'000};
+      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, seen, &timeout,
+                nullptr, 0);
+      sleepers.fetch_sub(1);
+    }
+  }
+
+  void notify() {
+    word.fetch_add(1);
+    if (sleepers.load() > 0)
+      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, INT32_MAX,
+                nullptr, nullptr, 0);
+  }
+};
+
+struct PingPongPage {
+  Signal signal;
+  // Odd: the parent's ping is waiting for the child; even: the child answered.
+  std::atomic<std::uint64_t> seq{0};
+};
+constexpr std::uint64_t kStop = UINT64_MAX;
+
+struct RingHeader {
+  Signal data;    // bumped by the producer when head moves
+  Signal space;   // bumped by the consumer when tail moves
+  std::atomic<std::uint64_t> head{0};  // bytes produced
+  std::atomic<std::uint64_t> tail{0};  // bytes consumed
+};
+
+static_assert(sizeof(PingPongPage) <= kHeaderSize && sizeof(RingHeader) <= kHeaderSize);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+// The shared file: created and sized by the parent, opened and mapped by each process.
+class SharedFile {
+ public:
+  SharedFile(std::string path, std::size_t size) : path_(std::move(path)), size_(size) {
+    UniqueFd fd(::open(path_.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600));
+    if (!fd) die("create " + path_, errno);
+    if (::ftruncate(fd.get(), static_cast<off_t>(size)) < 0) die("ftruncate " + path_, errno);
+  }
+  ~SharedFile() { ::unlink(path_.c_str()); }
+  SharedFile(const SharedFile&) = delete;
+  SharedFile& operator=(const SharedFile&) = delete;
+
+  // Opens and maps the file, then touches every page so that page faults (a FUSE READ
+  // per page on first touch) stay out of the timed part.
+  Mapping map() const {
+    UniqueFd fd(::open(path_.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd) die("open " + path_, errno);
+    auto m = Mapping::map_shared(fd.get(), size_);
+    if (!m) die("mmap " + path_, m.error());
+    for (std::size_t off = 0; off < size_; off += 4096) {
+      volatile std::byte* p = m.value().data() + off;
+      *p = *p;
+    }
+    return std::move(m.value());
+  }
+
+ private:
+  std::string path_;
+  std::size_t size_;
+};
+
+// Runs child() in a child process that dies with its parent; returns its pid.
+template <class Fn>
+pid_t spawn(Fn child) {
+  pid_t pid = ::fork();
+  if (pid < 0) die("fork", errno);
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    child();
+    ::_exit(0);
+  }
+  return pid;
+}
+
+void reap(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) < 0) die("waitpid", errno);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die("ipc child failed", EIO);
+}
+
+int pingpong(const std::string& dir, double seconds) {
+  SharedFile file(dir + "/pingpong." + std::to_string(::getpid()), kHeaderSize);
+  Mapping mine = file.map();
+  auto* page = new (mine.data()) PingPongPage;
+
+  pid_t child = spawn([&] {
+    Mapping theirs = file.map();
+    auto* p = reinterpret_cast<PingPongPage*>(theirs.data());
+    for (std::uint64_t expected = 1;; expected += 2) {
+      p->signal.wait_until([&] {
+        std::uint64_t s = p->seq.load();
+        return s == expected || s == kStop;
+      });
+      if (p->seq.load() == kStop) return;
+      p->seq.store(expected + 1);
+      p->signal.notify();
+    }
+  });
+
+  std::uint64_t trips = 0;
+  auto start = Clock::now();
+  for (;;) {
+    std::uint64_t ping = 2 * trips + 1;
+    page->seq.store(ping);
+    page->signal.notify();
+    page->signal.wait_until([&] { return page->seq.load() == ping + 1; });
+    ++trips;
+    if (trips % 256 == 0 && seconds_since(start) >= seconds) break;
+  }
+  double elapsed = seconds_since(start);
+  page->seq.store(kStop);
+  page->signal.notify();
+  reap(child);
+  emit(static_cast<double>(trips) / elapsed, "round trips/s", {{"round_trips", trips}, {"seconds", elapsed}});
+  return 0;
+}
+
+int stream(const std::string& dir, std::uint64_t bytes, std::size_t ring, std::size_t chunk) {
+  if (chunk == 0 || ring % chunk != 0 || chunk < sizeof(std::uint64_t))
+    die("--ring must be a multiple of --chunk (at least 8 bytes)", EINVAL);
+  std::uint64_t total = (bytes + chunk - 1) / chunk * chunk;
+  SharedFile file(dir + "/ring." + std::to_string(::getpid()), kHeaderSize + ring);
+  Mapping mine = file.map();
+  auto* hdr = new (mine.data()) RingHeader;
+
+  // The consumer copies every chunk out and checks its sequence number, so a torn or
+  // stale read would fail the run rather than inflate the figure.
+  pid_t child = spawn([&] {
+    Mapping theirs = file.map();
+    auto* h = reinterpret_cast<RingHeader*>(theirs.data());
+    std::byte* data = theirs.data() + kHeaderSize;
+    std::vector<std::byte> out(chunk);
+    for (std::uint64_t tail = 0; tail < total; tail += chunk) {
+      h->data.wait_until([&] { return h->head.load(std::memory_order_acquire) - tail >= chunk; });
+      std::memcpy(out.data(), data + tail % ring, chunk);
+      std::uint64_t seq = 0;
+      std::memcpy(&seq, out.data(), sizeof seq);
+      if (seq != tail / chunk) ::_exit(3);
+      h->tail.store(tail + chunk, std::memory_order_release);
+      h->space.notify();
+    }
+  });
+
+  std::vector<std::byte> in(chunk, std::byte{0x5a});
+  std::byte* data = mine.data() + kHeaderSize;
+  auto start = Clock::now();
+  for (std::uint64_t head = 0; head < total; head += chunk) {
+    hdr->space.wait_until([&] { return head + chunk - hdr->tail.load(std::memory_order_acquire) <= ring; });
+    std::uint64_t seq = head / chunk;
+    std::memcpy(in.data(), &seq, sizeof seq);
+    std::memcpy(data + head % ring, in.data(), chunk);
+    hdr->head.store(head + chunk, std::memory_order_release);
+    hdr->data.notify();
+  }
+  hdr->space.wait_until([&] { return hdr->tail.load() == total; });
+  double elapsed = seconds_since(start);
+  reap(child);
+  emit(static_cast<double>(total) / (1 << 20) / elapsed, "MiB/s", {{"bytes", total}, {"seconds", elapsed}});
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"Shared-mapping IPC through a file in a mount (bench/run.sh runs this)"};
+  app.require_subcommand(1);
+  std::string dir;
+  double seconds = 1.0;
+  std::uint64_t bytes = 1ull << 30;
+  std::size_t ring = 4u << 20, chunk = 64u << 10;
+  int rc = 0;
+  auto* pp = app.add_subcommand("pingpong", "round trips per second through one shared page");
+  pp->add_option("--dir", dir, "directory in the mount")->required()->check(CLI::ExistingDirectory);
+  pp->add_option("--seconds", seconds, "time budget")->check(CLI::PositiveNumber);
+  pp->callback([&] { rc = pingpong(dir, seconds); });
+  auto* st = app.add_subcommand("stream", "producer/consumer through a ring in a shared mapping");
+  st->add_option("--dir", dir, "directory in the mount")->required()->check(CLI::ExistingDirectory);
+  st->add_option("--bytes", bytes, "bytes to stream")->check(CLI::PositiveNumber);
+  st->add_option("--ring", ring, "ring size in bytes")->check(CLI::PositiveNumber);
+  st->add_option("--chunk", chunk, "bytes per message")->check(CLI::PositiveNumber);
+  st->callback([&] { rc = stream(dir, bytes, ring, chunk); });
+  CLI11_PARSE(app, argc, argv);
+  return rc;
+}
+
+}  // namespace
+}  // namespace hostchanfs::bench
+
+int main(int argc, char** argv) { return hostchanfs::bench::run(argc, argv); }

@@ -1,0 +1,38 @@
+#!/bin/sh
+# ctest bench.quick: bench/run.sh --quick on a tiny size must exit 0 and write the table,
+# the raw results (JSON, CSV) and the plot. Timing is never asserted.
+# Needs root and /dev/fuse: skips (77) without them, but fails in CI (CI=true), as
+# HOSTCHANFS_REQUIRE_FUSE() does for the C++ tests.
+set -eu
+if [ "$(id -u)" != 0 ] || [ ! -w /dev/fuse ]; then
+    if [ "${CI:-}" = true ]; then echo "required in CI: needs root and /dev/fuse" >&2; exit 1; fi
+    echo "[  SKIPPED ] needs root and /dev/fuse"; exit 77
+fi
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+OUT="$(mktemp -d /tmp/hostchanfs-bench-test.XXXXXX)"
+trap 'rm -rf "$OUT"' EXIT
+
+"$ROOT/bench/run.sh" --quick --size 64M --out "$OUT"
+
+for f in table.txt table.md results.json results.csv ratios.png; do
+    [ -s "$OUT/$f" ] || { echo "bench.quick: $f is missing or empty" >&2; exit 1; }
+done
+grep -q '^workload .*tmpfs median.*hostchanfs median.*ratio' "$OUT/table.txt" ||
+    { echo "bench.quick: table.txt has no table header" >&2; exit 1; }
+# Every workload was measured on both sides, every repetition is in the JSON.
+python3 - "$OUT/results.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+samples = doc["samples"]
+reps = doc["config"]["reps"]
+names = {s["result"] for s in samples}
+bad = [n for n in sorted(names)
+       if sorted(s["rep"] for s in samples if s["result"] == n and s["side"] == "tmpfs") != list(range(reps))
+       or sorted(s["rep"] for s in samples if s["result"] == n and s["side"] == "hostchanfs") != list(range(reps))]
+if len(names) < 20 or bad:
+    sys.exit(f"bench.quick: results.json lacks repetitions for {bad or 'most workloads'}")
+for key in ("cores", "kernel", "libfuse", "loadavg_start"):
+    if key not in doc["machine"]:
+        sys.exit(f"bench.quick: results.json lacks machine.{key}")
+PY
+echo "bench.quick: ok"
