@@ -1,5 +1,6 @@
 #include "mountctl/run.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -20,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -104,20 +106,59 @@ void check(bool ok, const std::string& what) {
   if (!ok) die(what, errno);
 }
 
+// One entry of the host's / in the container root: directories as read-only recursive
+// clones, symlinks copied, files bound read-only.
+void add_host_entry(const std::string& name, const std::string& new_root) {
+  std::string source = "/" + name, target = new_root + "/" + name;
+  struct stat st {};
+  if (::lstat(source.c_str(), &st) < 0) return;
+  if (S_ISLNK(st.st_mode)) {
+    char link[PATH_MAX];
+    ssize_t n = ::readlink(source.c_str(), link, sizeof link - 1);
+    if (n < 0) return;
+    link[n] = '\0';
+    check(::symlink(link, target.c_str()) == 0, "copy the symlink " + source);
+    return;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    check(::mkdir(target.c_str(), st.st_mode & 07777) == 0, "mkdir " + target);
+  } else if (S_ISREG(st.st_mode)) {
+    int fd = ::open(target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    check(fd >= 0, "create " + target);
+    ::close(fd);
+  } else {
+    return;
+  }
+  int tree = ::open_tree(AT_FDCWD, source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  check(tree >= 0, "clone the host's " + source);
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID;  // not nodev: /dev/null, /dev/zero
+  attr.propagation = MS_PRIVATE;
+  check(::mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) == 0,
+        "make the clone of " + source + " read-only");
+  check(::move_mount(tree, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) == 0,
+        "attach the clone of " + source);
+  ::close(tree);
+}
+
 // The root the container will pivot into, prepared at `new_root` (a directory on the
-// scratch tmpfs): a read-only recursive clone of the host's /, or the given rootfs bound.
+// scratch tmpfs). Without --rootfs: a tmpfs holding read-only clones of every entry of
+// the host's /, so that a container path missing on the host (the seed's /testdir) can be
+// made in the tmpfs, never on the host; the tmpfs turns read-only once the channels are
+// in (seal_root). With --rootfs: that directory, bound.
 void make_root(const RunArgs& args, const std::string& new_root) {
   if (args.rootfs.empty()) {
-    int tree = ::open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-    check(tree >= 0, "clone the host root");
-    mount_attr attr{};
-    attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID;  // not nodev: /dev/null, /dev/zero
-    attr.propagation = MS_PRIVATE;
-    check(::mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) == 0,
-          "make the host root clone read-only");
-    check(::move_mount(tree, "", AT_FDCWD, new_root.c_str(), MOVE_MOUNT_F_EMPTY_PATH) == 0,
-          "attach the host root clone");
-    ::close(tree);
+    check(::mount("hostroot", new_root.c_str(), "tmpfs", MS_NOSUID, "mode=0755,size=1m") == 0,
+          "mount the container's root tmpfs");
+    // Unbindable: the clones of the host's entries below must not copy it into itself.
+    check(::mount(nullptr, new_root.c_str(), nullptr, MS_UNBINDABLE, nullptr) == 0,
+          "make the container's root unbindable");
+    std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir("/"), ::closedir);
+    check(dir != nullptr, "read /");
+    while (dirent* e = ::readdir(dir.get())) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") add_host_entry(name, new_root);
+    }
     return;
   }
   check(::mount(args.rootfs.c_str(), new_root.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0,
@@ -143,6 +184,13 @@ void make_root(const RunArgs& args, const std::string& new_root) {
   std::string shm = dev + "/shm";
   ::mkdir(shm.c_str(), 01777);
   ::mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=64m");
+}
+
+// The host-root tmpfs goes read-only once the channels' mount points are made in it.
+void seal_root(const RunArgs& args, const std::string& new_root) {
+  if (!args.rootfs.empty()) return;
+  check(::mount(nullptr, new_root.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, nullptr) == 0,
+        "make the container root read-only");
 }
 
 void enter_root(const std::string& new_root) {
@@ -227,6 +275,7 @@ int status_code(int status) {
   if (::recv(sync_fd, &go, 1, 0) != 1 || go != 'g') ::_exit(1);  // the parent gave up
   ::close(sync_fd);
 
+  seal_root(args, new_root);
   enter_root(new_root);
   ::sethostname("hostchanfs", 10);
   drop_privileges(user);

@@ -1,0 +1,188 @@
+// A private world for one controller test: its own mount namespace, work directory, run
+// dir (HOSTCHANFS_RUN_DIR) and controller. On destruction — also when the test failed
+// halfway — the controller is stopped by pid (SIGTERM: it removes every channel; SIGKILL
+// if it does not end), every process still naming the work directory is killed by pid,
+// leftover mounts are detached and the work directory removed.
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/child_process.hpp"
+#include "tests/support/mount_namespace.hpp"
+#include "tests/support/scoped_mounts.hpp"
+
+namespace hostchanfs::testing {
+
+struct CliResult {
+  int status = -1;
+  std::string out, err;
+};
+
+inline std::string read_all(int fd) {
+  std::string s;
+  ::lseek(fd, 0, SEEK_SET);
+  char buf[8192];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) s.append(buf, static_cast<std::size_t>(n));
+  return s;
+}
+
+// `hostchanfs ARGS...` started in the background, stdout and stderr into memfds.
+class Cli {
+ public:
+  explicit Cli(const std::vector<std::string>& args)
+      : out_(::memfd_create("out", MFD_CLOEXEC)), err_(::memfd_create("err", MFD_CLOEXEC)) {
+    std::vector<std::string> argv = {HOSTCHANFS_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    proc_ = ChildProcess::spawn(argv, {{out_, 1}, {err_, 2}});
+  }
+  ~Cli() {
+    proc_ = ChildProcess();  // kills and reaps it if still running
+    ::close(out_);
+    ::close(err_);
+  }
+  Cli(const Cli&) = delete;
+  Cli& operator=(const Cli&) = delete;
+
+  pid_t pid() const { return proc_.pid(); }
+  void signal(int sig) { proc_.signal(sig); }
+  CliResult wait() {
+    CliResult r;
+    r.status = proc_.wait();
+    r.out = read_all(out_);
+    r.err = read_all(err_);
+    return r;
+  }
+  std::string err_so_far() const { return read_all(err_); }
+
+ private:
+  int out_, err_;
+  ChildProcess proc_;
+};
+
+inline CliResult hostchanfs(const std::vector<std::string>& args) { return Cli(args).wait(); }
+
+// Polls `done` until it holds; the bound only turns a hang into a failure.
+inline bool eventually(const std::function<bool()>& done,
+                       std::chrono::seconds bound = std::chrono::seconds(60)) {
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+inline bool exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// Mount points at or below `prefix` in our mount namespace.
+inline std::vector<std::string> mounts_under(const std::string& prefix) {
+  std::vector<std::string> found;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    fields >> id >> parent >> dev >> root >> point;
+    if (point == prefix || point.rfind(prefix + "/", 0) == 0) found.push_back(point);
+  }
+  return found;
+}
+
+// Pids of processes whose command line mentions `text` (our daemons name their host path).
+inline std::vector<pid_t> processes_naming(const std::string& text) {
+  std::vector<pid_t> found;
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir("/proc"), ::closedir);
+  while (dirent* e = d ? ::readdir(d.get()) : nullptr) {
+    pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (pid <= 0 || pid == ::getpid()) continue;
+    std::ifstream f(std::string("/proc/") + e->d_name + "/cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (cmd.find(text) != std::string::npos) found.push_back(pid);
+  }
+  return found;
+}
+
+class ControllerWorld {
+ public:
+  ControllerWorld() : work_("mountctl") {
+    run_dir_ = work_.path() + "/run";
+    ::setenv("HOSTCHANFS_RUN_DIR", run_dir_.c_str(), 1);
+  }
+  ~ControllerWorld() {
+    stop_controller();
+    for (pid_t pid : processes_naming(work_.path())) ::kill(pid, SIGKILL);
+    auto left = mounts_under(work_.path());
+    for (auto it = left.rbegin(); it != left.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(work_.path(), ec)) {
+      std::filesystem::remove_all(entry.path(), ec);
+    }
+    ::unsetenv("HOSTCHANFS_RUN_DIR");
+  }
+  ControllerWorld(const ControllerWorld&) = delete;
+  ControllerWorld& operator=(const ControllerWorld&) = delete;
+
+  const std::string& work() const { return work_.path(); }
+  const std::string& run_dir() const { return run_dir_; }
+  std::string path(const std::string& rel) const { return work_.path() + "/" + rel; }
+
+  std::optional<pid_t> controller_pid() const {
+    std::ifstream in(run_dir_ + "/controller.pid");
+    pid_t pid = 0;
+    if (in >> pid && pid > 0) return pid;
+    return std::nullopt;
+  }
+
+  // SIGTERM (the controller removes every channel), SIGKILL if it does not end. Returns
+  // true if it ended on SIGTERM.
+  bool stop_controller() {
+    auto pid = controller_pid();
+    if (!pid) return true;
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0));
+    if (pidfd < 0) return true;
+    ::syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, nullptr, 0);
+    pollfd p{pidfd, POLLIN, 0};
+    bool clean = ::poll(&p, 1, 60'000) > 0;
+    if (!clean) {
+      ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+      ::poll(&p, 1, -1);
+    }
+    ::close(pidfd);
+    return clean;
+  }
+
+  std::string controller_log() const {
+    std::ifstream in(run_dir_ + "/controller.log");
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+
+ private:
+  PrivateMountNamespace ns_;
+  TempDir work_;
+  std::string run_dir_;
+};
+
+}  // namespace hostchanfs::testing
