@@ -319,6 +319,13 @@ struct Store::Impl {
     if (!is_dir(*r)) return std::errc::not_a_directory;
     return r;
   }
+  // A directory that may receive a new entry: not one already removed (a removed directory
+  // the kernel still holds, e.g. a cwd, must stay empty, or freeing it would leak entries).
+  Result<InodeRec*> live_dir_of(Ino ino) const {
+    HC_TRY(r, dir_of(ino));
+    if (r->nlink == 0) return std::errc::no_such_file_or_directory;
+    return r;
+  }
   const L::DirEntryRec* find_entry(const InodeRec& dir, std::string_view name) const {
     auto& idx = dir.dir->entries.get<L::ByName>();
     auto it = idx.find(name);
@@ -383,7 +390,7 @@ struct Store::Impl {
                          std::string_view symlink_target, const Caller& caller) {
     HC_TRYV(check_name(name));
     std::unique_lock lk(ns_mutex);
-    HC_TRY(parent, dir_of(parent_ino));
+    HC_TRY(parent, live_dir_of(parent_ino));
     if (find_entry(*parent, name)) return std::errc::file_exists;
     bool long_link = S_ISLNK(mode) && symlink_target.size() >= kShortSymlinkLen;
     if (long_link && !reserve_pages(1, false)) return std::errc::no_space_on_device;
@@ -563,6 +570,9 @@ Result<Attr> Store::lookup(Ino parent_ino, std::string_view name) {
 }
 
 void Store::forget(Ino ino, std::uint64_t nlookup) {
+  // The root is never freed, and the kernel's count for it starts at one that no reply of
+  // ours counted: a forget of the root must not trip the underflow check below.
+  if (ino == kRootIno) return;
   std::uint64_t generation = 0;
   {
     std::shared_lock lk(impl_->ns_mutex);
@@ -570,7 +580,7 @@ void Store::forget(Ino ino, std::uint64_t nlookup) {
     if (!r) return;
     std::uint64_t before = r->lookups.fetch_sub(nlookup);
     if (before < nlookup) std::abort();  // the kernel forgot more than it looked up
-    if (before != nlookup || ino == kRootIno) return;
+    if (before != nlookup) return;
     generation = r->generation;
   }
   impl_->free_if_unreferenced(ino, generation);
@@ -595,9 +605,10 @@ Result<Attr> Store::setattr(Ino ino, const AttrChange& c, const Caller& caller) 
   timespec ts = now();
   if (c.size) {
     std::uint64_t old = r->size, nsize = *c.size;
-    if (nsize < old) {
+    if (nsize <= old) {
       // tmpfs frees everything past the new end, even pages fallocated beyond the old
-      // one, and zeroes the tail of the last page so a later grow reads zeros.
+      // one (also when the size stays), and zeroes the tail of the last page so a later
+      // grow reads zeros.
       impl_->drop_pages_from(*r, pages_for(nsize));
       if (nsize % kPageSize)
         impl_->zero_in_page(*r, nsize / kPageSize, nsize % kPageSize, kPageSize);
@@ -671,7 +682,7 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
   std::unique_lock lk(impl_->ns_mutex);
   HC_TRY(r, impl_->get(ino));
   if (is_dir(*r)) return std::errc::operation_not_permitted;
-  HC_TRY(parent, impl_->dir_of(new_parent));
+  HC_TRY(parent, impl_->live_dir_of(new_parent));
   if (impl_->find_entry(*parent, new_name)) return std::errc::file_exists;
   if (r->nlink == 0) return std::errc::no_such_file_or_directory;
   // tmpfs charges every hard link as an inode.
@@ -741,7 +752,7 @@ Result<void> Store::rename(Ino old_parent_ino, std::string_view old_name, Ino ne
   auto& s = *impl_;
   std::unique_lock lk(s.ns_mutex);
   HC_TRY(old_parent, s.dir_of(old_parent_ino));
-  HC_TRY(new_parent, s.dir_of(new_parent_ino));
+  HC_TRY(new_parent, s.live_dir_of(new_parent_ino));
   const L::DirEntryRec* src = s.find_entry(*old_parent, old_name);
   if (!src) return std::errc::no_such_file_or_directory;
   const L::DirEntryRec* dst = s.find_entry(*new_parent, new_name);

@@ -103,6 +103,22 @@ TEST_F(DataTest, TruncateOnAPageBoundaryKeepsThePageBefore) {
   EXPECT_EQ(read(f.ino, 0, 2 * kPage), std::string(kPage, 'B'));
 }
 
+// tmpfs frees pages fallocated past the end on any truncate that does not grow the file,
+// even to the same size; growing keeps them.
+TEST_F(DataTest, TruncateFreesPagesReservedPastTheEnd) {
+  ASSERT_TRUE(Ok(write(f.ino, 0, std::string(2 * kPage, 'x'))));
+  ASSERT_TRUE(Ok(s().fallocate(f.ino, FALLOC_FL_KEEP_SIZE, 2 * kPage, 8 * kPage)));
+  EXPECT_EQ(attr(f.ino).blocks, 80u);
+  ASSERT_TRUE(Ok(truncate(f.ino, 2 * kPage)));
+  EXPECT_EQ(attr(f.ino).blocks, 16u);
+  EXPECT_EQ(s().pages_used(), 2u);
+  ASSERT_TRUE(Ok(truncate(f.ino, 0)));
+  ASSERT_TRUE(Ok(s().fallocate(f.ino, FALLOC_FL_KEEP_SIZE, 0, 8 * kPage)));
+  ASSERT_TRUE(Ok(truncate(f.ino, 100000)));
+  EXPECT_EQ(attr(f.ino).blocks, 64u);
+  EXPECT_EQ(attr(f.ino).size, 100000u);
+}
+
 // --- fallocate ----------------------------------------------------------------------------
 
 TEST_F(DataTest, FallocateReservesPagesAndExtends) {

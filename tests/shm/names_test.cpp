@@ -307,6 +307,41 @@ TEST_F(NamesTest, MkdirRmdirLinkCountsAndSizes) {
   EXPECT_TRUE(Fails(s().lookup(kRootIno, "d"), ENOENT));
 }
 
+TEST_F(NamesTest, RmdirOfDotAndDotDot) {
+  Attr d = make_dir(kRootIno, "d");
+  EXPECT_TRUE(Fails(s().rmdir(d.ino, "."), EINVAL));
+  EXPECT_TRUE(Fails(s().rmdir(d.ino, ".."), ENOTEMPTY));
+}
+
+// A directory removed while the kernel still holds it (someone's cwd): nothing new can be
+// made or moved inside it, as on tmpfs (ENOENT); listing it still works.
+TEST_F(NamesTest, NothingCanBeCreatedInARemovedDirectory) {
+  Attr d = must(s().mkdir(kRootIno, "d", 0755, root_caller()));  // the lookup stays held
+  Attr f = create(kRootIno, "f");
+  ASSERT_TRUE(Ok(s().rmdir(kRootIno, "d")));
+  const std::uint64_t inodes = s().inodes_used();
+  EXPECT_TRUE(Fails(s().mknod(d.ino, "x", S_IFREG | 0644, 0, root_caller()), ENOENT));
+  EXPECT_TRUE(Fails(s().mkdir(d.ino, "x", 0755, root_caller()), ENOENT));
+  EXPECT_TRUE(Fails(s().symlink(d.ino, "x", "t", root_caller()), ENOENT));
+  EXPECT_TRUE(Fails(s().link(f.ino, d.ino, "x"), ENOENT));
+  EXPECT_TRUE(Fails(s().rename(kRootIno, "f", d.ino, "x", 0), ENOENT));
+  EXPECT_EQ(s().inodes_used(), inodes);
+  EXPECT_EQ(must(peek(kRootIno, "f")).ino, f.ino);
+  EXPECT_TRUE(names(d.ino).empty());
+  s().forget(d.ino, 1);
+  EXPECT_FALSE(s().getattr(d.ino));
+  ASSERT_TRUE(Ok(s().unlink(kRootIno, "f")));
+  EXPECT_EQ(s().inodes_used(), 1u);
+}
+
+TEST_F(NamesTest, ForgettingTheRootIsHarmless) {
+  // The kernel holds one implicit reference on the root that no lookup reply counted.
+  s().forget(kRootIno, 1);
+  EXPECT_TRUE(Ok(s().getattr(kRootIno)));
+  create(kRootIno, "f");
+  EXPECT_EQ(names(kRootIno), std::vector<std::string>{"f"});
+}
+
 // --- symlinks -----------------------------------------------------------------------------
 
 TEST_F(NamesTest, ShortSymlinksAreFreeLongOnesTakeAPage) {
@@ -370,6 +405,15 @@ TEST_F(NamesTest, HardLinksShareTheInode) {
   ASSERT_TRUE(Ok(s().unlink(d.ino, "l")));
   EXPECT_FALSE(s().getattr(f.ino));
   EXPECT_EQ(s().pages_used(), 0u);
+}
+
+TEST_F(NamesTest, AnUnlinkedFileCannotBeLinkedAgain) {
+  Attr f = must(s().mknod(kRootIno, "f", S_IFREG | 0644, 0, root_caller()));
+  ASSERT_TRUE(Ok(s().unlink(kRootIno, "f")));
+  EXPECT_TRUE(Fails(s().link(f.ino, kRootIno, "again"), ENOENT));
+  EXPECT_EQ(s().inodes_used(), 2u);
+  s().forget(f.ino, 1);
+  EXPECT_EQ(s().inodes_used(), 1u);
 }
 
 // --- rename -------------------------------------------------------------------------------
@@ -467,6 +511,15 @@ TEST_F(RenameTest, DirectoryOverDirectory) {
   EXPECT_EQ(attr(a.ino).nlink, 2u);
   EXPECT_EQ(attr(b.ino).nlink, 4u);  // ".", "..", empty (now d), full
   EXPECT_EQ(names(d.ino), std::vector<std::string>{"inside"});
+}
+
+TEST_F(RenameTest, DirectoryOverEmptySiblingInTheSameParent) {
+  make_dir(a.ino, "x");
+  make_dir(a.ino, "y");
+  EXPECT_EQ(attr(a.ino).nlink, 4u);
+  ASSERT_TRUE(Ok(s().rename(a.ino, "x", a.ino, "y", 0)));
+  EXPECT_EQ(attr(a.ino).nlink, 3u);
+  EXPECT_EQ(names(a.ino), std::vector<std::string>{"y"});
 }
 
 TEST_F(RenameTest, TypeMismatches) {
