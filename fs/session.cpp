@@ -10,10 +10,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "fs/context.hpp"
+#include "fs/kernel_mount.hpp"
+#include "fs/session_io.hpp"
 #include "fs/ops.hpp"
 #include "sys/log.hpp"
 #include "sys/memfd.hpp"
@@ -23,10 +26,6 @@ namespace hostchanfs::fs {
 
 namespace {
 
-// Mount options: what iSulad's tmpfs gets (nosuid,nodev,noexec), usable by every uid
-// with the kernel enforcing modes and the sticky bit, and named for df and /proc/mounts.
-constexpr const char* kMountOptions =
-    "fsname=hostchanfs,subtype=hostchanfs,allow_other,default_permissions,nosuid,nodev,noexec";
 
 struct SessionDeleter {
   void operator()(fuse_session* se) const { fuse_session_destroy(se); }
@@ -52,17 +51,18 @@ class SignalHandlers {
   fuse_session* se_;
 };
 
-// The kernel mount, unmounted (lazily, MNT_DETACH) on scope exit. For a /dev/fuse fd
-// handed over by the controller, libfuse leaves the mount to its owner.
-class Mounted {
+// Our own mount, detached on scope exit (declared after the session, so the mount goes
+// before the session closes the /dev/fuse descriptor). A mount made by the controller is
+// its owner's to remove.
+class OwnMount {
  public:
-  explicit Mounted(fuse_session* se) : se_(se) {}
-  ~Mounted() { fuse_session_unmount(se_); }
-  Mounted(const Mounted&) = delete;
-  Mounted& operator=(const Mounted&) = delete;
+  explicit OwnMount(std::string path) : path_(std::move(path)) {}
+  ~OwnMount() { (void)unmount_fuse(path_); }
+  OwnMount(const OwnMount&) = delete;
+  OwnMount& operator=(const OwnMount&) = delete;
 
  private:
-  fuse_session* se_;
+  std::string path_;
 };
 
 Result<std::unique_ptr<shm::Store>> open_store(const ServeOptions& o) {
@@ -127,7 +127,10 @@ int serve(const ServeOptions& o) {
   }
   Filesystem filesystem{*store.value(), name, log};
 
-  std::vector<std::string> argv_text = {"hostchanfs", "-o", kMountOptions};
+  // The mount options live in kernel_mount.cpp; libfuse only needs a program name here.
+  // HOSTCHANFS_FUSE_DEBUG=1 prints every request (how bench/ counts round trips).
+  std::vector<std::string> argv_text = {"hostchanfs"};
+  if (std::getenv("HOSTCHANFS_FUSE_DEBUG")) argv_text.push_back("-d");
   std::vector<char*> argv;
   for (auto& a : argv_text) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
@@ -141,12 +144,21 @@ int serve(const ServeOptions& o) {
     log->error("{}: cannot install signal handlers", name);
     return 1;
   }
-  std::string target = o.fuse_fd >= 0 ? "/dev/fd/" + std::to_string(o.fuse_fd) : name;
-  if (fuse_session_mount(se.get(), target.c_str()) != 0) {
-    log->error("{}: mount failed (see the libfuse message above)", name);
+  UniqueFd fuse_fd(o.fuse_fd);
+  std::optional<OwnMount> own_mount;
+  if (!fuse_fd) {
+    auto mounted = mount_fuse(name, o.uid, o.gid);
+    if (!mounted) {
+      log->error("{}: cannot mount: {}", name, std::strerror(to_errno(mounted.error())));
+      return 1;
+    }
+    fuse_fd = std::move(mounted).value();
+    own_mount.emplace(name);
+  }
+  if (auto io = use_session_io(se.get(), std::move(fuse_fd)); !io) {
+    log->error("{}: cannot serve /dev/fuse: {}", name, std::strerror(to_errno(io.error())));
     return 1;
   }
-  Mounted mounted(se.get());
   log->info("{}: mounted ({} bytes, {} inodes{})", name, store.value()->quota_pages() * shm::kPageSize,
             store.value()->max_inodes(), o.fuse_fd >= 0 ? ", fd from the controller" : "");
 

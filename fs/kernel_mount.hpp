@@ -1,0 +1,24 @@
+// The kernel side of a channel: /dev/fuse opened and mount(2)ed at a path with the options
+// every channel gets. One place for both callers: `serve` mounting for itself and the
+// controller mounting before it hands the descriptor to a daemon.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "sys/result.hpp"
+#include "sys/unique_fd.hpp"
+
+namespace hostchanfs::fs {
+
+// Mount flags and options: what iSulad's tmpfs gets (nosuid, nodev, noexec), usable by
+// every uid with the kernel enforcing modes and the sticky bit (allow_other,
+// default_permissions), and named for df and /proc/mounts (source and subtype hostchanfs).
+// Returns the /dev/fuse descriptor that now serves the mount.
+Result<UniqueFd> mount_fuse(const std::string& path, uid_t root_uid, gid_t root_gid);
+
+// Detach the mount at `path` (lazily: open files keep working until closed).
+Result<void> unmount_fuse(const std::string& path);
+
+}  // namespace hostchanfs::fs

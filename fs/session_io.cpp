@@ -1,0 +1,74 @@
+#include "fs/session_io.hpp"
+
+#include <linux/fuse.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace hostchanfs::fs {
+
+namespace {
+
+// One session per process: INIT happens once, before any other request.
+struct InitState {
+  std::atomic<std::uint64_t> unique{0};   // the INIT request's id, 0 until seen
+  std::atomic<bool> offered{false};       // the kernel offered KILLPRIV_V2
+  std::atomic<bool> replied{false};
+  std::atomic<bool> negotiated{false};
+};
+InitState g_init;
+
+ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) {
+  ssize_t n = ::read(fd, buf, len);
+  if (!g_init.replied.load(std::memory_order_relaxed) &&
+      n >= static_cast<ssize_t>(sizeof(fuse_in_header) + offsetof(fuse_init_in, flags) +
+                                 sizeof(std::uint32_t))) {
+    const auto* in = static_cast<const fuse_in_header*>(buf);
+    if (in->opcode == FUSE_INIT) {
+      const auto* arg = reinterpret_cast<const fuse_init_in*>(in + 1);
+      g_init.offered = (arg->flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
+      g_init.unique = in->unique;
+    }
+  }
+  return n;
+}
+
+ssize_t io_writev(int fd, iovec* iov, int count, void* /*userdata*/) {
+  std::uint64_t init_unique = g_init.unique.load(std::memory_order_relaxed);
+  if (init_unique && !g_init.replied.load(std::memory_order_relaxed) && count >= 2 &&
+      iov[0].iov_len >= sizeof(fuse_out_header)) {
+    auto* out = static_cast<fuse_out_header*>(iov[0].iov_base);
+    if (out->unique == init_unique) {
+      g_init.replied = true;
+      if (out->error == 0 && g_init.offered &&
+          iov[1].iov_len >= offsetof(fuse_init_out, flags) + sizeof(std::uint32_t)) {
+        static_cast<fuse_init_out*>(iov[1].iov_base)->flags |= FUSE_HANDLE_KILLPRIV_V2;
+        g_init.negotiated = true;
+      }
+    }
+  }
+  return ::writev(fd, iov, count);
+}
+
+constexpr fuse_custom_io kIo = {
+    .writev = io_writev,
+    .read = io_read,
+    .splice_receive = nullptr,  // no splice: requests arrive in memory, replies go by writev
+    .splice_send = nullptr,
+};
+
+}  // namespace
+
+Result<void> use_session_io(fuse_session* se, UniqueFd fuse_fd) {
+  int rc = fuse_session_custom_io(se, &kIo, fuse_fd.get());
+  if (rc < 0) return static_cast<std::errc>(-rc);
+  fuse_fd.release();
+  return success();
+}
+
+bool killpriv_v2_negotiated() { return g_init.negotiated.load(); }
+
+}  // namespace hostchanfs::fs
