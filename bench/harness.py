@@ -618,6 +618,16 @@ def store_bench(binary: str, out_dir: str, quick: bool) -> list[dict]:
     return rows
 
 
+def store_markdown(rows: list[dict]) -> list[str]:
+    out = ["Store micro-benchmarks (no FUSE; Google Benchmark):", "",
+           "| benchmark | real/op | cpu/op | throughput (per CPU second) |", "|---|---|---|---|"]
+    for r in rows:
+        tp = (f"{r['bytes_per_second'] / MiB:.0f} MiB/s" if r["bytes_per_second"]
+              else f"{fmt(r['items_per_second'])} op/s" if r["items_per_second"] else "")
+        out.append(f"| {r['name']} | {r['ns_per_op']:.0f} ns | {r['cpu_ns_per_op']:.0f} ns | {tp} |")
+    return out
+
+
 def store_lines(rows: list[dict]) -> list[str]:
     # On a shared machine the CPU time is the steadier figure; throughput is per CPU second.
     out = ["store micro-benchmarks (no FUSE; Google Benchmark)",
@@ -729,6 +739,7 @@ def main() -> int:
     md = table_lines(rows, sides, markdown=True)
     if store_rows:
         text += [""] + store_lines(store_rows)
+        md += [""] + store_markdown(store_rows)
     if store_error:
         text += ["", f"store micro-benchmarks: ERROR {store_error}"]
     note = ("ratio: hostchanfs/tmpfs of the medians, oriented so that > 1 means hostchanfs is "
