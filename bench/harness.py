@@ -58,6 +58,7 @@ class Config:
     readdir_entries: int
     big_dir_entries: int
     meta_max: int
+    inode_files: int     # empty files of the memory-per-inode workload
 
 
 class MeasureError(Exception):
@@ -358,6 +359,38 @@ def memory(side: Side, cfg: Config) -> Result:
             "mem-after-delete": (deleted, {"stored_mib": 0, **deleted_extra})}
 
 
+def slab_bytes(caches=("shmem_inode_cache", "dentry")) -> int:
+    """Kernel memory in the slab caches a tmpfs file lives in (its inode and dentry)."""
+    total = 0
+    with open("/proc/slabinfo") as f:
+        for line in f:
+            cols = line.split()
+            if cols and cols[0] in caches:
+                total += int(cols[1]) * int(cols[3])
+    return total
+
+
+def memory_per_inode(side: Side, cfg: Config) -> Result:
+    """Memory per empty file: hostchanfs, the daemon's footprint growth (issue 7 wants it
+    under 1 KiB); tmpfs, the growth of its inode and dentry slabs (an estimate: other
+    work on the machine moves the dentry cache too). Each repetition keeps its files until
+    the workload ends, so that the next one measures new inodes, not reused slots."""
+    d = side.file(f"inodes.{len([e for e in os.listdir(side.path) if e.startswith('inodes.')])}")
+    os.mkdir(d)
+    n = cfg.inode_files
+    before = memory_of(side)[0] * MiB if side.daemon_pid else slab_bytes()
+    for i in range(n):
+        os.mknod(os.path.join(d, f"f{i}"), 0o100644)
+    after = memory_of(side)[0] * MiB if side.daemon_pid else slab_bytes()
+    return {"mem-per-inode": (max(0.0, after - before) / n, {"files": n, "before": before, "after": after})}
+
+
+def remove_inode_dirs(side: Side, cfg: Config) -> None:
+    for e in os.listdir(side.path):
+        if e.startswith("inodes."):
+            shutil.rmtree(side.file(e))
+
+
 # ---- the list, in the order they run
 
 def workloads() -> list[Workload]:
@@ -367,6 +400,7 @@ def workloads() -> list[Workload]:
     return [
         # First, while the channel is fresh: the daemon's memory baseline is its own.
         Workload("mem", memory),
+        Workload("mem-per-inode", memory_per_inode, finish=remove_inode_dirs),
         dd_workload("dd-1k", 1024, lambda c: c.dd1k_bytes),
         dd_workload("dd-1m", MiB, lambda c: c.io_bytes),
         Workload("fio-seqwrite-1m", fio_seq_write),
@@ -392,6 +426,7 @@ def workloads() -> list[Workload]:
 spec("mem-after-write", "MiB", higher=False,
      absolute=lambda c: c.mem_bytes / MiB * 1.1 + 16, text="<= N+10%+16 MiB")
 spec("mem-after-delete", "MiB", higher=False, absolute=lambda c: 16.0, text="<= 16 MiB after 1 s")
+spec("mem-per-inode", "bytes", higher=False, absolute=lambda c: 1024.0, text="<= 1 KiB")
 spec("dd-1k", "MiB/s", target=0.04)
 spec("dd-1m", "MiB/s")
 spec("fio-seqwrite-1m", "MiB/s", target=0.3)
@@ -458,7 +493,10 @@ def measure(selected: list[Workload], sides: list[Side], cfg: Config) -> list[Sa
                     progress(f"{head} ERROR {e}")
         for side in sides:
             if w.finish:
-                w.finish(side, cfg)
+                try:
+                    w.finish(side, cfg)
+                except (MeasureError, OSError) as e:   # litter in a mount about to go
+                    progress(f"[{i:2}/{len(selected)}] {w.name}: cleanup on {side.name} failed: {e}")
     return samples
 
 
@@ -692,6 +730,7 @@ def config(args) -> Config:
         readdir_entries=2000 if quick else 10000,
         big_dir_entries=10000 if quick else 100000,
         meta_max=10000 if quick else 50000,
+        inode_files=min(2000 if quick else 10000, size // 4096 // 16),
     )
 
 
