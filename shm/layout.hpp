@@ -133,6 +133,7 @@ struct InodeRec {
   std::uint64_t xattr_bytes;  // charged to the quota in whole pages
   std::int64_t atime_s, mtime_s, ctime_s;
   std::uint32_t atime_ns, mtime_ns, ctime_ns;
+  std::uint32_t charge_released;        // 1: pages and inode count given back (maybe_free)
   std::uint64_t parent;                 // directories: the ".." inode
   std::atomic<std::uint64_t> lookups;   // the kernel's lookup count
   std::atomic<std::uint32_t> opens;     // open handles

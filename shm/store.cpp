@@ -286,25 +286,39 @@ struct Store::Impl {
   }
   // Release a slot: its pages, its segment objects, its quota and its inode count.
   void free_inode(Ino ino, InodeRec& r) {
-    drop_pages_from(r, 0);
+    release_charge(r);
     if (r.pages) segment->destroy_ptr(r.pages.get());
     if (r.dir) segment->destroy_ptr(r.dir.get());
     if (r.symlink) segment->destroy_ptr(r.symlink.get());
     if (r.xattrs) segment->destroy_ptr(r.xattrs.get());
-    unreserve_pages(r.pages_held + pages_for(r.xattr_bytes));  // long symlink, xattrs
-    unreserve_inode();
     std::uint64_t gen = r.generation + 1;
     r.~InodeRec();
     std::memset(static_cast<void*>(&r), 0, sizeof r);
     r.generation = gen;
     inode_pool->give(static_cast<std::uint32_t>(ino - 2));
   }
-  bool unreferenced(const InodeRec& r) const {
-    return r.nlink == 0 && r.lookups.load() == 0 && r.opens.load() == 0;
+  // Give back what an inode costs (its pages, long-symlink and xattr pages, its inode
+  // count), once only. tmpfs does this when the last name and the last open file go; the
+  // kernel's FORGET for a FUSE inode can come much later, and statfs must not wait for it.
+  void release_charge(InodeRec& r) {
+    if (r.charge_released) return;
+    drop_pages_from(r, 0);
+    unreserve_pages(r.pages_held + pages_for(r.xattr_bytes));  // long symlink, xattrs
+    r.pages_held = 0;
+    r.xattr_bytes = 0;
+    unreserve_inode();
+    r.charge_released = 1;
   }
-  // Called under ns exclusive after a change that may have dropped the last reference.
+  // Called under ns exclusive after a change that may have dropped the last reference:
+  // with no name and no handle left the charge goes; the slot goes when the kernel's
+  // lookups are gone too.
   void maybe_free(Ino ino, InodeRec& r) {
-    if (ino != kRootIno && unreferenced(r)) free_inode(ino, r);
+    if (ino == kRootIno || r.nlink != 0 || r.opens.load() != 0) return;
+    if (r.lookups.load() == 0) {
+      free_inode(ino, r);
+    } else {
+      release_charge(r);
+    }
   }
   // Called with no lock held: free `ino` if it is (still) unreferenced.
   void free_if_unreferenced(Ino ino, std::uint64_t generation) {
@@ -873,7 +887,7 @@ void Store::release(Ino ino) {
     std::shared_lock lk(impl_->ns_mutex);
     InodeRec* r = impl_->rec(ino);
     if (!r) return;
-    if (r->opens.fetch_sub(1) != 1 || !impl_->unreferenced(*r)) return;
+    if (r->opens.fetch_sub(1) != 1 || r->nlink != 0) return;
     generation = r->generation;
   }
   impl_->free_if_unreferenced(ino, generation);
