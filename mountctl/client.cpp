@@ -52,6 +52,13 @@ Expected<UniqueFd> connect_socket(const std::string& run_dir) {
   return fd;
 }
 
+// The hostchanfs executable: ourselves, unless $HOSTCHANFS_SELF names it (a test, or a
+// program that links this library, is not hostchanfs).
+std::string self_executable() {
+  const char* env = std::getenv("HOSTCHANFS_SELF");
+  return env && *env ? std::string(env) : std::string("/proc/self/exe");
+}
+
 // Start `hostchanfs controller` detached (double fork + setsid): it must outlive us and
 // never be our child. Returns a pidfd of it, to notice if it dies at start.
 Expected<UniqueFd> spawn_controller(const std::string& run_dir) {
@@ -85,7 +92,7 @@ Expected<UniqueFd> spawn_controller(const std::string& run_dir) {
       ::dup2(out, STDERR_FILENO);
     }
     if (::chdir("/") < 0) ::_exit(127);
-    ::execv("/proc/self/exe", argv);
+    ::execv(self_executable().c_str(), argv);
     ::_exit(127);
   }
   report_write.reset();

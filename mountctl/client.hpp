@@ -121,7 +121,9 @@ struct CreateResult {
 class ControllerClient {
  public:
   // Connect to the controller of `run_dir`, starting it (detached: not our child) when
-  // nothing answers, and wait until it does.
+  // nothing answers, and wait until it does. The controller is `$HOSTCHANFS_SELF controller`
+  // when that is set (a program linking this library that is not hostchanfs), otherwise
+  // this very executable (/proc/self/exe).
   static Expected<ControllerClient> connect(const std::string& run_dir = default_run_dir());
   // Connect only; kNotFound when no controller is running (ls uses this: it starts none).
   static Expected<ControllerClient> connect_existing(

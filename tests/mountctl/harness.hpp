@@ -130,6 +130,8 @@ class ControllerWorld {
   ControllerWorld() : work_("mountctl") {
     run_dir_ = work_.path() + "/run";
     ::setenv("HOSTCHANFS_RUN_DIR", run_dir_.c_str(), 1);
+    // ControllerClient::connect() in this process starts hostchanfs, not the test.
+    ::setenv("HOSTCHANFS_SELF", HOSTCHANFS_BIN, 1);
   }
   ~ControllerWorld() {
     stop_controller();

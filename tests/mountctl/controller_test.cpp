@@ -1,0 +1,335 @@
+// The controller and its commands on real mounts: mount, ls, umount, exit codes, failed
+// daemons, owners, teardown; and expose_into on its own with a kernel tmpfs as source.
+// Each test has its own mount namespace, run dir and controller (harness.hpp).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+
+#include <fstream>
+#include <string>
+
+#include "mountctl/client.hpp"
+#include "tests/mountctl/harness.hpp"
+#include "tests/support/fuse_required.hpp"
+
+namespace hostchanfs::mountctl {
+namespace {
+
+using testing::ChildProcess;
+using testing::ControllerWorld;
+using testing::eventually;
+using testing::exists;
+using testing::hostchanfs;
+using testing::mounts_under;
+using testing::processes_naming;
+using json = nlohmann::json;
+
+constexpr long kFuseSuperMagic = 0x65735546;
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HOSTCHANFS_REQUIRE_FUSE();
+    world_.emplace();
+  }
+  void TearDown() override {
+    if (!world_) return;
+    std::string work = world_->work();
+    EXPECT_TRUE(world_->stop_controller()) << "the controller ignored SIGTERM";
+    EXPECT_EQ(mounts_under(work), std::vector<std::string>{}) << world_->controller_log();
+    EXPECT_EQ(processes_naming(work), std::vector<pid_t>{});
+    world_.reset();
+  }
+  json ls() {
+    auto r = hostchanfs({"ls", "--json"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    return json::parse(r.out);
+  }
+  std::optional<ControllerWorld> world_;
+};
+
+bool is_fuse_mount(const std::string& path) {
+  struct statfs sf {};
+  return ::statfs(path.c_str(), &sf) == 0 && sf.f_type == kFuseSuperMagic;
+}
+
+TEST_F(ControllerTest, MountListUmountLifecycle) {
+  std::string host = world_->path("a/b/chan");
+  auto r = hostchanfs({"mount", host + ":/data:ro:1M"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "--mount type=bind,src=" + host + ",dst=/data,ro=true\n"
+                   "{\"destination\":\"/data\",\"options\":[\"rbind\",\"rprivate\",\"nosuid\","
+                   "\"nodev\",\"noexec\",\"ro\"],\"source\":\"" + host + "\",\"type\":\"bind\"}\n");
+  ASSERT_TRUE(is_fuse_mount(host));
+  struct stat st {};
+  ASSERT_EQ(::stat(host.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 01777u);
+
+  { std::ofstream(host + "/f") << std::string(10000, 'x'); }
+  json list = ls();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["host_path"], host);
+  EXPECT_EQ(list[0]["container_path"], "/data");
+  EXPECT_EQ(list[0]["read_only"], true);
+  EXPECT_EQ(list[0]["size_bytes"], 1u << 20);
+  EXPECT_EQ(list[0]["bytes_used"], 3 * 4096u);  // 10000 bytes: three pages, as tmpfs
+  EXPECT_EQ(list[0]["inodes_used"], 2u);        // the root and f
+  EXPECT_EQ(list[0]["state"], "running");
+  EXPECT_GT(list[0]["daemon_pid"].get<int>(), 0);
+
+  auto table = hostchanfs({"ls"});
+  EXPECT_EQ(table.status, 0);
+  EXPECT_NE(table.out.find(host), std::string::npos);
+  EXPECT_NE(table.out.find("running"), std::string::npos);
+
+  r = hostchanfs({"umount", host});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(exists(host));
+  EXPECT_FALSE(exists(world_->path("a"))) << "the parents the channel made go with it";
+  EXPECT_EQ(ls().size(), 0u);
+}
+
+TEST_F(ControllerTest, BadInputExitsTwoAndChangesNothing) {
+  std::string host = world_->path("x/chan");
+  auto r = hostchanfs({"mount", host + ":/data:rx:1M"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "hostchanfs: mode \"rx\" is neither rw nor ro: give rw, ro, or leave it empty for rw\n");
+  EXPECT_FALSE(exists(world_->path("x")));
+  EXPECT_FALSE(world_->controller_pid()) << "bad input starts no controller";
+
+  r = hostchanfs({"mount", "relative:/data::"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "hostchanfs: host path \"relative\" is not an absolute path: give a path that starts with /\n");
+
+  std::string existing = world_->path("existing");
+  ASSERT_EQ(::mkdir(existing.c_str(), 0700), 0);
+  r = hostchanfs({"mount", existing + ":/data::"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "hostchanfs: host path \"" + existing +
+                       "\" already exists (a directory): give a path that does not exist yet, "
+                       "the channel makes it and removes it\n");
+  struct stat st {};
+  ASSERT_EQ(::stat(existing.c_str(), &st), 0) << "an existing directory is left as it was";
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_FALSE(is_fuse_mount(existing));
+  ::rmdir(existing.c_str());
+
+  std::string link = world_->path("link");
+  ASSERT_EQ(::symlink("/nonexistent", link.c_str()), 0);
+  r = hostchanfs({"mount", link + ":/data::"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("already exists (a symlink)"), std::string::npos) << r.err;
+  ::unlink(link.c_str());
+
+  r = hostchanfs({"umount", world_->path("nothing")});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "hostchanfs: no channel at " + world_->path("nothing") + "\n");
+
+  r = hostchanfs({"mount"});
+  EXPECT_EQ(r.status, 2) << "a missing argument is bad input";
+  EXPECT_EQ(ls().size(), 0u);
+}
+
+TEST_F(ControllerTest, EveryCommandHasHelp) {
+  for (const char* cmd : {"mount", "umount", "ls", "run"}) {
+    auto r = hostchanfs({cmd, "--help"});
+    EXPECT_EQ(r.status, 0) << cmd;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd << ": " << r.out;
+  }
+}
+
+TEST_F(ControllerTest, SecondMountOfTheSameHostPathIsRefused) {
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/a::1M"}).status, 0);
+  auto r = hostchanfs({"mount", host + ":/b::1M"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("is already a channel"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line";
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
+TEST_F(ControllerTest, KilledDaemonShowsFailedAndUmountStillCleansUp) {
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/data::1M"}).status, 0);
+  pid_t daemon = ls()[0]["daemon_pid"].get<pid_t>();
+  ASSERT_GT(daemon, 0);
+  ASSERT_EQ(::kill(daemon, SIGKILL), 0);
+  EXPECT_TRUE(eventually([&] { return ls()[0]["state"] == "failed"; }));
+  EXPECT_NE(world_->controller_log().find("killed by signal 9"), std::string::npos);
+  auto r = hostchanfs({"umount", host});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(exists(host));
+  EXPECT_EQ(ls().size(), 0u);
+}
+
+TEST_F(ControllerTest, OwnerDeathRemovesItsChannel) {
+  ChildProcess owner = ChildProcess::fork([] {
+    ::pause();
+    return 0;
+  });
+  std::string host = world_->path("owned");
+  {
+    auto client = ControllerClient::connect(world_->run_dir());
+    ASSERT_TRUE(client) << client.error().message;
+    auto spec = parse_spec(host + ":/data::1M");
+    ASSERT_TRUE(spec);
+    auto created = client.value().create(spec.value(), {}, Owner{"test-owner", owner.pid()});
+    ASSERT_TRUE(created) << created.error().message;
+    EXPECT_FALSE(created.value().existed);
+    // The same owner asking again gets the same channel (what an OCI hook relies on).
+    auto again = client.value().create(spec.value(), {}, Owner{"test-owner", owner.pid()});
+    ASSERT_TRUE(again) << again.error().message;
+    EXPECT_TRUE(again.value().existed);
+    auto other = client.value().create(spec.value(), {}, Owner{"someone-else", std::nullopt});
+    ASSERT_FALSE(other);
+    EXPECT_EQ(other.error().kind, Error::Kind::kBadInput);
+  }
+  ASSERT_TRUE(is_fuse_mount(host));
+  owner.signal(SIGKILL);
+  owner.wait();
+  EXPECT_TRUE(eventually([&] { return !exists(host); }));
+  EXPECT_EQ(ls().size(), 0u);
+}
+
+TEST_F(ControllerTest, RemoveOfAMissingChannelIsNotFound) {
+  auto client = ControllerClient::connect(world_->run_dir());
+  ASSERT_TRUE(client) << client.error().message;
+  auto removed = client.value().remove(world_->path("never"));
+  ASSERT_FALSE(removed);
+  EXPECT_EQ(removed.error().kind, Error::Kind::kNotFound);
+}
+
+TEST_F(ControllerTest, SigtermRemovesEveryChannel) {
+  ASSERT_EQ(hostchanfs({"mount", world_->path("one") + ":/one::1M"}).status, 0);
+  ASSERT_EQ(hostchanfs({"mount", world_->path("two") + ":/two:ro:1M"}).status, 0);
+  ASSERT_EQ(ls().size(), 2u);
+  EXPECT_TRUE(world_->stop_controller());
+  EXPECT_FALSE(exists(world_->path("one")));
+  EXPECT_FALSE(exists(world_->path("two")));
+  EXPECT_FALSE(exists(world_->run_dir() + "/controller.sock"));
+}
+
+TEST_F(ControllerTest, OneControllerPerRunDir) {
+  ASSERT_EQ(hostchanfs({"mount", world_->path("one") + ":/one::1M"}).status, 0);
+  auto first = world_->controller_pid();
+  ASSERT_TRUE(first);
+  // A second controller for the same run dir sees the lock and leaves.
+  auto r = hostchanfs({"controller", "--run-dir", world_->run_dir()});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(world_->controller_pid(), first);
+  EXPECT_EQ(ls().size(), 1u);
+  EXPECT_EQ(hostchanfs({"umount", world_->path("one")}).status, 0);
+}
+
+// expose_into alone, with a kernel tmpfs as the source: a child in its own mount
+// namespace has a root directory; the tmpfs is bound at a container path inside it.
+class ExposeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HOSTCHANFS_REQUIRE(::geteuid() == 0, "needs root");
+    ns_.emplace();
+    source_.emplace(1 << 20);
+    int ready[2], go[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    ASSERT_EQ(::pipe(go), 0);
+    // The "container": its own mount namespace, waiting until the test is done.
+    container_ = ChildProcess::fork([ready, go] {
+      ::close(ready[0]);
+      ::close(go[1]);  // so that the test closing its end ends the read below
+      if (::unshare(CLONE_NEWNS) < 0) return 1;
+      if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) return 1;
+      char c = 'r';
+      if (::write(ready[1], &c, 1) != 1) return 1;
+      return ::read(go[0], &c, 1) >= 0 ? 0 : 1;
+    });
+    ::close(ready[1]);
+    ::close(go[0]);
+    go_ = go[1];
+    char c;
+    ASSERT_EQ(::read(ready[0], &c, 1), 1);
+    ::close(ready[0]);
+  }
+  void TearDown() override {
+    if (go_ >= 0) ::close(go_);
+    container_.wait();
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(rootfs_.path(), ec)) std::filesystem::remove_all(e.path(), ec);
+    for (const auto& e : std::filesystem::directory_iterator(decoy_.path(), ec)) std::filesystem::remove_all(e.path(), ec);
+  }
+  // Runs `body` inside the container's mount namespace, returns its status.
+  int in_container(const std::function<int()>& body) {
+    pid_t target = container_.pid();
+    return ChildProcess::fork([target, body] {
+             int ns = ::open(("/proc/" + std::to_string(target) + "/ns/mnt").c_str(), O_RDONLY);
+             if (ns < 0 || ::setns(ns, CLONE_NEWNS) < 0) return 100;
+             return body();
+           }).wait();
+  }
+
+  std::optional<testing::PrivateMountNamespace> ns_;
+  std::optional<testing::ScopedTmpfs> source_;
+  testing::TempDir rootfs_{"rootfs"};
+  testing::TempDir decoy_{"decoy"};
+  ChildProcess container_;
+  int go_ = -1;
+};
+
+TEST_F(ExposeTest, ReadWriteBindIsSharedWithTheHost) {
+  auto done = expose_into(source_->path(), container_.pid(), rootfs_.path(), "/data/chan", false);
+  ASSERT_TRUE(done) << done.error().message;
+  EXPECT_FALSE(exists(rootfs_.path() + "/data/chan/x")) << "not in our namespace";
+  std::string inside = rootfs_.path() + "/data/chan";
+  EXPECT_EQ(in_container([inside] { return std::ofstream(inside + "/x") << "hi" ? 0 : 1; }), 0);
+  std::ifstream in(source_->path() + "/x");
+  std::string got;
+  in >> got;
+  EXPECT_EQ(got, "hi");
+  // nosuid, nodev, noexec always.
+  EXPECT_EQ(in_container([inside] {
+              struct statvfs sv {};
+              if (::statvfs(inside.c_str(), &sv) < 0) return 1;
+              unsigned long want = ST_NOSUID | ST_NODEV | ST_NOEXEC;
+              return (sv.f_flag & want) == want && !(sv.f_flag & ST_RDONLY) ? 0 : 2;
+            }),
+            0);
+}
+
+TEST_F(ExposeTest, ReadOnlyBindRefusesWritesInside) {
+  auto done = expose_into(source_->path(), container_.pid(), rootfs_.path(), "/ro", true);
+  ASSERT_TRUE(done) << done.error().message;
+  std::string inside = rootfs_.path() + "/ro";
+  EXPECT_EQ(in_container([inside] {
+              int fd = ::open((inside + "/x").c_str(), O_CREAT | O_WRONLY, 0644);
+              return fd < 0 && errno == EROFS ? 0 : 1;
+            }),
+            0);
+  { std::ofstream(source_->path() + "/host-file") << "host"; }
+  EXPECT_EQ(in_container([inside] { return exists(inside + "/host-file") ? 0 : 1; }), 0);
+}
+
+TEST_F(ExposeTest, SymlinkOutOfTheRootfsLandsInside) {
+  std::string link = rootfs_.path() + "/link";
+  ASSERT_EQ(::symlink(decoy_.path().c_str(), link.c_str()), 0);
+  auto done = expose_into(source_->path(), container_.pid(), rootfs_.path(), "/link/chan", false);
+  ASSERT_TRUE(done) << done.error().message;
+  EXPECT_FALSE(exists(decoy_.path() + "/chan")) << "the decoy outside the rootfs is untouched";
+  std::string landed = rootfs_.path() + decoy_.path() + "/chan";
+  { std::ofstream(source_->path() + "/marker") << "m"; }
+  EXPECT_EQ(in_container([landed] { return exists(landed + "/marker") ? 0 : 1; }), 0);
+}
+
+TEST_F(ExposeTest, GoneProcessIsBadInput) {
+  ChildProcess gone = ChildProcess::fork([] { return 0; });
+  pid_t pid = gone.pid();
+  gone.wait();
+  auto done = expose_into(source_->path(), pid, rootfs_.path(), "/x", false);
+  ASSERT_FALSE(done);
+  EXPECT_EQ(done.error().kind, Error::Kind::kBadInput);
+  EXPECT_EQ(done.error().message,
+            "process " + std::to_string(pid) + " does not exist (has the container exited?)");
+}
+
+}  // namespace
+}  // namespace hostchanfs::mountctl
