@@ -274,14 +274,18 @@ TEST_F(CompareWithTmpfs, StickyRootDirectory) {
   compare([](Trace& t) {
     write_file(t, "victim", "v");
     t.rc("chown victim 1000", ::chown(t.p("victim"), 1000, 1000));
-    t.as_user(1000, 1000, [](Trace& u) { write_file(u, "mine", "m", 0666); });
+    t.as_user(1000, 1000, [](Trace& u) {
+      write_file(u, "mine", "m");
+      u.rc("chmod mine 0666", ::chmod(u.p("mine"), 0666));
+    });
     t.as_user(2000, 2000, [](Trace& u) {
       u.rc("unlink other's file", ::unlink(u.p("victim")));
       u.rc("rename other's file", ::rename(u.p("victim"), u.p("stolen")));
       u.rc("rename over other's file", ::rename(u.p("mine"), u.p("victim")));
       u.rc("open other's 0644 for writing", ::open(u.p("victim"), O_WRONLY));
       u.rc("open other's 0666 for writing", ::open(u.p("mine"), O_WRONLY));
-      u.rc("mkdir own", ::mkdir(u.p("dir2000"), 01777));
+      u.rc("mkdir own", ::mkdir(u.p("dir2000"), 0755));
+      u.rc("chmod own 1777", ::chmod(u.p("dir2000"), 01777));
       write_file(u, "dir2000/by2000", "x");
     });
     t.as_user(1000, 1000, [](Trace& u) {
@@ -449,6 +453,50 @@ TEST_F(CompareWithTmpfs, CopyFileRangeAndSparseReads) {
     t.stat("sparse");
     t.statfs();
   });
+}
+
+}  // namespace
+}  // namespace hostchanfs::testing
+
+namespace hostchanfs::testing {
+namespace {
+
+// The seed: iSulad's example, dd into a 32M channel. dd's report must be tmpfs's,
+// line for line (only the timing at the end of the last line differs); df shows the
+// channel full, and rm gives everything back.
+TEST_F(CompareWithTmpfs, SeedDdMatchesTmpfs) {
+  mount(32ull << 20, 1024);
+  auto seen = compare([](Trace& t) {
+    TempDir out("dd-stderr");
+    std::string err_path = out.path() + "/stderr";
+    int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    auto dd = ChildProcess::spawn({"/bin/dd", "if=/dev/zero", "of=" + t.path("test.file"), "bs=1024", "count=64K"},
+                                  {{err_fd, 2}});
+    ::close(err_fd);
+    t.add("dd exit " + std::to_string(dd.wait()));
+    std::string text = read_file(err_path);
+    ::unlink(err_path.c_str());
+    std::size_t at;
+    while ((at = text.find(t.root())) != std::string::npos) text.replace(at, t.root().size(), "MNT");
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      if (auto copied = line.find(" copied,"); copied != std::string::npos) line = line.substr(0, copied + 7);
+      t.add("dd: " + line);
+    }
+    t.stat("test.file");
+    t.statfs("df after dd");
+    auto rm = ChildProcess::spawn({"/bin/rm", t.path("test.file")});
+    t.add("rm exit " + std::to_string(rm.wait()));
+    t.statfs("df after rm");
+  });
+  using ::testing::Contains;
+  using ::testing::HasSubstr;
+  EXPECT_THAT(seen, Contains(HasSubstr("error writing 'MNT/test.file': No space left on device")));
+  EXPECT_THAT(seen, Contains("dd: 32769+0 records in"));
+  EXPECT_THAT(seen, Contains("dd: 32768+0 records out"));
+  EXPECT_THAT(seen, Contains("dd: 33554432 bytes (34 MB, 32 MiB) copied"));
+  EXPECT_THAT(seen, Contains(HasSubstr("df after dd: bsize=4096 blocks=8192 bfree=0 ")));
+  EXPECT_THAT(seen, Contains(HasSubstr("df after rm: bsize=4096 blocks=8192 bfree=8192 ")));
 }
 
 }  // namespace
