@@ -73,6 +73,7 @@ class Cli {
     return r;
   }
   std::string err_so_far() const { return read_all(err_); }
+  std::string out_so_far() const { return read_all(out_); }
 
  private:
   int out_, err_;

@@ -1,0 +1,369 @@
+// `hostchanfs run` end to end: the seed's dd, data exchange between a host process and a
+// process in the container (file, MAP_SHARED mapping, FIFO, Unix socket), a read-only
+// channel, a container path through a symlink out of the rootfs, exit status, signals,
+// and cleanup when `run` itself is killed. Each test has its own controller (harness.hpp).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/un.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/mountctl/harness.hpp"
+#include "tests/support/fuse_required.hpp"
+
+namespace hostchanfs::testing {
+namespace {
+
+using json = nlohmann::json;
+namespace fsys = std::filesystem;
+
+constexpr long kFuseSuperMagic = 0x65735546;
+
+bool is_fuse_mount(const std::string& path) {
+  struct statfs sf {};
+  return ::statfs(path.c_str(), &sf) == 0 && sf.f_type == kFuseSuperMagic;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+// dd's report without its timing ("..., 0.07 s, 438 MB/s" differs run to run).
+std::vector<std::string> dd_report(const std::string& text, const std::string& path) {
+  std::vector<std::string> out;
+  for (auto line : lines_of(text)) {
+    if (line.rfind("dd:", 0) != 0 && line.find("records") == std::string::npos &&
+        line.find("copied") == std::string::npos) {
+      continue;
+    }
+    if (auto at = line.find(path); at != std::string::npos) line.replace(at, path.size(), "PATH");
+    if (auto at = line.find(" copied"); at != std::string::npos) line.resize(at + 7);
+    out.push_back(line);
+  }
+  return out;
+}
+
+class RunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HOSTCHANFS_REQUIRE_FUSE();
+    world_.emplace();
+  }
+  void TearDown() override {
+    if (!world_) return;
+    std::string work = world_->work();
+    // Nothing of the channel is left once `run` ended, before the controller stops.
+    EXPECT_EQ(mounts_under(work), std::vector<std::string>{}) << world_->controller_log();
+    std::vector<pid_t> left;
+    for (pid_t pid : processes_naming(work)) {
+      if (pid != world_->controller_pid()) left.push_back(pid);
+    }
+    EXPECT_EQ(left, std::vector<pid_t>{}) << "a daemon or a container process is left";
+    EXPECT_TRUE(world_->stop_controller());
+    world_.reset();
+  }
+  json ls() {
+    auto r = hostchanfs({"ls", "--json"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    return json::parse(r.out);
+  }
+  // Waits for the channel to be mounted at `host` (the container is then being made).
+  void await_channel(const std::string& host, Cli& run) {
+    ASSERT_TRUE(eventually([&] { return is_fuse_mount(host); })) << run.err_so_far();
+  }
+  std::optional<ControllerWorld> world_;
+};
+
+TEST_F(RunTest, SeedDdPrintsWhatTmpfsPrintsAndTheHostSeesTheFile) {
+  const std::string dd = "dd if=/dev/zero of=/testdir/test.file bs=1024 count=64K";
+  // The reference: the same dd on a kernel tmpfs of the same size.
+  std::string reference;
+  {
+    ScopedTmpfs tmpfs(32ull << 20);
+    std::string cmd = "dd if=/dev/zero of=" + tmpfs.path() + "/test.file bs=1024 count=64K";
+    int err = ::memfd_create("ref", MFD_CLOEXEC);
+    ChildProcess ref = ChildProcess::spawn({"/bin/sh", "-c", cmd}, {{err, 2}});
+    ref.wait();
+    reference = read_all(err);
+    ::close(err);
+    reference = [&] {
+      std::string r = reference;
+      for (auto at = r.find(tmpfs.path()); at != std::string::npos; at = r.find(tmpfs.path()))
+        r.replace(at, tmpfs.path().size(), "/testdir");
+      return r;
+    }();
+  }
+  auto want = dd_report(reference, "/testdir/test.file");
+  ASSERT_EQ(want.size(), 4u) << reference;
+
+  std::string host = world_->path("testdir");
+  Cli run({"run", "--host-channel", host + ":/testdir:rw:32M", "--", "/bin/sh", "-c",
+           dd + "; touch /testdir/dd-done; while [ ! -e /testdir/host-done ]; do sleep 0.05; done"});
+  await_channel(host, run);
+  ASSERT_TRUE(eventually([&] { return exists(host + "/dd-done"); })) << run.err_so_far();
+  // While CMD runs, the host sees the file and a full channel.
+  struct stat st {};
+  ASSERT_EQ(::stat((host + "/test.file").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 33554432);
+  struct statvfs sv {};
+  ASSERT_EQ(::statvfs(host.c_str(), &sv), 0);
+  EXPECT_EQ(sv.f_bfree, 0u);
+  json list = ls();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["bytes_used"], 33554432u);
+  EXPECT_EQ(list[0]["container_path"], "/testdir");
+  pid_t daemon = list[0]["daemon_pid"].get<pid_t>();
+  { std::ofstream(host + "/host-done") << ""; }
+
+  CliResult r = run.wait();
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(dd_report(r.err, "/testdir/test.file"), want) << r.err;
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos);
+  EXPECT_FALSE(exists(host)) << "the host path goes with the channel";
+  EXPECT_EQ(::kill(daemon, 0), -1) << "the daemon is gone";
+  EXPECT_EQ(ls().size(), 0u);
+}
+
+TEST_F(RunTest, HostAndContainerExchangeDataThroughFileMappingFifoAndSocket) {
+  std::string host = world_->path("chan");
+  std::string script = world_->path("peer.py");
+  {
+    std::ofstream(script) << R"(import mmap, os, socket, sys, time
+C = "/chan"
+while not os.path.exists(C + "/go"):
+    time.sleep(0.01)
+msg = open(C + "/h2c.txt").read()
+with open(C + "/c2h.tmp", "w") as f:
+    f.write(msg[::-1])
+os.rename(C + "/c2h.tmp", C + "/c2h.txt")
+fd = os.open(C + "/shm", os.O_RDWR)
+m = mmap.mmap(fd, 4096, mmap.MAP_SHARED)
+while m[0:5] != b"host!":
+    time.sleep(0.01)
+m[100:105] = b"cont!"
+with open(C + "/fifo", "w") as f:
+    f.write("through the fifo\n")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(C + "/sock")
+s.sendall(b"ping")
+reply = s.recv(4)
+print("socket got", reply.decode(), flush=True)
+sys.exit(0 if reply == b"pong" else 3)
+)";
+  }
+  Cli run({"run", "--host-channel", host + ":/chan:rw:4M", "--", "/usr/bin/python3", script});
+  await_channel(host, run);
+
+  { std::ofstream(host + "/h2c.txt") << "hello from the host"; }
+  int shm = ::open((host + "/shm").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  ASSERT_GE(shm, 0);
+  ASSERT_EQ(::ftruncate(shm, 4096), 0);
+  auto* map = static_cast<char*>(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, shm, 0));
+  ASSERT_NE(map, MAP_FAILED);
+  std::memcpy(map, "host!", 5);
+  ASSERT_EQ(::mkfifo((host + "/fifo").c_str(), 0666), 0);
+  int fifo = ::open((host + "/fifo").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(fifo, 0);
+  int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string sock = host + "/sock";
+  ASSERT_LT(sock.size(), sizeof addr.sun_path);
+  std::memcpy(addr.sun_path, sock.c_str(), sock.size() + 1);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  { std::ofstream(host + "/go") << ""; }
+
+  EXPECT_TRUE(eventually([&] { return slurp(host + "/c2h.txt") == "tsoh eht morf olleh"; }))
+      << run.err_so_far();
+  EXPECT_TRUE(eventually([&] { return std::memcmp(map + 100, "cont!", 5) == 0; }))
+      << "a MAP_SHARED write in the container reaches the host's mapping";
+  std::string got;
+  EXPECT_TRUE(eventually([&] {
+    char buf[64];
+    ssize_t n = ::read(fifo, buf, sizeof buf);
+    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+    return got == "through the fifo\n";
+  })) << got;
+  pollfd p{listener, POLLIN, 0};
+  ASSERT_GT(::poll(&p, 1, 60'000), 0) << run.err_so_far();
+  int conn = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(conn, 0);
+  char ping[4];
+  ASSERT_EQ(::recv(conn, ping, 4, MSG_WAITALL), 4);
+  EXPECT_EQ(std::string(ping, 4), "ping");
+  ASSERT_EQ(::send(conn, "pong", 4, MSG_NOSIGNAL), 4);
+
+  CliResult r = run.wait();
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "socket got pong\n");
+  ::close(conn);
+  ::close(listener);
+  ::close(fifo);
+  ::munmap(map, 4096);
+  ::close(shm);
+}
+
+TEST_F(RunTest, ReadOnlyChannelRefusesEveryWriteFromInsideButNotFromTheHost) {
+  std::string host = world_->path("ro");
+  std::string script = world_->path("attempts.sh");
+  {
+    std::ofstream(script) << R"(C=/chan
+while [ ! -e $C/ready ]; do sleep 0.05; done
+try() { if "$@" 2>/dev/null; then echo "ALLOWED: $*"; else echo "refused: $*"; fi; }
+try sh -c "echo x >> $C/ready"
+try sh -c "echo x > $C/ready"
+try touch $C/new
+try touch $C/ready
+try mkdir $C/dir
+try mv $C/ready $C/moved
+try chmod 600 $C/ready
+try chown 1:1 $C/ready
+try truncate -s 0 $C/ready
+try rm $C/ready
+try ln -s x $C/link
+try ln $C/ready $C/hardlink
+try mkfifo $C/fifo
+try mount -o remount,rw $C
+try mount -o remount,bind,rw $C
+try mount -t tmpfs none $C
+try umount $C
+try umount -l $C
+try sh -c "echo y >> $C/ready"
+echo attempts done
+while [ ! -e $C/host-after ]; do sleep 0.05; done
+cat $C/ready $C/host-after
+)";
+  }
+  Cli run({"run", "--host-channel", host + ":/chan:ro:1M", "--", "/bin/sh", script});
+  await_channel(host, run);
+  { std::ofstream(host + "/ready") << "host data\n"; }
+  ASSERT_TRUE(eventually([&] { return run.out_so_far().find("attempts done") != std::string::npos; }))
+      << run.err_so_far();
+  { std::ofstream(host + "/host-after") << "host wrote after\n"; }
+  CliResult r = run.wait();
+  EXPECT_EQ(r.status, 0) << r.err;
+  auto lines = lines_of(r.out);
+  EXPECT_EQ(std::count_if(lines.begin(), lines.end(), [](auto& l) { return l.rfind("refused:", 0) == 0; }), 19)
+      << r.out;
+  EXPECT_EQ(r.out.find("ALLOWED"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("host data\nhost wrote after\n"), std::string::npos)
+      << "reads work and the host's writes show: " << r.out;
+}
+
+// A busybox tree: the container root for --rootfs tests.
+void make_busybox_rootfs(const std::string& root) {
+  fsys::create_directories(root + "/bin");
+  for (const char* d : {"/proc", "/tmp", "/dev", "/etc"}) fsys::create_directories(root + d);
+  fsys::copy_file("/bin/busybox", root + "/bin/busybox");
+  fsys::permissions(root + "/bin/busybox", fsys::perms(0755));
+  int out = ::memfd_create("applets", MFD_CLOEXEC);
+  ChildProcess::spawn({"/bin/busybox", "--list"}, {{out, 1}}).wait();
+  for (const auto& applet : lines_of(read_all(out))) {
+    if (!applet.empty() && applet != "busybox") fsys::create_symlink("busybox", root + "/bin/" + applet);
+  }
+  ::close(out);
+}
+
+TEST_F(RunTest, ContainerPathThroughASymlinkOutOfTheRootfsLandsInside) {
+  std::string rootfs = world_->path("rootfs");
+  make_busybox_rootfs(rootfs);
+  TempDir decoy("decoy");  // a real directory outside the rootfs
+  fsys::create_directory_symlink(decoy.path(), rootfs + "/link");
+  std::string host = world_->path("chan");
+  Cli run({"run", "--rootfs", rootfs, "--host-channel", host + ":/link/chan:rw:1M", "--", "/bin/sh",
+           "-c",
+           "echo hi > /link/chan/f && dd if=/dev/zero of=/link/chan/z bs=4k count=1 2>/dev/null && "
+           "touch /link/chan/done && while [ ! -e /link/chan/host-done ]; do sleep 0.05; done"});
+  await_channel(host, run);
+  ASSERT_TRUE(eventually([&] { return exists(host + "/done"); })) << run.err_so_far();
+  EXPECT_EQ(slurp(host + "/f"), "hi\n");
+  EXPECT_FALSE(exists(decoy.path() + "/chan")) << "the mount point was not made outside";
+  EXPECT_TRUE(fsys::is_directory(rootfs + decoy.path() + "/chan")) << "it was made inside the rootfs";
+  { std::ofstream(host + "/host-done") << ""; }
+  CliResult r = run.wait();
+  EXPECT_EQ(r.status, 0) << r.err;
+  fsys::remove_all(rootfs + "/tmp");  // the decoy path made inside the rootfs
+}
+
+TEST_F(RunTest, ExitStatusIsCommandsAndUserIsApplied) {
+  std::string host = world_->path("chan");
+  auto r = hostchanfs({"run", "--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c", "exit 7"});
+  EXPECT_EQ(r.status, 7) << r.err;
+  EXPECT_FALSE(exists(host));
+
+  r = hostchanfs({"run", "--user", "1000:1000", "--host-channel", host + ":/chan::1M", "--",
+                  "/bin/sh", "-c", "id -u; id -g; echo mine > /chan/f && stat -c %u /chan/f"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "1000\n1000\n1000\n");
+
+  r = hostchanfs({"run", "--host-channel", host + ":/chan::1M", "--", "/nonexistent/cmd"});
+  EXPECT_EQ(r.status, 127);
+  EXPECT_NE(r.err.find("cannot run /nonexistent/cmd"), std::string::npos) << r.err;
+  EXPECT_FALSE(exists(host));
+}
+
+TEST_F(RunTest, SignalsReachTheCommand) {
+  std::string host = world_->path("chan");
+  Cli run({"run", "--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c",
+           "trap 'echo got TERM; exit 42' TERM; touch /chan/ready; while :; do sleep 0.05; done"});
+  await_channel(host, run);
+  ASSERT_TRUE(eventually([&] { return exists(host + "/ready"); })) << run.err_so_far();
+  run.signal(SIGTERM);
+  CliResult r = run.wait();
+  EXPECT_EQ(r.status, 42) << r.err;
+  EXPECT_EQ(r.out, "got TERM\n");
+  EXPECT_FALSE(exists(host));
+}
+
+TEST_F(RunTest, KillingRunRemovesTheChannel) {
+  std::string host = world_->path("chan");
+  Cli run({"run", "--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c",
+           "touch /chan/ready; sleep 1000"});
+  await_channel(host, run);
+  ASSERT_TRUE(eventually([&] { return exists(host + "/ready"); })) << run.err_so_far();
+  run.signal(SIGKILL);
+  run.wait();
+  // The controller watches `run` (its owner): the container dies with run, the channel
+  // with both.
+  EXPECT_TRUE(eventually([&] { return !exists(host); })) << world_->controller_log();
+  EXPECT_TRUE(eventually([&] { return processes_naming("sleep 1000").empty(); }));
+  EXPECT_EQ(ls().size(), 0u);
+}
+
+TEST_F(RunTest, BadInputChangesNothing) {
+  std::string host = world_->path("chan");
+  auto r = hostchanfs({"run", "--host-channel", host + ":chan::1M", "--", "/bin/true"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "hostchanfs run: container path \"chan\" is not an absolute path: give a path that starts with /\n");
+  r = hostchanfs({"run", "--rootfs", world_->path("missing"), "--host-channel", host + ":/chan::1M", "--", "/bin/true"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "hostchanfs run: --rootfs \"" + world_->path("missing") + "\" is not a directory\n");
+  r = hostchanfs({"run", "--user", "no-such-user-here", "--host-channel", host + ":/chan::1M", "--", "/bin/true"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_FALSE(exists(host));
+  EXPECT_FALSE(world_->controller_pid()) << "bad input starts no controller";
+}
+
+}  // namespace
+}  // namespace hostchanfs::testing
