@@ -228,7 +228,25 @@ TEST_F(RunTest, ReadOnlyChannelRefusesEveryWriteFromInsideButNotFromTheHost) {
   std::string host = world_->path("ro");
   std::string script = world_->path("attempts.sh");
   {
+    // mount(8) hands fuse.* types to a helper: the system calls themselves are tried too.
     std::ofstream(script) << R"(C=/chan
+SYSCALLS='
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+MS_REMOUNT, MS_BIND = 32, 4096
+class MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+what = sys.argv[1]
+if what == "remount":
+    rc = libc.mount(None, b"/chan", None, MS_REMOUNT, None)
+elif what == "remount-bind":
+    rc = libc.mount(None, b"/chan", None, MS_REMOUNT | MS_BIND, None)
+else:
+    attr = MountAttr(0, 1, 0, 0)  # clear MOUNT_ATTR_RDONLY
+    rc = libc.syscall(442, -100, b"/chan", 0, ctypes.byref(attr), ctypes.sizeof(attr))
+sys.exit(0 if rc == 0 else 1)
+'
 while [ ! -e $C/ready ]; do sleep 0.05; done
 try() { if "$@" 2>/dev/null; then echo "ALLOWED: $*"; else echo "refused: $*"; fi; }
 try sh -c "echo x >> $C/ready"
@@ -244,11 +262,14 @@ try rm $C/ready
 try ln -s x $C/link
 try ln $C/ready $C/hardlink
 try mkfifo $C/fifo
-try mount -o remount,rw $C
-try mount -o remount,bind,rw $C
-try mount -t tmpfs none $C
-try umount $C
-try umount -l $C
+try mount -i -o remount,rw $C
+try mount -i -o remount,bind,rw $C
+try mount -i -t tmpfs none $C
+try umount -i $C
+try umount -i -l $C
+try /usr/bin/python3 -c "$SYSCALLS" remount
+try /usr/bin/python3 -c "$SYSCALLS" remount-bind
+try /usr/bin/python3 -c "$SYSCALLS" setattr-rw
 try sh -c "echo y >> $C/ready"
 echo attempts done
 while [ ! -e $C/host-after ]; do sleep 0.05; done
@@ -264,7 +285,7 @@ cat $C/ready $C/host-after
   CliResult r = run.wait();
   EXPECT_EQ(r.status, 0) << r.err;
   auto lines = lines_of(r.out);
-  EXPECT_EQ(std::count_if(lines.begin(), lines.end(), [](auto& l) { return l.rfind("refused:", 0) == 0; }), 19)
+  EXPECT_EQ(std::count_if(lines.begin(), lines.end(), [](auto& l) { return l.rfind("refused:", 0) == 0; }), 22)
       << r.out;
   EXPECT_EQ(r.out.find("ALLOWED"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("host data\nhost wrote after\n"), std::string::npos)
