@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <new>
 
@@ -54,8 +55,26 @@ void touch_mc(InodeRec& r, const timespec& ts) {
 }
 void touch_c(InodeRec& r, const timespec& ts) { set_time(r.ctime_s, r.ctime_ns, ts); }
 
-bool is_dir(const InodeRec& r) { return S_ISDIR(r.mode); }
-bool is_reg(const InodeRec& r) { return S_ISREG(r.mode); }
+// An inode's mode is read without its stripe lock wherever only the slot's liveness or the
+// type (which never changes) matters, while setattr and write change the permission bits
+// under the stripe lock: those reads and writes go through atomic_ref (no data race).
+mode_t load_mode(const InodeRec& r) {
+  return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(r.mode))
+      .load(std::memory_order_relaxed);
+}
+void store_mode(InodeRec& r, mode_t mode) {
+  std::atomic_ref<std::uint32_t>(r.mode).store(mode, std::memory_order_relaxed);
+}
+// setuid always, setgid only when group-executable: what tmpfs drops on an unprivileged
+// write or truncate and on chown.
+mode_t without_suid_sgid(mode_t mode) {
+  mode &= ~S_ISUID;
+  if (mode & S_IXGRP) mode &= ~S_ISGID;
+  return mode;
+}
+
+bool is_dir(const InodeRec& r) { return S_ISDIR(load_mode(r)); }
+bool is_reg(const InodeRec& r) { return S_ISREG(load_mode(r)); }
 
 Result<void> check_name(std::string_view name) {
   if (name.empty()) return std::errc::no_such_file_or_directory;
@@ -145,7 +164,7 @@ struct Store::Impl {
   InodeRec* rec(Ino ino) const {
     if (ino == 0 || ino > header->max_inodes + 1) return nullptr;
     InodeRec* r = &table[ino];
-    return r->mode == 0 ? nullptr : r;
+    return load_mode(*r) == 0 ? nullptr : r;
   }
   Result<InodeRec*> get(Ino ino) const {
     InodeRec* r = rec(ino);
@@ -287,6 +306,10 @@ struct Store::Impl {
   // Release a slot: its pages, its segment objects, its quota and its inode count.
   void free_inode(Ino ino, InodeRec& r) {
     release_charge(r);
+    // Pages or xattrs gained after the charge went (a write or setxattr on an unlinked
+    // inode that only the kernel's lookups kept) go back too, or they would leak.
+    drop_pages_from(r, 0);
+    unreserve_pages(r.pages_held + pages_for(r.xattr_bytes));
     if (r.pages) segment->destroy_ptr(r.pages.get());
     if (r.dir) segment->destroy_ptr(r.dir.get());
     if (r.symlink) segment->destroy_ptr(r.symlink.get());
@@ -630,20 +653,16 @@ Result<Attr> Store::setattr(Ino ino, const AttrChange& c, const Caller& caller) 
     r->size = nsize;
     touch_mc(*r, ts);
   }
-  if (c.mode) r->mode = (r->mode & S_IFMT) | (*c.mode & 07777);
+  mode_t mode = r->mode;
+  if (c.mode) mode = (mode & S_IFMT) | (*c.mode & 07777);
   if (c.uid || c.gid) {
     if (c.uid) r->uid = *c.uid;
     if (c.gid) r->gid = *c.gid;
     // chown of a non-directory drops setuid, and setgid when group-executable.
-    if (!is_dir(*r) && !c.mode) {
-      r->mode &= ~S_ISUID;
-      if (r->mode & S_IXGRP) r->mode &= ~S_ISGID;
-    }
+    if (!S_ISDIR(mode) && !c.mode) mode = without_suid_sgid(mode);
   }
-  if (c.kill_suid_sgid && !c.mode) {
-    r->mode &= ~S_ISUID;
-    if (r->mode & S_IXGRP) r->mode &= ~S_ISGID;
-  }
+  if (c.kill_suid_sgid && !c.mode) mode = without_suid_sgid(mode);
+  store_mode(*r, mode);
   auto apply = [&](const TimeChange& t, std::int64_t& s, std::uint32_t& ns) {
     if (t.kind == TimeChange::Kind::kNow) set_time(s, ns, ts);
     if (t.kind == TimeChange::Kind::kSet) set_time(s, ns, t.value);
@@ -687,7 +706,7 @@ Result<Attr> Store::symlink(Ino parent, std::string_view name, std::string_view 
 Result<std::string> Store::readlink(Ino ino) {
   std::shared_lock lk(impl_->ns_mutex);
   HC_TRY(r, impl_->get(ino));
-  if (!S_ISLNK(r->mode)) return std::errc::invalid_argument;
+  if (!S_ISLNK(load_mode(*r))) return std::errc::invalid_argument;
   return std::string(L::view(*r->symlink));
 }
 
@@ -903,7 +922,7 @@ Result<ReadView> Store::read(Ino ino, std::uint64_t offset, std::size_t len) {
   if (!is_reg(*r)) return std::errc::invalid_argument;
   v.inode_lock_ = std::shared_lock(impl_->stripe(ino));
   if (offset >= r->size) return v;
-  std::uint64_t end = std::min<std::uint64_t>(r->size, offset + len);
+  std::uint64_t end = offset + std::min<std::uint64_t>(len, r->size - offset);  // no overflow
   const auto& pt = *r->pages;
   auto it = pt.lower_bound(offset / kPageSize);
   for (std::uint64_t pos = offset; pos < end;) {
@@ -1001,10 +1020,8 @@ Result<std::size_t> Store::write(Ino ino, std::uint64_t offset, std::span<const 
   r->size = std::max<std::uint64_t>(r->size, offset + written);
   touch_mc(*r, now());
   // A write by an unprivileged caller drops setuid, and setgid with group-exec.
-  if (!caller.privileged && (r->mode & (S_ISUID | S_ISGID))) {
-    r->mode &= ~S_ISUID;
-    if (r->mode & S_IXGRP) r->mode &= ~S_ISGID;
-  }
+  if (!caller.privileged && (r->mode & (S_ISUID | S_ISGID)))
+    store_mode(*r, without_suid_sgid(r->mode));
   return static_cast<std::size_t>(written);
 }
 

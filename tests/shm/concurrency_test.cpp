@@ -306,5 +306,36 @@ TEST_F(ConcurrencyTest, ReadersAndWritersOnOneFile) {
   EXPECT_EQ(s().pages_used(), 3u);
 }
 
+// Attribute changes on one inode race with every call that resolves it (getattr, lookup,
+// read, write, xattrs, readdir): the inode's mode must be read under its lock.
+TEST_F(ConcurrencyTest, AttributeChangesRaceWithResolvers) {
+  Attr f = create(dirs_[0], "f", S_IFREG | 06755);
+  Caller user = user_caller(1000, 1000);
+  std::atomic<bool> stop{false};
+  std::thread changer([&] {
+    for (int i = 0; i < 3000; ++i) {
+      AttrChange c;
+      c.mode = static_cast<mode_t>(i % 2 ? 06755 : 0644);
+      if (i % 7 == 0) c.uid = static_cast<uid_t>(i % 3);
+      EXPECT_TRUE(Ok(set(f.ino, c)));
+      EXPECT_TRUE(Ok(write(f.ino, static_cast<std::uint64_t>(i % 5), "w", user)));
+    }
+    stop = true;
+  });
+  std::thread resolver([&] {
+    while (!stop) {
+      EXPECT_TRUE(Ok(s().getattr(f.ino)));
+      EXPECT_TRUE(Ok(peek(dirs_[0], "f")));
+      EXPECT_TRUE(Ok(s().read(f.ino, 0, 8)));
+      EXPECT_TRUE(Ok(s().setxattr(f.ino, "trusted.r", bytes("v"), 0)));
+      (void)s().seek(f.ino, 0, SEEK_HOLE);  // ENXIO until the first write
+      list(dirs_[0]);
+    }
+  });
+  changer.join();
+  resolver.join();
+  EXPECT_EQ(read(f.ino, 0, 10), "wwwww");
+}
+
 }  // namespace
 }  // namespace hostchanfs::shm::testing

@@ -40,6 +40,12 @@ TEST_F(DataTest, WriteAndReadAtOffsets) {
   EXPECT_EQ(s().pages_used(), 3u);
 }
 
+TEST_F(DataTest, AReadLongerThanTheFileReturnsTheRest) {
+  ASSERT_TRUE(Ok(write(f.ino, 0, "0123456789")));
+  EXPECT_EQ(read(f.ino, 4, 1000), "456789");
+  EXPECT_EQ(read(f.ino, 4, std::numeric_limits<std::size_t>::max()), "456789");
+}
+
 TEST_F(DataTest, HolesReadAsZerosAndCostNothing) {
   ASSERT_EQ(must(write(f.ino, 10 * kPage + 7, "tail")), 4u);
   Attr a = attr(f.ino);

@@ -123,5 +123,18 @@ TEST_F(XattrTest, XattrsAreChargedToTheQuota) {
   EXPECT_EQ(s().pages_used(), 0u);
 }
 
+TEST_F(XattrTest, AFailedReplaceKeepsTheOldValue) {
+  ASSERT_TRUE(Ok(setx(f.ino, "user.r", "old")));
+  Attr g = create(kRootIno, "g");
+  ASSERT_EQ(must(write(g.ino, 0, std::string(kMiB, 'x'))), kMiB - kPageSize);  // one page is the xattr's
+  const std::uint64_t used = s().pages_used();
+  EXPECT_TRUE(Fails(setx(f.ino, "user.r", std::string(3 * kPageSize, 'n'), XATTR_REPLACE), ENOSPC));
+  EXPECT_EQ(getx(f.ino, "user.r"), "old");
+  EXPECT_EQ(s().pages_used(), used);
+  // A smaller value fits in the page already charged.
+  ASSERT_TRUE(Ok(setx(f.ino, "user.r", "new")));
+  EXPECT_EQ(getx(f.ino, "user.r"), "new");
+}
+
 }  // namespace
 }  // namespace hostchanfs::shm::testing
