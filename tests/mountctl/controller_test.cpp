@@ -211,6 +211,27 @@ TEST_F(ControllerTest, SigtermRemovesEveryChannel) {
   EXPECT_FALSE(exists(world_->run_dir() + "/controller.sock"));
 }
 
+TEST_F(ControllerTest, AKilledControllerIsReplacedAndTakesItsChannelsOver) {
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/data::1M"}).status, 0);
+  { std::ofstream(host + "/f") << "kept"; }
+  auto first = world_->controller_pid();
+  ASSERT_TRUE(first);
+  ASSERT_EQ(::kill(*first, SIGKILL), 0);
+  ASSERT_TRUE(eventually([&] { return ::kill(*first, 0) < 0; }));
+  // ls finds the registry, starts a new controller, which adopts the live daemon.
+  json list = ls();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["state"], "running");
+  EXPECT_NE(world_->controller_pid(), first);
+  std::ifstream in(host + "/f");
+  std::string got;
+  in >> got;
+  EXPECT_EQ(got, "kept");
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+  EXPECT_FALSE(exists(host));
+}
+
 TEST_F(ControllerTest, OneControllerPerRunDir) {
   ASSERT_EQ(hostchanfs({"mount", world_->path("one") + ":/one::1M"}).status, 0);
   auto first = world_->controller_pid();
