@@ -7,6 +7,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -49,6 +50,11 @@ class ControllerTest : public ::testing::Test {
   }
   std::optional<ControllerWorld> world_;
 };
+
+bool fsys_empty(const std::string& dir) {
+  std::error_code ec;
+  return std::filesystem::is_empty(dir, ec) || ec;
+}
 
 bool is_fuse_mount(const std::string& path) {
   struct statfs sf {};
@@ -230,6 +236,31 @@ TEST_F(ControllerTest, AKilledControllerIsReplacedAndTakesItsChannelsOver) {
   EXPECT_EQ(got, "kept");
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
   EXPECT_FALSE(exists(host));
+}
+
+TEST_F(ControllerTest, AStartThatFailsHalfwayLeavesNothing) {
+  // The daemon refuses an inode limit it cannot hold: by then the parents, the host path
+  // and the mount exist, and all of them must go.
+  std::string host = world_->path("p/q/chan");
+  auto r = hostchanfs({"mount", host + ":/data::1M", "--inodes", "99999999999999999"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("exited before it was ready"), std::string::npos) << r.err;
+  EXPECT_FALSE(exists(world_->path("p")));
+  EXPECT_EQ(mounts_under(world_->work()), std::vector<std::string>{});
+  EXPECT_EQ(ls().size(), 0u);
+  EXPECT_TRUE(fsys_empty(world_->run_dir() + "/channels")) << "no registry entry";
+}
+
+TEST_F(ControllerTest, UidAndGidOwnTheChannelRoot) {
+  std::string host = world_->path("u");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/data::1M", "--uid", "1000", "--gid", "1001"}).status, 0);
+  struct stat st {};
+  ASSERT_EQ(::stat(host.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);
+  EXPECT_EQ(st.st_gid, 1001u);
+  EXPECT_EQ(st.st_mode & 07777, 01777u);
+  EXPECT_EQ(ls()[0]["uid"], 1000u);
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
 }
 
 TEST_F(ControllerTest, OneControllerPerRunDir) {
