@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 
@@ -114,6 +115,17 @@ TEST(StoreReattach, AttachFindsEverythingAgain) {
   ASSERT_TRUE(Ok(store->setxattr(f.ino, "user.k", bytes(std::string("v1")), 0)));
   Attr p = must(store->mknod(kRootIno, "fifo", S_IFIFO | 0600, 0, who));
   for (Ino i : {d.ino, f.ino, h.ino, l.ino, p.ino}) store->forget(i, 1);
+  // A listing paused before the daemon goes resumes after it comes back.
+  for (int i = 0; i < 10; ++i)
+    store->forget(must(store->mknod(d.ino, "e" + std::to_string(i), S_IFREG | 0644, 0, who)).ino, 1);
+  std::vector<std::string> first_half;
+  std::uint64_t paused_at = 0;
+  ASSERT_TRUE(Ok(store->readdir(d.ino, 0, false, [&](const DirEntry& e, const Attr*) {
+    if (first_half.size() == 6) return false;
+    first_half.emplace_back(e.name);
+    paused_at = e.next_offset;
+    return true;
+  })));
   f = must(store->getattr(f.ino));
   const std::uint64_t pages = store->pages_used(), inodes = store->inodes_used();
   store.reset();
@@ -142,6 +154,17 @@ TEST(StoreReattach, AttachFindsEverythingAgain) {
   EXPECT_EQ(std::string(val, 2), "v1");
   EXPECT_EQ(must(again->lookup(kRootIno, "fifo")).mode, S_IFIFO | 0600u);
   EXPECT_EQ(must(again->lookup(kRootIno, "hard")).ino, f.ino);
+  std::vector<std::string> listed = first_half;
+  ASSERT_TRUE(Ok(again->readdir(d2.ino, paused_at, false, [&](const DirEntry& e, const Attr*) {
+    listed.emplace_back(e.name);
+    return true;
+  })));
+  std::sort(listed.begin(), listed.end());
+  std::vector<std::string> expected{".", ".."};
+  for (int i = 0; i < 10; ++i) expected.push_back("e" + std::to_string(i));
+  expected.push_back("f");
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(listed, expected);
 
   // It keeps working: new files, and freeing old ones gives their pages back.
   Attr n = must(again->mknod(kRootIno, "new", S_IFREG | 0644, 0, root_caller()));

@@ -88,6 +88,13 @@ TEST_F(XattrTest, SizeErrors) {
   EXPECT_EQ(getx(f.ino, n255), "v");
 }
 
+TEST_F(XattrTest, UnknownNamespacesAreNotSupported) {
+  EXPECT_TRUE(Fails(setx(f.ino, "foo.x", "1"), EOPNOTSUPP));
+  EXPECT_TRUE(Fails(s().getxattr(f.ino, "foo.x", {}), EOPNOTSUPP));
+  EXPECT_TRUE(Ok(setx(f.ino, "security.s", "1")));  // tmpfs keeps security.* too
+  EXPECT_EQ(getx(f.ino, "security.s"), "1");
+}
+
 TEST_F(XattrTest, UserXattrsOnlyOnFilesAndDirectories) {
   Attr d = make_dir(kRootIno, "d");
   Attr sl = make_symlink(kRootIno, "s", "f");
