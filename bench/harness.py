@@ -711,7 +711,7 @@ def machine(args) -> dict:
                 break
     with open("/proc/meminfo") as f:
         mem_total = next(int(l.split()[1]) * 1024 for l in f if l.startswith("MemTotal:"))
-    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = args.source_dir or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return {
         "hostname": platform.node(),
         "cores": os.cpu_count(),
@@ -721,7 +721,8 @@ def machine(args) -> dict:
         "libfuse": first(["pkg-config", "--modversion", "fuse3"]) or first(["fusermount3", "-V"]),
         "fio": first(["fio", "--version"]),
         "loadavg_start": os.getloadavg(),
-        "commit": first(["git", "-C", src, "describe", "--always", "--dirty"]),
+        "commit": (os.environ.get("HOSTCHANFS_BENCH_COMMIT")
+                   or first(["git", "-C", src, "describe", "--always", "--dirty"]) or "unknown"),
         "hostchanfs_bin": args.hostchanfs_bin,
     }
 
@@ -765,6 +766,7 @@ def main() -> int:
     p.add_argument("--only", default="", help="regular expression on workload names")
     p.add_argument("--out", required=True, help="results directory")
     p.add_argument("--command", default="", help="the command line, recorded with the results")
+    p.add_argument("--source-dir", default="", help="source tree of the measured binaries")
     args = p.parse_args()
 
     cfg = config(args)

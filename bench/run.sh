@@ -19,6 +19,8 @@
 # Binaries: $HOSTCHANFS_BIN (default $HOSTCHANFS_BUILD_DIR/cli/hostchanfs) and the bench
 # helpers in $HOSTCHANFS_BUILD_DIR/bench; HOSTCHANFS_BUILD_DIR defaults to build/, which is
 # configured and built when something is missing.
+# HOSTCHANFS_BENCH_COMMIT names the measured commit when the build's source tree is not a
+# git checkout (e.g. an export of one commit); otherwise `git describe` of it is recorded.
 # HOSTCHANFS_BENCH_SELF_TEST=1 mounts a second kernel tmpfs in place of hostchanfs: it
 # tests the harness itself, and says so in every output.
 #
@@ -72,9 +74,10 @@ if [ -z "${HOSTCHANFS_BENCH_IN_NAMESPACE:-}" ]; then
     done
     [ "${HOSTCHANFS_BENCH_SELF_TEST:-}" = 1 ] || [ -e /dev/fuse ] ||
         fail_usage "/dev/fuse is missing; load the fuse module (modprobe fuse)"
-    BUILD_DIR="${HOSTCHANFS_BUILD_DIR:-$ROOT/build}"
-    export HOSTCHANFS_BIN="${HOSTCHANFS_BIN:-$BUILD_DIR/cli/hostchanfs}"
-    export HOSTCHANFS_BENCH_BIN_DIR="${HOSTCHANFS_BENCH_BIN_DIR:-$BUILD_DIR/bench}"
+    BUILD_DIR="$(realpath -m "${HOSTCHANFS_BUILD_DIR:-$ROOT/build}")"
+    HOSTCHANFS_BIN="$(realpath -m "${HOSTCHANFS_BIN:-$BUILD_DIR/cli/hostchanfs}")"
+    HOSTCHANFS_BENCH_BIN_DIR="$(realpath -m "${HOSTCHANFS_BENCH_BIN_DIR:-$BUILD_DIR/bench}")"
+    export HOSTCHANFS_BIN HOSTCHANFS_BENCH_BIN_DIR
     targets="hostchanfs_bench_metadata hostchanfs_bench_ipc"
     [ -n "$QUICK" ] || targets="$targets hostchanfs_store_bench"
     missing=""
@@ -88,7 +91,10 @@ if [ -z "${HOSTCHANFS_BENCH_IN_NAMESPACE:-}" ]; then
         cmake --build "$BUILD_DIR" -j "$(nproc)" --target hostchanfs $targets ||
             cmake --build "$BUILD_DIR" -j "$(nproc)" --target hostchanfs hostchanfs_bench_metadata hostchanfs_bench_ipc
     fi
-    export HOSTCHANFS_BENCH_IN_NAMESPACE=1 HOSTCHANFS_BENCH_COMMAND="$COMMAND"
+    # The results name the commit the binaries were built from: the build's source tree.
+    SOURCE_DIR="$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null)"
+    export HOSTCHANFS_BENCH_SOURCE_DIR="${SOURCE_DIR:-$ROOT}"
+    export HOSTCHANFS_BENCH_IN_NAMESPACE=1 HOSTCHANFS_BENCH_COMMAND="${COMMAND% }"
     exec unshare --mount --propagation private -- "$0" ${QUICK:+--quick} --size "$SIZE" \
         ${REPS:+--reps "$REPS"} ${SECONDS_PER:+--seconds "$SECONDS_PER"} \
         ${ONLY:+--only "$ONLY"} ${OUT:+--out "$OUT"}
@@ -162,7 +168,7 @@ setpriv --pdeathsig TERM -- "$PYTHON" "$ROOT/bench/harness.py" \
     --hostchanfs-bin "$HOSTCHANFS_BIN" --bin-dir "$HOSTCHANFS_BENCH_BIN_DIR" \
     ${STORE_BENCH:+--store-bench "$STORE_BENCH"} --size "$SIZE_BYTES" ${QUICK:+--quick} \
     ${REPS:+--reps "$REPS"} ${SECONDS_PER:+--seconds "$SECONDS_PER"} ${ONLY:+--only "$ONLY"} \
-    --out "$OUT" --command "$COMMAND"
+    --source-dir "$HOSTCHANFS_BENCH_SOURCE_DIR" --out "$OUT" --command "$COMMAND"
 rc=$?
 set -e
 exit "$rc"
