@@ -671,13 +671,19 @@ def store_bench(binary: str, out_dir: str, quick: bool) -> list[dict]:
     return rows
 
 
+def store_throughput(r: dict) -> str:
+    if r["bytes_per_second"]:
+        return f"{r['bytes_per_second'] / MiB:.0f} MiB/s"
+    if r["items_per_second"]:
+        return f"{fmt(r['items_per_second'])} op/s"
+    return ""
+
+
 def store_markdown(rows: list[dict]) -> list[str]:
     out = ["Store micro-benchmarks (no FUSE; Google Benchmark):", "",
            "| benchmark | real/op | cpu/op | throughput (per CPU second) |", "|---|---|---|---|"]
     for r in rows:
-        tp = (f"{r['bytes_per_second'] / MiB:.0f} MiB/s" if r["bytes_per_second"]
-              else f"{fmt(r['items_per_second'])} op/s" if r["items_per_second"] else "")
-        out.append(f"| {r['name']} | {r['ns_per_op']:.0f} ns | {r['cpu_ns_per_op']:.0f} ns | {tp} |")
+        out.append(f"| {r['name']} | {r['ns_per_op']:.0f} ns | {r['cpu_ns_per_op']:.0f} ns | {store_throughput(r)} |")
     return out
 
 
@@ -686,12 +692,8 @@ def store_lines(rows: list[dict]) -> list[str]:
     out = ["store micro-benchmarks (no FUSE; Google Benchmark)",
            f"{'benchmark':<24} {'real/op':>12} {'cpu/op':>12} {'throughput':>14}"]
     for r in rows:
-        tp = ""
-        if r["bytes_per_second"]:
-            tp = f"{r['bytes_per_second'] / MiB:.0f} MiB/s"
-        elif r["items_per_second"]:
-            tp = f"{fmt(r['items_per_second'])} op/s"
-        out.append(f"{r['name']:<24} {r['ns_per_op']:>9.0f} ns {r['cpu_ns_per_op']:>9.0f} ns {tp:>14}")
+        out.append(f"{r['name']:<24} {r['ns_per_op']:>9.0f} ns {r['cpu_ns_per_op']:>9.0f} ns "
+                   f"{store_throughput(r):>14}")
     return out
 
 
