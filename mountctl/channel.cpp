@@ -310,6 +310,11 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   return ch;
 }
 
+void stop_lingering(pid_t pid, int pidfd, bool force) {
+  if (force) return stop_daemon(pid, pidfd, false);
+  reap(pid);
+}
+
 Expected<void> stop_channel(Channel& ch) {
   auto logger = log::get("mountctl");
   std::optional<Error> first;
@@ -334,9 +339,17 @@ Expected<void> stop_channel(Channel& ch) {
   ch.fuse_fd.reset();
   ch.meta_fd.reset();
   ch.data_fd.reset();
-  // After a clean unmount the kernel ends the connection and the daemon exits by itself.
-  stop_daemon(ch.daemon_pid, ch.daemon_pidfd.get(), !lazy && ch.state == ChannelState::kRunning);
-  ch.daemon_pidfd.reset();
+  if (lazy && ch.state == ChannelState::kRunning && ch.daemon_pidfd) {
+    // Detached but busy: like a lazily unmounted tmpfs, the files still open keep
+    // working until closed. The kernel ends the connection when the last user goes, and
+    // the daemon exits then; ch.daemon_pidfd stays set for the caller to watch.
+    logger->info("channel {}: daemon pid {} serves the detached mount until its last user goes",
+                 ch.spec.host_path, ch.daemon_pid);
+  } else {
+    // After a clean unmount the kernel ends the connection and the daemon exits by itself.
+    stop_daemon(ch.daemon_pid, ch.daemon_pidfd.get(), !lazy && ch.state == ChannelState::kRunning);
+    ch.daemon_pidfd.reset();
+  }
   ch.owner_pidfd.reset();
   if (::rmdir(path) < 0 && errno != ENOENT && !first) {
     first = Error::failure(fmt::format("cannot remove host path {}: {}", ch.spec.host_path,

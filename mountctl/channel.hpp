@@ -47,7 +47,11 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
 
 // Unmount (lazily if busy), stop the daemon, remove the host path and the parents the
 // channel made. Best effort: every step runs even when an earlier one failed; the first
-// failure is returned.
+// failure is returned. When the mount was busy the daemon keeps serving the detached
+// mount until its last user goes: channel.daemon_pidfd is then still set (stop_lingering
+// ends it early).
 Expected<void> stop_channel(Channel& channel);
+// Reap a daemon that exited after a lazy unmount, or (force) stop it now.
+void stop_lingering(pid_t pid, int pidfd, bool force);
 
 }  // namespace hostchanfs::mountctl

@@ -52,7 +52,7 @@ class Controller {
   int run();
 
  private:
-  enum class Source { kListen, kSignal, kConnection, kDaemon, kOwner };
+  enum class Source { kListen, kSignal, kConnection, kDaemon, kOwner, kLingering };
   struct Watch {
     Source source;
     std::string host_path;  // for kDaemon and kOwner
@@ -86,6 +86,12 @@ class Controller {
   std::map<int, Watch> watches_;
   std::map<int, Connection> connections_;
   std::map<std::string, Channel> channels_;
+  // Daemons of removed channels still serving a lazily detached mount, by pidfd.
+  struct Lingering {
+    pid_t pid;
+    UniqueFd pidfd;
+  };
+  std::map<int, Lingering> lingering_;
   bool stopping_ = false;
 };
 
@@ -346,6 +352,11 @@ Expected<void> Controller::remove_channel(const std::string& host) {
   unwatch(ch.daemon_pidfd.get());
   unwatch(ch.owner_pidfd.get());
   auto stopped = stop_channel(ch);
+  if (ch.daemon_pidfd) {
+    int fd = ch.daemon_pidfd.get();
+    lingering_[fd] = Lingering{ch.daemon_pid, std::move(ch.daemon_pidfd)};
+    watch(fd, Source::kLingering);
+  }
   forget(host);
   channels_.erase(it);
   return stopped;
@@ -395,6 +406,8 @@ void Controller::teardown() {
       log_->error("channel {}: {}", host, removed.error().message);
     }
   }
+  for (auto& [fd, l] : lingering_) stop_lingering(l.pid, fd, true);
+  lingering_.clear();
   ::unlink(socket_path(run_dir_).c_str());
   ::unlink(pid_path(run_dir_).c_str());
 }
@@ -444,6 +457,16 @@ int Controller::run() {
         case Source::kConnection: on_connection_ready(fd); break;
         case Source::kDaemon: on_daemon_exit(w.host_path); break;
         case Source::kOwner: on_owner_exit(w.host_path); break;
+        case Source::kLingering: {
+          auto l = lingering_.find(fd);
+          if (l != lingering_.end()) {
+            log_->info("daemon pid {} of a detached channel exited", l->second.pid);
+            stop_lingering(l->second.pid, fd, false);
+            unwatch(fd);
+            lingering_.erase(l);
+          }
+          break;
+        }
         case Source::kSignal: {
           signalfd_siginfo si{};
           [[maybe_unused]] ssize_t r = ::read(fd, &si, sizeof si);

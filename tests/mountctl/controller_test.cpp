@@ -3,6 +3,7 @@
 // Each test has its own mount namespace, run dir and controller (harness.hpp).
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
@@ -261,6 +262,24 @@ TEST_F(ControllerTest, UidAndGidOwnTheChannelRoot) {
   EXPECT_EQ(st.st_mode & 07777, 01777u);
   EXPECT_EQ(ls()[0]["uid"], 1000u);
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
+TEST_F(ControllerTest, BusyChannelIsDetachedLazilyAndItsOpenFilesKeepWorking) {
+  std::string host = world_->path("busy");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/data::1M"}).status, 0);
+  { std::ofstream(host + "/f") << "still here"; }
+  int fd = ::open((host + "/f").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto r = hostchanfs({"umount", host});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(exists(host));
+  EXPECT_EQ(ls().size(), 0u);
+  char buf[32] = {};
+  EXPECT_EQ(::pread(fd, buf, sizeof buf, 0), 10) << "as with tmpfs, an open file outlives a lazy unmount";
+  EXPECT_EQ(std::string(buf), "still here");
+  ::close(fd);
+  // The last user gone, the kernel ends the connection and the daemon exits.
+  EXPECT_TRUE(eventually([&] { return processes_naming(host).empty(); }));
 }
 
 TEST_F(ControllerTest, OneControllerPerRunDir) {
