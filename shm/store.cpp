@@ -224,6 +224,19 @@ struct Store::Impl {
     if (!page_pool->take(p)) std::abort();  // quota reserved => a page exists
     return p;
   }
+  // Fault fresh pages in with one madvise per run of adjacent pages: a large write would
+  // otherwise take a page fault per 4 KiB on the memfd, which costs more than the copy.
+  void populate(std::vector<std::uint32_t>& pages) {
+    if (pages.size() < 4) return;  // a few faults are cheaper than the sort and the call
+    std::sort(pages.begin(), pages.end());
+    std::size_t i = 0;
+    while (i < pages.size()) {
+      std::size_t j = i + 1;
+      while (j < pages.size() && pages[j] == pages[j - 1] + 1) ++j;
+      ::madvise(page_data(pages[i]), (j - i) * kPageSize, MADV_POPULATE_WRITE);
+      i = j;
+    }
+  }
   // Give pages back: punch them out of the memfd first (memory returns to the system at
   // once, and a page taken later reads as zeros), then return them to the free list.
   void free_pages(std::vector<std::uint32_t>& pages) {
@@ -979,28 +992,45 @@ Result<std::size_t> Store::write(Ino ino, std::uint64_t offset, std::span<const 
   std::uint64_t reserved = missing ? s.reserve_pages(missing, true) : 0;
   std::uint64_t used = 0;
 
-  // Walk the range page by page; stop at the first missing page the quota cannot cover.
-  std::uint64_t written = 0;
-  std::size_t iov_i = 0, iov_off = 0;
-  for (std::uint64_t index = first; index <= last; ++index) {
-    auto it = pt.find(index);
-    if (it == pt.end()) {
-      if (used == reserved) break;
+  // Allocate the missing pages first, in file order and as many as the quota gave; the
+  // first missing page beyond that is where this write stops (a short write).
+  std::uint64_t stop = last + 1;
+  if (missing) {
+    std::vector<std::uint32_t> fresh;
+    fresh.reserve(reserved);
+    for (std::uint64_t index = first; index <= last; ++index) {
+      if (pt.find(index) != pt.end()) continue;
+      if (fresh.size() == reserved) {
+        stop = index;
+        break;
+      }
       std::uint32_t page = s.take_page();
       try {
-        it = pt.emplace(index, page).first;
+        pt.emplace(index, page);
       } catch (const boost::interprocess::bad_alloc&) {
         std::lock_guard plk(s.pool_mutex);
         s.page_pool->give(page);
+        stop = index;
         break;
       }
-      ++used;
-      ++r->pages_held;
+      fresh.push_back(page);
     }
-    it->second &= ~L::kUnwritten;
+    used = fresh.size();
+    r->pages_held += used;
+    s.populate(fresh);
+  }
+
+  // Copy page by page up to the stop.
+  std::uint64_t end = std::min<std::uint64_t>(offset + len, stop * kPageSize);
+  std::uint64_t written = 0;
+  std::size_t iov_i = 0, iov_off = 0;
+  auto it = pt.lower_bound(first);
+  while (offset + written < end) {
     std::uint64_t pos = offset + written;
+    while (it->first < pos / kPageSize) ++it;  // every page up to the stop is present
+    it->second &= ~L::kUnwritten;
     std::uint64_t in_page = pos % kPageSize;
-    std::uint64_t n = std::min<std::uint64_t>(kPageSize - in_page, len - written);
+    std::uint64_t n = std::min<std::uint64_t>(kPageSize - in_page, end - pos);
     std::byte* dst = s.page_data(it->second) + in_page;
     for (std::uint64_t left = n; left > 0;) {
       std::size_t chunk = std::min<std::size_t>(left, data[iov_i].iov_len - iov_off);
