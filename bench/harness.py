@@ -14,12 +14,14 @@ absolute target instead of a ratio.
 
 import argparse
 import csv
+import ctypes
 import datetime
 import json
 import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -68,9 +70,20 @@ class MeasureError(Exception):
 
 # --------------------------------------------------------------------------- helpers
 
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM when the harness goes, so that an interrupted run
+    leaves no fio or helper behind in a mount that is about to disappear."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def run_cmd(argv, timeout=300) -> subprocess.CompletedProcess:
     try:
-        cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                            preexec_fn=die_with_parent)
     except subprocess.TimeoutExpired as e:
         raise MeasureError(f"{os.path.basename(argv[0])} timed out after {timeout} s") from e
     if cp.returncode != 0:

@@ -95,7 +95,9 @@ if [ -z "${HOSTCHANFS_BENCH_IN_NAMESPACE:-}" ]; then
     SOURCE_DIR="$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null)"
     export HOSTCHANFS_BENCH_SOURCE_DIR="${SOURCE_DIR:-$ROOT}"
     export HOSTCHANFS_BENCH_IN_NAMESPACE=1 HOSTCHANFS_BENCH_COMMAND="${COMMAND% }"
-    exec unshare --mount --propagation private -- "$0" ${QUICK:+--quick} --size "$SIZE" \
+    # setpriv --pdeathsig: the inner script stops if whatever runs it goes away.
+    exec unshare --mount --propagation private -- setpriv --pdeathsig TERM -- "$0" \
+        ${QUICK:+--quick} --size "$SIZE" \
         ${REPS:+--reps "$REPS"} ${SECONDS_PER:+--seconds "$SECONDS_PER"} \
         ${ONLY:+--only "$ONLY"} ${OUT:+--out "$OUT"}
 fi
@@ -106,10 +108,14 @@ OUT="${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 WORK="$(mktemp -d /tmp/hostchanfs-bench.XXXXXX)"
-DAEMON_PID=""
+DAEMON_PID="" HARNESS_PID=""
 
 cleanup() {
     local rc=$?
+    if [ -n "$HARNESS_PID" ] && kill -0 "$HARNESS_PID" 2>/dev/null; then
+        kill -TERM "$HARNESS_PID" 2>/dev/null || true
+        wait "$HARNESS_PID" 2>/dev/null || true
+    fi
     if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
         kill -TERM "$DAEMON_PID" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
@@ -162,13 +168,16 @@ PYTHON=python3
 [ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3   # Debian's, as scripts/deps.sh installs it
 STORE_BENCH="$HOSTCHANFS_BENCH_BIN_DIR/hostchanfs_store_bench"
 [ -x "$STORE_BENCH" ] || STORE_BENCH=""
-set +e
+# In the background with `wait`: bash runs a signal trap only once a foreground child
+# has finished, but interrupts `wait` at once.
 setpriv --pdeathsig TERM -- "$PYTHON" "$ROOT/bench/harness.py" \
     --tmpfs "$WORK/tmpfs" --hostchanfs "$WORK/hostchanfs" ${DAEMON_PID:+--daemon-pid "$DAEMON_PID"} \
     --hostchanfs-bin "$HOSTCHANFS_BIN" --bin-dir "$HOSTCHANFS_BENCH_BIN_DIR" \
     ${STORE_BENCH:+--store-bench "$STORE_BENCH"} --size "$SIZE_BYTES" ${QUICK:+--quick} \
     ${REPS:+--reps "$REPS"} ${SECONDS_PER:+--seconds "$SECONDS_PER"} ${ONLY:+--only "$ONLY"} \
-    --source-dir "$HOSTCHANFS_BENCH_SOURCE_DIR" --out "$OUT" --command "$COMMAND"
-rc=$?
-set -e
+    --source-dir "$HOSTCHANFS_BENCH_SOURCE_DIR" --out "$OUT" --command "$COMMAND" &
+HARNESS_PID=$!
+rc=0
+wait "$HARNESS_PID" || rc=$?
+HARNESS_PID=""
 exit "$rc"
