@@ -5,6 +5,7 @@
 #include "cli/command.hpp"
 #include "fs/serve.hpp"
 #include "mountctl/commands.hpp"
+#include "mountctl/oci_hook.hpp"
 
 namespace hostchanfs::cli {
 
@@ -14,6 +15,7 @@ int run(int argc, char** argv) {
   int exit_code = kExitOk;
   fs::add_serve_command(app, exit_code);
   mountctl::add_commands(app, exit_code);
+  mountctl::add_oci_hook_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

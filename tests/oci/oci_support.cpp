@@ -25,6 +25,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "mountctl/client.hpp"
 #include "sys/unique_fd.hpp"
 
 extern char** environ;
@@ -240,6 +241,8 @@ TempDir::TempDir(const std::string& prefix) {
   std::string templ = "/tmp/" + prefix + "-XXXXXX";
   check(::mkdtemp(templ.data()) != nullptr, "mkdtemp");
   path_ = templ;
+  // Traversable by a container whose root is mapped to an unprivileged host uid.
+  check(::chmod(path_.c_str(), 0755) == 0, "chmod " + path_.string());
 }
 
 TempDir::~TempDir() {
@@ -331,9 +334,66 @@ void PrivateHost::mount_missing_v1_controllers() {
   }
 }
 
+void PrivateHost::start_controller() {
+  if (controller_pid_ > 0) return;
+  auto log = dir() / "controller.log";
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  check(pid >= 0, "fork");
+  if (pid == 0) {
+    // SIGTERM makes the controller remove every channel and exit: even a test that is
+    // killed outright leaves no channel behind.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(127);
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) ::dup2(fd, STDERR_FILENO);
+    ::execl(HOSTCHANFS_BIN, "hostchanfs", "controller", "--run-dir", run_dir_.c_str(), nullptr);
+    ::_exit(127);
+  }
+  controller_pid_ = pid;
+  auto deadline = std::chrono::steady_clock::now() + kWaitLimit;
+  while (!mountctl::ControllerClient::connect_existing(run_dir_)) {
+    if (std::chrono::steady_clock::now() > deadline || ::waitpid(pid, nullptr, WNOHANG) == pid) {
+      controller_pid_ = 0;
+      throw std::runtime_error("the test controller did not start: " + read_file(log));
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+// Controllers of our run dir, wherever they ended up: one started on demand by a hook
+// under podman is conmon's child first, and ours or init's only once conmon has gone.
+std::vector<pid_t> PrivateHost::controllers_of_run_dir() const {
+  const std::string wanted = std::string("hostchanfs") + '\0' + "controller" + '\0' +
+                             "--run-dir" + '\0' + run_dir_ + '\0';
+  std::vector<pid_t> result;
+  std::error_code ec;
+  for (const auto& entry : stdfs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto cmdline = read_file(entry.path() / "cmdline");
+    auto args = cmdline.find('\0');
+    // argv[0] may be a full path; compare from its last component on.
+    auto base = cmdline.substr(0, args).rfind('/');
+    if (cmdline.substr(base == std::string::npos ? 0 : base + 1) == wanted) {
+      result.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+  }
+  return result;
+}
+
 void PrivateHost::stop_controller() {
-  // The controller was started detached by the hook or by a test; as our subreaper
-  // orphan it is our child now. So is anything a runtime left behind.
+  if (controller_pid_ > 0) {
+    terminate_child(controller_pid_);
+    controller_pid_ = 0;
+  }
+  for (pid_t pid : controllers_of_run_dir()) {
+    ::kill(pid, SIGTERM);
+    ::waitpid(pid, nullptr, WNOHANG);
+    if (!wait_process_gone(pid)) ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, WNOHANG);
+  }
+  // Anything else a runtime left to us (the subreaper adopts orphans).
   for (pid_t pid : our_children()) terminate_child(pid);
 }
 
@@ -370,6 +430,22 @@ void make_busybox_rootfs(const stdfs::path& rootfs) {
   }
 }
 
+void add_host_program(const stdfs::path& rootfs, const std::string& program) {
+  // The program and every library `ldd` names, at the same paths.
+  auto ldd = run_command({"ldd", program});
+  if (ldd.exit_code != 0) throw std::runtime_error("ldd " + program + ": " + ldd.describe());
+  std::vector<std::string> files{program};
+  for (const auto& word : split_words(ldd.out)) {
+    if (word.front() == '/') files.push_back(word);
+  }
+  for (const auto& file : files) {
+    auto target = rootfs / stdfs::path(file).relative_path();
+    stdfs::create_directories(target.parent_path());
+    stdfs::copy_file(stdfs::canonical(file), target, stdfs::copy_options::overwrite_existing);
+    ::chmod(target.c_str(), 0755);
+  }
+}
+
 nlohmann::json make_bundle(const stdfs::path& dir, const BundleOptions& options) {
   stdfs::create_directories(dir);
   make_busybox_rootfs(dir / "rootfs");
@@ -395,6 +471,11 @@ nlohmann::json make_bundle(const stdfs::path& dir, const BundleOptions& options)
     }
   }
   if (options.channel) config["annotations"]["io.hostchanfs.channel"] = *options.channel;
+  // crun drops a hook's stderr unless told where to put it; the hook's one-line errors
+  // are what a test (and a person) needs to see.
+  if (options.runtime == "crun") {
+    config["annotations"]["run.oci.hooks.stderr"] = (dir / "hooks.log").string();
+  }
   if (options.user_namespace) {
     config["linux"]["namespaces"].push_back({{"type", "user"}});
     json mapping = json::array({{{"containerID", 0}, {"hostID", kUserNsHostId}, {"size", 65536}}});
@@ -430,7 +511,9 @@ CommandResult OciContainer::create() {
   CommandOptions to_log;
   to_log.output_file = log.string();
   auto r = run_command(argv, to_log);
-  r.err = read_file(log);  // the runtime's own errors land there too
+  // The runtime's own errors land in the log too; runc quotes a failed hook's stderr in
+  // them, crun writes it to the bundle's hooks.log (see make_bundle).
+  r.err = read_file(log) + read_file(bundle_ / "hooks.log");
   return r;
 }
 
@@ -446,17 +529,21 @@ CommandResult OciContainer::remove() {
   return run_command(argv);
 }
 
-std::string OciContainer::status() {
+json OciContainer::state() {
   auto argv = base();
   argv.insert(argv.end(), {"state", id_});
   auto r = run_command(argv);
-  if (r.exit_code != 0) return "";
+  if (r.exit_code != 0) return json::object();
   try {
-    return json::parse(r.out).value("status", "");
+    return json::parse(r.out);
   } catch (const json::exception&) {
-    return "";
+    return json::object();
   }
 }
+
+std::string OciContainer::status() { return state().value("status", ""); }
+
+pid_t OciContainer::pid() { return state().value("pid", pid_t{0}); }
 
 bool OciContainer::wait_stopped() {
   auto deadline = std::chrono::steady_clock::now() + kWaitLimit;

@@ -70,7 +70,8 @@ bool wait_process_gone(pid_t pid);
 //  - a cgroup layout crun accepts: on a hybrid host, every controller enabled in the
 //    cgroup2 hierarchy that has no v1 mount gets one (crun refuses hybrid cgroups
 //    otherwise); the hierarchy is emptied and unmounted at exit;
-//  - HOSTCHANFS_RUN_DIR: a test-local controller, stopped at exit.
+//  - HOSTCHANFS_RUN_DIR: a test-local controller, stopped at exit (found by its run dir
+//    when a hook started it).
 class PrivateHost {
  public:
   static PrivateHost& get();
@@ -78,15 +79,20 @@ class PrivateHost {
   const std::string& run_dir() const { return run_dir_; }
   // The environment the hook needs to find this test's controller.
   std::vector<std::string> hook_env() const;
+  // Start this process's controller as our child (it dies with us). Without it, the
+  // first hook starts one on demand, detached.
+  void start_controller();
   void shutdown();  // gtest's environment calls this after the last test
 
  private:
   PrivateHost();
   void mount_missing_v1_controllers();
   void stop_controller();
+  std::vector<pid_t> controllers_of_run_dir() const;
   TempDir dir_;
   std::string run_dir_;
   std::vector<std::pair<std::string, std::string>> v1_mounts_;  // controller, mount point
+  pid_t controller_pid_ = 0;
   bool shut_down_ = false;
 };
 
@@ -95,6 +101,10 @@ class PrivateHost {
 
 // A busybox-static tree: /bin/busybox and one relative symlink per applet.
 void make_busybox_rootfs(const stdfs::path& rootfs);
+
+// Copy a dynamically linked host program and its libraries into a rootfs (the seed's dd
+// output is GNU coreutils', which busybox's dd does not reproduce).
+void add_host_program(const stdfs::path& rootfs, const std::string& program);
 
 struct BundleOptions {
   std::string runtime = "runc";            // whose `spec` generates config.json
@@ -120,12 +130,14 @@ class OciContainer {
   CommandResult start();
   CommandResult remove();  // `delete` (runs poststop)
   std::string status();    // "" when the runtime does not know the container
+  pid_t pid();             // the container process, from the runtime's state
   bool wait_stopped();
   std::string output() const;  // the container's stdout and stderr
   const std::string& id() const { return id_; }
 
  private:
   std::vector<std::string> base() const;
+  nlohmann::json state();  // `<runtime> state`; an empty object when it fails
   std::string runtime_;
   stdfs::path bundle_;
   std::string id_;

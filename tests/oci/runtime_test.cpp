@@ -1,6 +1,13 @@
-// runc and crun with busybox bundles, and podman with --rootfs: the scaffolding works
-// on this host (cgroups, state dirs, deletion by id).
+// runc and crun with busybox bundles, and podman with --rootfs: first the scaffolding on
+// its own (cgroups, state dirs, deletion by id), then host channels through the hook.
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
+
+#include <optional>
+#include <sstream>
+
+#include "mountctl/client.hpp"
 
 #include "tests/oci/oci_support.hpp"
 #include "tests/support/fuse_required.hpp"
@@ -31,10 +38,6 @@ TEST_P(Runtime, RunsABusyboxContainer) {
   EXPECT_EQ(ct.status(), "");
 }
 
-std::string runtime_name(const ::testing::TestParamInfo<std::string>& runtime) {
-  return runtime.param;
-}
-INSTANTIATE_TEST_SUITE_P(OciRuntimes, Runtime, ::testing::Values("runc", "crun"), runtime_name);
 
 TEST(Podman, RunsWithRootfs) {
   HOSTCHANFS_REQUIRE_FUSE();
@@ -46,6 +49,248 @@ TEST(Podman, RunsWithRootfs) {
                       {"/bin/sh", "-c", "echo hello from podman"});
   EXPECT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_EQ(r.out, "hello from podman\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// Channels through the hook.
+
+// The controller's view of the channel at `host_path` (nullopt: none).
+std::optional<mountctl::ChannelInfo> channel_at(const stdfs::path& host_path) {
+  auto client = mountctl::ControllerClient::connect_existing(PrivateHost::get().run_dir());
+  if (!client) return std::nullopt;
+  auto channels = client.value().list();
+  if (!channels) return std::nullopt;
+  for (const auto& c : channels.value()) {
+    if (c.spec.host_path == host_path.string()) return c;
+  }
+  return std::nullopt;
+}
+
+// The mount options of `path` as the process that printed /proc/self/mountinfo saw them.
+std::string mount_options_in(const std::string& mountinfo, const std::string& path) {
+  std::istringstream in(mountinfo);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string id, parent, dev, root, point, options;
+    if (words >> id >> parent >> dev >> root >> point >> options && point == path) return options;
+  }
+  return "";
+}
+
+struct ChannelCase {
+  std::string runtime;
+  bool read_only;
+};
+void PrintTo(const ChannelCase& c, std::ostream* os) {
+  *os << c.runtime << (c.read_only ? " ro" : " rw");
+}
+
+std::string case_name(const ::testing::TestParamInfo<ChannelCase>& c) {
+  return c.param.runtime + (c.param.read_only ? "_ro" : "_rw");
+}
+
+class RuntimeChannel : public ::testing::TestWithParam<ChannelCase> {};
+
+// create -> the channel is mounted on the host and bound in the container; host and
+// container exchange data; the process exits -> channel and data remain; delete -> mount,
+// host path and daemon gone.
+TEST_P(RuntimeChannel, LivesFromCreateToDelete) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  const auto& [runtime, read_only] = GetParam();
+  PrivateHost::get().start_controller();
+  TempDir dir;
+  auto host_path = dir.path() / "host" / "chan";
+  BundleOptions options;
+  options.runtime = runtime;
+  options.channel = host_path.string() + ":/chan:" + (read_only ? "ro" : "rw") + ":1M";
+  options.args = {"/bin/sh", "-c",
+                  "cat /chan/from-host; "
+                  "if echo from-container > /chan/from-container; then echo wrote; "
+                  "else echo write-refused; fi; "
+                  "cat /proc/self/mountinfo"};
+  make_bundle(dir.path() / "bundle", options);
+  OciContainer ct(runtime, dir.path() / "bundle", "hc-" + case_name({GetParam(), 0}));
+
+  auto created = ct.create();
+  ASSERT_EQ(created.exit_code, 0) << created.describe();
+  ASSERT_TRUE(is_fuse_mount(host_path)) << "no channel at " << host_path;
+  struct stat st {};
+  ASSERT_EQ(::stat(host_path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 01777u);
+  auto channel = channel_at(host_path);
+  ASSERT_TRUE(channel);
+  EXPECT_EQ(channel->owner_id, "oci:" + ct.id());
+  EXPECT_EQ(channel->spec.read_only, read_only);
+  write_file(host_path / "from-host", "from the host\n");
+
+  auto started = ct.start();
+  ASSERT_EQ(started.exit_code, 0) << started.describe();
+  ASSERT_TRUE(ct.wait_stopped());
+  auto output = ct.output();
+  EXPECT_EQ(output.rfind("from the host\n", 0), 0u) << output;
+  auto options_seen = mount_options_in(output, "/chan");
+  ASSERT_NE(options_seen, "") << output;
+  for (const char* o : {"nosuid", "nodev", "noexec"}) {
+    EXPECT_NE(options_seen.find(o), std::string::npos) << options_seen;
+  }
+  if (read_only) {
+    EXPECT_NE(output.find("write-refused"), std::string::npos) << output;
+    EXPECT_EQ(options_seen.rfind("ro", 0), 0u) << options_seen;
+    EXPECT_FALSE(stdfs::exists(host_path / "from-container"));
+  } else {
+    EXPECT_NE(output.find("wrote"), std::string::npos) << output;
+    EXPECT_EQ(read_file(host_path / "from-container"), "from-container\n");
+  }
+
+  // The process has exited; the container is not deleted: the channel stays, with its data.
+  EXPECT_TRUE(is_fuse_mount(host_path));
+  EXPECT_EQ(read_file(host_path / "from-host"), "from the host\n");
+  channel = channel_at(host_path);
+  ASSERT_TRUE(channel);
+  pid_t daemon = channel->daemon_pid;
+  ASSERT_GT(daemon, 0);
+
+  auto removed = ct.remove();
+  ASSERT_EQ(removed.exit_code, 0) << removed.describe();
+  EXPECT_FALSE(stdfs::exists(host_path));
+  EXPECT_FALSE(channel_at(host_path));
+  EXPECT_TRUE(wait_process_gone(daemon));
+}
+
+// podman calls createRuntime again on every start of the same container; the hook must
+// then re-bind the channel it already made, not fail.
+TEST_P(Runtime, CreateRuntimeAgainRebindsTheChannel) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  const std::string& runtime = GetParam();
+  PrivateHost::get().start_controller();
+  TempDir dir;
+  auto host_path = dir.path() / "chan";
+  BundleOptions options;
+  options.runtime = runtime;
+  options.channel = host_path.string() + ":/chan:rw:64k";
+  options.args = {"/bin/cat", "/chan/kept"};
+  make_bundle(dir.path() / "bundle", options);
+  OciContainer ct(runtime, dir.path() / "bundle", "hc-again-" + runtime);
+  auto created = ct.create();
+  ASSERT_EQ(created.exit_code, 0) << created.describe();
+  write_file(host_path / "kept", "kept across the second createRuntime\n");
+
+  CommandOptions hook;
+  hook.env = PrivateHost::get().hook_env();
+  hook.stdin_text = nlohmann::json{{"ociVersion", "1.0.2"}, {"id", ct.id()}, {"status", "created"},
+                                   {"pid", ct.pid()}, {"bundle", (dir.path() / "bundle").string()},
+                                   {"annotations", {{"io.hostchanfs.channel", *options.channel}}}}
+                        .dump();
+  auto again = run_command({HOSTCHANFS_BIN, "oci-hook"}, hook);
+  EXPECT_EQ(again.exit_code, 0) << again.describe();
+  ASSERT_EQ(ct.start().exit_code, 0);
+  ASSERT_TRUE(ct.wait_stopped());
+  EXPECT_EQ(ct.output(), "kept across the second createRuntime\n");
+  ASSERT_EQ(ct.remove().exit_code, 0);
+  EXPECT_FALSE(stdfs::exists(host_path));
+}
+
+std::string runtime_name(const ::testing::TestParamInfo<std::string>& runtime) {
+  return runtime.param;
+}
+INSTANTIATE_TEST_SUITE_P(OciRuntimes, Runtime, ::testing::Values("runc", "crun"), runtime_name);
+INSTANTIATE_TEST_SUITE_P(OciRuntimes, RuntimeChannel,
+                         ::testing::Values(ChannelCase{"runc", false}, ChannelCase{"runc", true},
+                                           ChannelCase{"crun", false}, ChannelCase{"crun", true}),
+                         case_name);
+
+// With a user namespace, the channel root belongs to the host ids container root maps to.
+TEST(RuntimeChannelUserNamespace, RootBelongsToMappedRoot) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  PrivateHost::get().start_controller();
+  TempDir dir;
+  auto host_path = dir.path() / "chan";
+  BundleOptions options;
+  options.channel = host_path.string() + ":/chan:rw:64k";
+  options.user_namespace = true;
+  options.args = {"/bin/sh", "-c", "echo in-userns > /chan/f && ls -ln /chan/f"};
+  make_bundle(dir.path() / "bundle", options);
+  OciContainer ct("runc", dir.path() / "bundle", "hc-userns");
+  auto created = ct.create();
+  ASSERT_EQ(created.exit_code, 0) << created.describe();
+  struct stat st {};
+  ASSERT_EQ(::stat(host_path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kUserNsHostId);
+  EXPECT_EQ(st.st_gid, kUserNsHostId);
+  ASSERT_EQ(ct.start().exit_code, 0);
+  ASSERT_TRUE(ct.wait_stopped());
+  EXPECT_EQ(read_file(host_path / "f"), "in-userns\n") << ct.output();
+  ASSERT_EQ(ct.remove().exit_code, 0);
+  EXPECT_FALSE(stdfs::exists(host_path));
+}
+
+// The usual runc path with no controller running yet: the hook starts one (detached; the
+// test's subreaper adopts it and stops it at exit), and the channel works as before.
+TEST(RuntimeChannelOnDemand, HookStartsTheController) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  PrivateHost::get();
+  TempDir dir;
+  auto host_path = dir.path() / "chan";
+  BundleOptions options;
+  options.channel = host_path.string() + ":/chan:rw:64k";
+  options.args = {"/bin/sh", "-c", "echo on-demand > /chan/f"};
+  make_bundle(dir.path() / "bundle", options);
+  OciContainer ct("runc", dir.path() / "bundle", "hc-on-demand");
+  auto created = ct.create();
+  ASSERT_EQ(created.exit_code, 0) << created.describe();
+  ASSERT_TRUE(is_fuse_mount(host_path));
+  ASSERT_EQ(ct.start().exit_code, 0);
+  ASSERT_TRUE(ct.wait_stopped());
+  EXPECT_EQ(read_file(host_path / "f"), "on-demand\n") << ct.output();
+  ASSERT_EQ(ct.remove().exit_code, 0);
+  EXPECT_FALSE(stdfs::exists(host_path));
+}
+
+// `crun run` (foreground) waits for every process it adopts, so the controller must run
+// before it (README: OCI engines); then run's implicit delete calls poststop.
+TEST(RuntimeChannelForeground, CrunRunWithARunningController) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  auto& host = PrivateHost::get();
+  host.start_controller();
+  TempDir dir;
+  auto host_path = dir.path() / "chan";
+  BundleOptions options;
+  options.runtime = "crun";
+  options.channel = host_path.string() + ":/chan:rw:64k";
+  options.args = {"/bin/sh", "-c", "echo through-run > /chan/f && cat /chan/f"};
+  make_bundle(dir.path() / "bundle", options);
+  OciContainer guard("crun", dir.path() / "bundle", "hc-crun-run");  // deletes if left
+  auto r = run_command({"crun", "--root", (host.dir() / "state-crun").string(), "run", "--bundle",
+                        (dir.path() / "bundle").string(), guard.id()});
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "through-run\n");
+  EXPECT_FALSE(stdfs::exists(host_path));
+  EXPECT_FALSE(channel_at(host_path));
+}
+
+// podman (rootful, --rootfs, hooks.d from the shipped file): the seed's dd, then nothing
+// left once the container is removed.
+TEST(PodmanChannel, SeedDdAndNothingLeft) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  PrivateHost::get().start_controller();
+  TempDir dir;
+  make_busybox_rootfs(dir.path() / "rootfs");
+  add_host_program(dir.path() / "rootfs", "/usr/bin/dd");
+  auto host_path = dir.path() / "testdir";
+  Podman podman(dir.path() / "podman");
+  auto r = podman.run("hc-podman-seed", (dir.path() / "rootfs").string(),
+                      {"--annotation", "io.hostchanfs.channel=" + host_path.string() +
+                                           ":/testdir:rw:32M"},
+                      {"/usr/bin/dd", "if=/dev/zero", "of=/testdir/test.file", "bs=1024", "count=64K"});
+  auto all = r.out + r.err;
+  EXPECT_NE(all.find("No space left on device"), std::string::npos) << r.describe();
+  EXPECT_NE(all.find("32769+0 records in\n32768+0 records out\n33554432 bytes"),
+            std::string::npos)
+      << r.describe();
+  EXPECT_FALSE(stdfs::exists(host_path));
+  EXPECT_FALSE(channel_at(host_path));
+  auto ps = podman.podman({"ps", "--all", "--quiet"});
+  EXPECT_EQ(ps.out, "") << ps.describe();
 }
 
 }  // namespace

@@ -1,0 +1,70 @@
+// `hostchanfs oci-hook`: host channels for any OCI engine. runc and crun call it from a
+// bundle's config.json `hooks`; podman and CRI-O call it through hooks.d
+// (oci/hooks.d/hostchanfs.json) when a container carries the annotation
+// io.hostchanfs.channel=<host path>:<container path>:<rw|ro>:<size>.
+//
+// One entry point serves both stages; the stage comes from the state's status:
+//   "creating" / "created" (createRuntime) -> create the channel (or find the one this
+//       container already has) and bind it into the container's mount namespace;
+//   "stopped" (poststop) -> remove the channel this container owns.
+// The hook is a front door like the CLI: it asks the controller, which owns every daemon
+// and mount, so the hook never becomes a daemon's parent (crun waits for every child it
+// adopts: a daemon forked here would hang `crun run`).
+#pragma once
+
+#include <sys/types.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "mountctl/client.hpp"
+
+namespace hostchanfs::mountctl {
+
+inline constexpr std::string_view kChannelAnnotation = "io.hostchanfs.channel";
+
+enum class HookStage { kCreateRuntime, kPoststop };
+
+// What the hook needs from the OCI state (runtime-spec "state"), read from stdin.
+struct OciState {
+  std::string id;
+  pid_t pid = 0;  // 0 when the runtime gives none (poststop)
+  std::string bundle;
+  HookStage stage = HookStage::kCreateRuntime;
+  std::optional<std::string> channel;  // the annotation's value; nullopt: not ours
+};
+
+// What the hook needs from the bundle's config.json.
+struct BundleConfig {
+  std::string rootfs;            // absolute host path of root.path
+  std::optional<uid_t> root_uid;  // host ids container root maps to (user namespace only)
+  std::optional<gid_t> root_gid;
+};
+
+// Parse the state JSON. Errors are kBadInput, one line.
+Expected<OciState> parse_oci_state(std::string_view json_text);
+
+// Read <bundle>/config.json: root.path (relative to the bundle unless absolute) and the
+// host ids of container root from linux.uidMappings / gidMappings.
+Expected<BundleConfig> read_bundle_config(const std::string& bundle);
+
+// The host id that container id 0 maps to through an OCI idmapping array
+// ([{containerID, hostID, size}, ...]); nullopt when no entry covers 0 or the array is
+// missing/empty.
+std::optional<std::uint32_t> host_id_of_container_root(const nlohmann::json& mappings);
+
+// The controller's owner id for the channel of OCI container `container_id`.
+std::string oci_owner_id(std::string_view container_id);
+
+// The whole hook: state JSON in, channel created/exposed or removed. Success also when the
+// container has no annotation (nothing to do). Talks to the controller of `run_dir`.
+Expected<void> run_oci_hook(std::string_view state_json, const std::string& run_dir);
+
+// Registers `hostchanfs oci-hook` (reads the state on stdin).
+void add_oci_hook_command(CLI::App& app, int& exit_code);
+
+}  // namespace hostchanfs::mountctl
