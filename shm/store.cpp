@@ -1195,8 +1195,9 @@ Result<void> Store::setxattr(Ino ino, std::string_view name, std::span<const std
     if (it != list.end()) bytes -= it->value.size();
     else bytes += name.size() + kXattrOverhead;
     bytes += value.size();
+    const std::uint64_t old_bytes = r->xattr_bytes;  // before the recharge changes it
     HC_TRYV(s.recharge_xattrs(*r, bytes));
-    Rollback undo([&, old = r->xattr_bytes] { (void)s.recharge_xattrs(*r, old); });
+    Rollback undo([&] { (void)s.recharge_xattrs(*r, old_bytes); });
     if (it != list.end()) {
       it->value.assign(v.data(), v.size());
     } else {

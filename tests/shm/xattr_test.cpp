@@ -143,5 +143,45 @@ TEST_F(XattrTest, AFailedReplaceKeepsTheOldValue) {
   EXPECT_EQ(getx(f.ino, "user.r"), "new");
 }
 
+// The fixed metadata region must hold whatever the limits allow: every inode with a
+// 255-byte name, then tiny xattrs until the byte quota (not the region) says ENOSPC.
+class XattrFill : public XattrTest, public ::testing::WithParamInterface<StoreOptions> {};
+
+TEST_P(XattrFill, TheQuotaRunsOutBeforeTheMetadataRegion) {
+  reset_store(GetParam());
+  f = create(kRootIno, "f");
+  std::vector<Ino> files{f.ino};
+  for (std::uint64_t i = 2; i < s().max_inodes(); ++i) {
+    std::string n = std::to_string(i);
+    n += std::string(kNameMax - n.size(), 'n');
+    files.push_back(create(kRootIno, n).ino);
+  }
+  EXPECT_EQ(s().statfs().files_free, 0u);
+  std::uint64_t set = 0;
+  for (int round = 0;; ++round) {
+    bool any = false;
+    for (Ino ino : files) {
+      auto r = setx(ino, "user." + std::to_string(round), "");
+      if (!r) {
+        ASSERT_EQ(r.error(), std::errc::no_space_on_device);
+        continue;
+      }
+      any = true;
+      ++set;
+    }
+    if (!any) break;
+    ASSERT_LT(round, 100000);
+  }
+  EXPECT_EQ(s().pages_used(), s().quota_pages()) << set << " xattrs set";
+  // Data pages are gone, the inodes and names are all still there.
+  Attr g = must(peek(kRootIno, "2" + std::string(kNameMax - 1, 'n')));
+  EXPECT_TRUE(Fails(write(g.ino, 0, "x"), ENOSPC));
+}
+
+// Many inodes sharing a small quota, and few inodes with long xattr lists.
+INSTANTIATE_TEST_SUITE_P(Shapes, XattrFill,
+                         ::testing::Values(StoreOptions{.size_bytes = 1 << 20},
+                                           StoreOptions{.size_bytes = 1 << 20, .max_inodes = 8}));
+
 }  // namespace
 }  // namespace hostchanfs::shm::testing
