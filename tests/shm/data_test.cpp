@@ -308,6 +308,18 @@ INSTANTIATE_TEST_SUITE_P(
       return "chunk" + std::to_string(p.param.chunk) + "_at" + std::to_string(p.param.start);
     });
 
+// The seed's check, at the store: dd bs=1024 count=64K into a 32M channel writes 32768
+// records and the 32769th gets ENOSPC (tmpfs prints "32769+0 records in, 32768+0 out").
+TEST_F(QuotaTest, SeedDdIn32MiB) {
+  reset_store(StoreOptions{.size_bytes = 32 * kMiB});
+  Attr f = create(kRootIno, "test.file");
+  FillResult r = fill(f.ino, 1024);
+  EXPECT_EQ(r.calls, 32768u);
+  EXPECT_TRUE(r.short_writes.empty());
+  EXPECT_EQ(r.error, std::errc::no_space_on_device);
+  EXPECT_EQ(attr(f.ino).size, 33554432u);
+}
+
 TEST_F(QuotaTest, ShortWriteIsWholePagesAfterOtherFilesUseSome) {
   Attr p = create(kRootIno, "p");
   ASSERT_EQ(must(write(p.ino, 0, std::string(10 * kPage, 'p'))), 10 * kPage);
