@@ -156,6 +156,7 @@ class Podman {
                     const std::vector<std::string>& extra_args,
                     const std::vector<std::string>& command);
   CommandResult podman(const std::vector<std::string>& args);
+  void adopt(const std::string& name) { names_.push_back(name); }  // removed at the end
 
  private:
   stdfs::path dir_;

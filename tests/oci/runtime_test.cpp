@@ -293,5 +293,42 @@ TEST(PodmanChannel, SeedDdAndNothingLeft) {
   EXPECT_EQ(ps.out, "") << ps.describe();
 }
 
+// podman's lifecycle (README: OCI engines): poststop at every stop removes the channel,
+// createRuntime at the next start makes a new, empty one.
+TEST(PodmanChannel, StopRemovesStartRecreates) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  PrivateHost::get().start_controller();
+  TempDir dir;
+  make_busybox_rootfs(dir.path() / "rootfs");
+  auto host_path = dir.path() / "chan";
+  Podman podman(dir.path() / "podman");
+  const std::string name = "hc-podman-restart";
+  auto created = podman.podman({"create", "--name", name, "--cgroups=disabled", "--network",
+                                "none", "--annotation",
+                                "io.hostchanfs.channel=" + host_path.string() + ":/chan:rw:64k",
+                                "--rootfs", (dir.path() / "rootfs").string(), "/bin/sleep",
+                                "1000"});
+  ASSERT_EQ(created.exit_code, 0) << created.describe();
+  podman.adopt(name);
+  auto started = podman.podman({"start", name});
+  ASSERT_EQ(started.exit_code, 0) << started.describe();
+  ASSERT_TRUE(is_fuse_mount(host_path));
+  write_file(host_path / "f", "first run\n");
+
+  auto stopped = podman.podman({"stop", "--time", "0", name});
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.describe();
+  EXPECT_FALSE(stdfs::exists(host_path));
+
+  started = podman.podman({"start", name});
+  ASSERT_EQ(started.exit_code, 0) << started.describe();
+  EXPECT_TRUE(is_fuse_mount(host_path));
+  EXPECT_FALSE(stdfs::exists(host_path / "f"));
+
+  auto removed = podman.podman({"rm", "--force", "--time", "0", name});
+  EXPECT_EQ(removed.exit_code, 0) << removed.describe();
+  EXPECT_FALSE(stdfs::exists(host_path));
+  EXPECT_FALSE(channel_at(host_path));
+}
+
 }  // namespace
 }  // namespace hostchanfs::testing::oci
