@@ -1,6 +1,7 @@
 // What a channel is for besides files: FIFOs, Unix sockets and MAP_SHARED mappings
 // between two processes, and inotify events for changes made through the mount.
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -127,6 +128,34 @@ TEST_F(Ipc, SharedMappingIsCoherentAcrossProcesses) {
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_size, static_cast<off_t>(kSize));
   EXPECT_EQ(st.st_blocks, static_cast<blkcnt_t>(kSize / 512));  // every page was written
+}
+
+// POSIX record locks and flock: the kernel keeps them for the mount (no lock handlers),
+// and they hold between processes.
+TEST_F(Ipc, PosixLocksAndFlockHoldBetweenProcesses) {
+  std::string path = at("locked");
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0666);
+  ASSERT_GE(fd, 0);
+  struct flock lk {};
+  lk.l_type = F_WRLCK;
+  lk.l_whence = SEEK_SET;
+  lk.l_len = 100;
+  ASSERT_EQ(::fcntl(fd, F_SETLK, &lk), 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  auto other = ChildProcess::fork([&] {
+    int cfd = ::open(path.c_str(), O_RDWR);
+    struct flock want {};
+    want.l_type = F_WRLCK;
+    want.l_whence = SEEK_SET;
+    want.l_len = 10;
+    if (::fcntl(cfd, F_SETLK, &want) == 0 || (errno != EAGAIN && errno != EACCES)) return 1;
+    if (::fcntl(cfd, F_GETLK, &want) < 0 || want.l_type != F_WRLCK || want.l_pid != ::getppid()) return 2;
+    if (::flock(cfd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK) return 3;
+    want.l_start = 200;  // beyond the parent's range: free
+    return ::fcntl(cfd, F_SETLK, &want) == 0 ? 0 : 4;
+  });
+  EXPECT_EQ(other.wait(), 0);
+  ::close(fd);
 }
 
 // inotify: the same events, in the same order, for the same steps on both.
