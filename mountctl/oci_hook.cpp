@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,7 +10,6 @@
 #include <iostream>
 #include <limits>
 #include <memory>
-#include <sstream>
 
 #include "sys/log.hpp"
 #include "sys/unique_fd.hpp"

@@ -322,9 +322,21 @@ void PrivateHost::mount_missing_v1_controllers() {
     }
   }
   if (!v2 || !any_v1) return;  // pure v1 or pure v2: crun is happy as it is
-  for (const auto& controller :
-       split_words(read_file(stdfs::path(v2->mount_point) / "cgroup.controllers"))) {
+  // The controllers cgroup2 holds now, and those a v1 hierarchy holds that no mount of
+  // ours shows: a test running beside us has taken them from cgroup2 for itself and will
+  // give them back when it ends, maybe while our containers run; a mount of ours keeps
+  // the hierarchy (the kernel shares it) until we are done too.
+  auto wanted = split_words(read_file(stdfs::path(v2->mount_point) / "cgroup.controllers"));
+  std::ifstream proc_cgroups("/proc/cgroups");
+  for (std::string line; std::getline(proc_cgroups, line);) {
+    auto fields = split_words(line);
+    if (fields.size() >= 2 && fields[0].front() != '#' && fields[1] != "0") {
+      wanted.push_back(fields[0]);
+    }
+  }
+  for (const auto& controller : wanted) {
     if (v1_options.count(controller)) continue;
+    v1_options.insert(controller);
     auto target = dir() / ("cgroup-" + controller);
     stdfs::create_directories(target);
     check(::mount("cgroup", target.c_str(), "cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC,
@@ -410,7 +422,7 @@ void PrivateHost::shutdown() {
       std::this_thread::sleep_for(25ms);
     }
     ::umount2(target.c_str(), 0);
-    for (int i = 0; i < 200 && v1_hierarchy_of(controller).first != 0; ++i) {
+    for (int i = 0; i < 80 && v1_hierarchy_of(controller).first != 0; ++i) {
       std::this_thread::sleep_for(25ms);
     }
   }
