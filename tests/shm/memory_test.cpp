@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <random>
 
@@ -65,6 +66,9 @@ TEST(StoreMemory, DeletingFilesGivesTheMemoryBack) {
 
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(Ok(store->unlink(kRootIno, "big" + std::to_string(i))));
   const std::uint64_t after = rss_bytes();
+  std::printf("RSS: start %llu KiB, with the files %llu KiB, after deleting %llu KiB\n",
+              static_cast<unsigned long long>(start >> 10), static_cast<unsigned long long>(full >> 10),
+              static_cast<unsigned long long>(after >> 10));
   EXPECT_EQ(store->pages_used(), 0u);
   EXPECT_EQ(allocated_bytes(store->data_fd()), 0u);
   if (kRssMeaningful) {
