@@ -1,6 +1,8 @@
 #include "fs/session.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -134,6 +136,11 @@ int serve(const ServeOptions& o) {
   std::vector<char*> argv;
   for (auto& a : argv_text) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  // libfuse may copy the arguments while parsing them; the copy is ours to free.
+  struct ArgsGuard {
+    fuse_args* a;
+    ~ArgsGuard() { fuse_opt_free_args(a); }
+  } args_guard{&args};
   SessionPtr se(fuse_session_new(&args, &lowlevel_ops(), sizeof(fuse_lowlevel_ops), &filesystem));
   if (!se) {
     log->error("{}: cannot create the FUSE session", name);
@@ -167,6 +174,12 @@ int serve(const ServeOptions& o) {
   fuse_loop_cfg_set_max_threads(cfg.get(), worker_threads());
   signal_ready(o.ready_fd, log);
   int rc = fuse_session_loop_mt(se.get(), cfg.get());
+  // Teardown (unmount, store) must finish even if another SIGTERM comes now: once the
+  // handlers are removed it would kill the process halfway. Blocked signals die with us.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&stop_signals, sig);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   if (rc < 0) {
     log->error("{}: the session loop failed: {}", name, std::strerror(-rc));
     return 1;
