@@ -5,6 +5,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -18,6 +19,11 @@ struct Filesystem {
   shm::Store& store;
   std::string mountpoint;                 // for log lines only
   std::shared_ptr<spdlog::logger> log;
+  // The kernel sends RELEASE asynchronously after close(); a statfs that a program makes
+  // after closing (and unlinking) a file may be handled by another thread while that
+  // release is still being processed. statfs waits for releases in progress, so that the
+  // space of a closed, unlinked file is seen as free, as on tmpfs.
+  std::atomic<int> releases_in_progress{0};
 };
 
 inline Filesystem& filesystem_of(fuse_req_t req) {

@@ -97,7 +97,15 @@ void fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
 }
 
 void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
-  filesystem_of(req).store.release(ino);
+  Filesystem& fs = filesystem_of(req);
+  {
+    struct InProgress {
+      std::atomic<int>& n;
+      explicit InProgress(std::atomic<int>& c) : n(c) { n.fetch_add(1); }
+      ~InProgress() { n.fetch_sub(1); }
+    } in_progress(fs.releases_in_progress);
+    fs.store.release(ino);
+  }
   reply_ok(req);
 }
 
