@@ -19,6 +19,7 @@ struct Filesystem {
   shm::Store& store;
   std::string mountpoint;                 // for log lines only
   std::shared_ptr<spdlog::logger> log;
+  bool writeback_cache = false;           // ServeOptions::writeback_cache
   // The kernel sends RELEASE asynchronously after close(); a statfs that a program makes
   // after closing (and unlinking) a file may be handled by another thread while that
   // release is still being processed. statfs waits for releases in progress, so that the

@@ -15,17 +15,23 @@ constexpr unsigned kMaxWrite = 1u << 20;  // libfuse's largest request buffer
 void init(void* userdata, fuse_conn_info* conn) {
   auto& fs = *static_cast<Filesystem*>(userdata);
   // Exactness over speed: every write reaches the store (no writeback cache), so ENOSPC
-  // comes at the write that crosses the quota. O_TRUNC arrives as a setattr, and the
-  // kernel itself drops setuid/setgid on write, truncate and chown (as it does for
-  // tmpfs) by sending setattr. Writes arrive in memory buffers, never spliced pipes.
+  // comes at the write that crosses the quota. O_TRUNC arrives as a setattr. setuid and
+  // setgid are dropped by the store (FUSE_HANDLE_KILLPRIV_V2, negotiated in
+  // session_io.cpp, so the kernel does not ask for security.capability before every
+  // write); the v1 flag stays off. Writes arrive in memory buffers, never spliced pipes:
+  // libfuse splices only through a pipe of 1 MiB + 4 KiB, which needs CAP_SYS_RESOURCE.
   conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV |
                   FUSE_CAP_SPLICE_READ | FUSE_CAP_POSIX_ACL);
+  // `serve --cache=writeback` trades that exactness for fewer, larger writes.
+  if (fs.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+    conn->want |= FUSE_CAP_WRITEBACK_CACHE;
   // Symlink targets never change behind the kernel's back.
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
   conn->max_write = kMaxWrite;
   conn->time_gran = 1;
-  fs.log->info("{}: serving ({} pages, {} inodes, max_write {})", fs.mountpoint,
-               fs.store.quota_pages(), fs.store.max_inodes(), conn->max_write);
+  fs.log->info("{}: serving ({} pages, {} inodes, max_write {}, cache {})", fs.mountpoint,
+               fs.store.quota_pages(), fs.store.max_inodes(), conn->max_write,
+               (conn->want & FUSE_CAP_WRITEBACK_CACHE) ? "writeback" : "exact");
 }
 
 void statfs(fuse_req_t req, fuse_ino_t /*ino*/) {

@@ -25,6 +25,7 @@ int refuse(const std::string& why) {
 struct ServeArgs {
   std::string size;
   std::uint64_t inodes = 0;
+  std::string cache = "exact";
   ServeOptions options;
 };
 
@@ -37,6 +38,7 @@ int run_serve(ServeArgs& a) {
     return refuse("--size '" + a.size + "' is below one 4 KiB page: give at least 4k");
   o.size_bytes = size.value();
   o.max_inodes = a.inodes;
+  o.writeback_cache = a.cache == "writeback";
   for (auto [flag, fd] : {std::pair{"--ready-fd", o.ready_fd}, std::pair{"--fuse-fd", o.fuse_fd},
                           std::pair{"--meta-fd", o.meta_fd}, std::pair{"--data-fd", o.data_fd}}) {
     if (fd != -1 && !fd_is_open(fd))
@@ -65,6 +67,11 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                   "An open /dev/fuse the caller has already mounted");
   cmd->add_option("--meta-fd", args->options.meta_fd, "The store's metadata memfd");
   cmd->add_option("--data-fd", args->options.data_fd, "The store's data memfd");
+  cmd->add_option("--cache", args->cache,
+                  "exact (default): ENOSPC at the write that crosses the quota, as tmpfs; "
+                  "writeback: small writes are gathered by the kernel, faster, but ENOSPC "
+                  "then surfaces at fsync/close")
+      ->check(CLI::IsMember({"exact", "writeback"}));
   cmd->add_option("mountpoint", args->options.mountpoint, "Where to mount (an empty directory)")
       ->required();
   cmd->callback([args, &exit_code] { exit_code = run_serve(*args); });

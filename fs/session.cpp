@@ -127,7 +127,7 @@ int serve(const ServeOptions& o) {
                o.max_inodes, std::strerror(err));
     return 1;
   }
-  Filesystem filesystem{*store.value(), name, log};
+  Filesystem filesystem{*store.value(), name, log, o.writeback_cache};
 
   // The mount options live in kernel_mount.cpp; libfuse only needs a program name here.
   // HOSTCHANFS_FUSE_DEBUG=1 prints every request (how bench/ counts round trips).

@@ -22,6 +22,10 @@ struct ServeOptions {
   int meta_fd = -1;
   int data_fd = -1;
   std::string mountpoint;
+  // Opt-in: the kernel's writeback cache. Small writes gather in the page cache and reach
+  // the store in large pieces, but ENOSPC then surfaces at fsync/close (when the cache is
+  // written back), not at the write that crosses the quota. Never the default.
+  bool writeback_cache = false;
 };
 
 // Why `path` cannot take a new mount (missing, not a directory, already a mount), as
