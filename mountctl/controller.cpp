@@ -325,8 +325,10 @@ json Controller::handle_create(const json& request) {
   ch.owner_pidfd = std::move(owner_pidfd);
   watch(ch.daemon_pidfd.get(), Source::kDaemon, host);
   if (ch.owner_pidfd) watch(ch.owner_pidfd.get(), Source::kOwner, host);
+  ChannelInfo info = ch.info();
+  // The daemon's own default, remembered so that `ls` still shows it if the daemon dies.
+  if (ch.max_inodes == 0) ch.max_inodes = info.max_inodes;
   save(ch);
-  json info = ch.info();
   channels_.emplace(host, std::move(ch));
   return json{{"ok", true}, {"existed", false}, {"channel", info}};
 }
