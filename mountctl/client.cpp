@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include <fmt/format.h>
@@ -160,6 +161,16 @@ struct ControllerClientAccess {
 Expected<ControllerClient> ControllerClient::connect_existing(const std::string& run_dir) {
   HC_TRY(fd, connect_socket(run_dir));
   return ControllerClientAccess::make(std::move(fd), run_dir);
+}
+
+Expected<ControllerClient> ControllerClient::connect_if_channels(const std::string& run_dir) {
+  auto client = connect_existing(run_dir);
+  if (client || client.error().kind != Error::Kind::kNotFound) return client;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(registry_dir(run_dir), ec)) {
+    if (entry.path().extension() == ".json") return connect(run_dir);
+  }
+  return client;
 }
 
 Expected<ControllerClient> ControllerClient::connect(const std::string& run_dir) {

@@ -128,6 +128,11 @@ class ControllerClient {
   // Connect only; kNotFound when no controller is running (ls uses this: it starts none).
   static Expected<ControllerClient> connect_existing(
       const std::string& run_dir = default_run_dir());
+  // For requests about existing channels (umount, ls, the hook's poststop): a running
+  // controller, or — when a killed one left channels in the registry — a new one, which
+  // takes them over. kNotFound when none runs and the registry is empty.
+  static Expected<ControllerClient> connect_if_channels(
+      const std::string& run_dir = default_run_dir());
 
   // Create the channel: host path (must not exist; parents are made), store memory,
   // FUSE mount, daemon, registry entry. All or nothing.

@@ -22,18 +22,6 @@ namespace hostchanfs::mountctl {
 
 namespace {
 
-// For commands that act on existing channels: a running controller, or — when a previous
-// one left channels in the registry (it was killed) — a new one, which takes them over.
-Expected<ControllerClient> connect_if_channels(const std::string& run_dir) {
-  auto client = ControllerClient::connect_existing(run_dir);
-  if (client || client.error().kind != Error::Kind::kNotFound) return client;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(registry_dir(run_dir), ec)) {
-    if (entry.path().extension() == ".json") return ControllerClient::connect(run_dir);
-  }
-  return client;
-}
-
 int report(const Error& error) {
   std::fprintf(stderr, "hostchanfs: %s\n", error.message.c_str());
   return error.exit_code();
@@ -114,7 +102,7 @@ void add_umount(CLI::App& app, int& exit_code, std::shared_ptr<std::string> run_
                       "host path \"{}\" is not an absolute path: give the channel's host path "
                       "as `hostchanfs ls` shows it", *host))));
     }
-    auto client = connect_if_channels(*run_dir);
+    auto client = ControllerClient::connect_if_channels(*run_dir);
     if (!client) {
       if (client.error().kind == Error::Kind::kNotFound) {
         return void(exit_code = report(Error::bad_input(fmt::format("no channel at {}", clean_path(*host)))));
@@ -137,7 +125,7 @@ void add_ls(CLI::App& app, int& exit_code, std::shared_ptr<std::string> run_dir)
   cmd->add_flag("--json", *as_json, "Print a JSON array instead of a table");
   cmd->callback([&exit_code, as_json, run_dir] {
     std::vector<ChannelInfo> channels;
-    auto client = connect_if_channels(*run_dir);
+    auto client = ControllerClient::connect_if_channels(*run_dir);
     if (client) {
       auto listed = client.value().list();
       if (!listed) return void(exit_code = report(listed.error()));

@@ -83,7 +83,8 @@ std::string rootfs_in_container_namespace(pid_t pid, const std::string& host_roo
 Expected<void> remove_channel(const OciState& state, const ChannelSpec& spec,
                               const std::string& run_dir) {
   auto log = log::get("oci-hook");
-  auto client = ControllerClient::connect_existing(run_dir);
+  // A killed controller's channels are still ours to remove: take them over.
+  auto client = ControllerClient::connect_if_channels(run_dir);
   if (!client) {
     if (client.error().kind == Error::Kind::kNotFound) return success();  // nothing runs
     return client.error();
