@@ -20,6 +20,8 @@
 
 #include <fmt/format.h>
 
+#include "fs/kernel_mount.hpp"
+#include "shm/store.hpp"
 #include "sys/log.hpp"
 #include "sys/memfd.hpp"
 
@@ -207,12 +209,15 @@ ChannelInfo Channel::info() const {
   i.max_inodes = max_inodes;
   i.daemon_pid = daemon_pid;
   i.state = state_name(state);
-  // Only a live daemon answers statfs; asking a failed one would hang (we hold its fd).
-  struct statvfs sv {};
-  if (state == ChannelState::kRunning && ::statvfs(spec.host_path.c_str(), &sv) == 0) {
-    i.bytes_used = (sv.f_blocks - sv.f_bfree) * sv.f_frsize;
-    i.inodes_used = sv.f_files - sv.f_ffree;
-    if (i.max_inodes == 0) i.max_inodes = sv.f_files;
+  // Usage comes from the store's own header in the memfd we hold, never from statfs on
+  // the mount: a daemon that died or hangs would make statfs (and so the controller,
+  // which holds the /dev/fuse descriptor) wait forever.
+  if (meta_fd) {
+    if (auto u = shm::peek_usage(meta_fd.get())) {
+      i.bytes_used = u.value().pages_used * shm::kPageSize;
+      i.inodes_used = u.value().inodes_used;
+      if (i.max_inodes == 0) i.max_inodes = u.value().max_inodes;
+    }
   }
   return i;
 }
@@ -273,20 +278,13 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   }
   ch.meta_fd = std::move(meta).value();
   ch.data_fd = std::move(data).value();
-  ch.fuse_fd.reset(::open("/dev/fuse", O_RDWR | O_CLOEXEC));
-  if (!ch.fuse_fd) {
-    return Error::failure(fmt::format("cannot open /dev/fuse: {} (is the fuse module loaded?)",
-                                      errno_text(last_errc())));
+  // The same kernel mount `serve` makes for itself (fs/kernel_mount.hpp).
+  auto mounted = fs::mount_fuse(spec.host_path, ch.uid, ch.gid);
+  if (!mounted) {
+    return Error::failure(fmt::format("cannot mount the channel at {}: {} (is /dev/fuse there?)",
+                                      spec.host_path, errno_text(mounted.error())));
   }
-
-  std::string options_text =
-      fmt::format("fd={},rootmode=40000,user_id={},group_id={},allow_other,default_permissions",
-                  ch.fuse_fd.get(), ch.uid, ch.gid);
-  if (::mount("hostchanfs", spec.host_path.c_str(), "fuse.hostchanfs",
-              MS_NOSUID | MS_NODEV | MS_NOEXEC, options_text.c_str()) < 0) {
-    return Error::failure(fmt::format("cannot mount the channel at {}: {}", spec.host_path,
-                                      errno_text(last_errc())));
-  }
+  ch.fuse_fd = std::move(mounted).value();
   undo.add([path = spec.host_path] {
     if (::umount2(path.c_str(), UMOUNT_NOFOLLOW) < 0) ::umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
   });

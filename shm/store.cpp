@@ -494,6 +494,21 @@ std::uint64_t Store::meta_region_size(std::uint64_t quota_pages, std::uint64_t m
   return kPageSize + table + round_up(segment, kPageSize);
 }
 
+Result<Usage> peek_usage(int meta_fd) {
+  HC_TRY(size, fd_size(meta_fd));
+  if (size < kPageSize) return std::errc::protocol_error;
+  HC_TRY(map, Mapping::map_shared(meta_fd, kPageSize));
+  const auto* h = reinterpret_cast<const L::Header*>(map.data());
+  if (std::memcmp(h->magic, L::kMagic, sizeof h->magic) != 0 || h->version != L::kLayoutVersion)
+    return std::errc::protocol_error;
+  Usage u;
+  u.pages_used = std::min(h->pages_used.load(), h->quota_pages);
+  u.quota_pages = h->quota_pages;
+  u.inodes_used = std::min(h->inodes_used.load(), h->max_inodes);
+  u.max_inodes = h->max_inodes;
+  return u;
+}
+
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 

@@ -132,6 +132,15 @@ struct StoreOptions {
   mode_t root_mode = 01777;
 };
 
+// What a store uses, read from its header in the meta memfd without attaching to it and
+// without asking its daemon: the controller's `ls` must never wait on a daemon that
+// died or hangs. EPROTO when the region is not (yet) a formatted store.
+struct Usage {
+  std::uint64_t pages_used = 0, quota_pages = 0;
+  std::uint64_t inodes_used = 0, max_inodes = 0;
+};
+Result<Usage> peek_usage(int meta_fd);
+
 class Store {
  public:
   // A fresh store in memfds it owns.
