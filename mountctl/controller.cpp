@@ -28,6 +28,7 @@
 #include "mountctl/protocol.hpp"
 #include "mountctl/run_dir.hpp"
 #include "sys/log.hpp"
+#include "sys/read_file.hpp"
 
 namespace hostchanfs::mountctl {
 
@@ -185,8 +186,7 @@ void Controller::load_registry() {
       ch.state = ChannelState::kFailed;
       if (ch.daemon_pid > 0) {
         UniqueFd pidfd(open_pidfd(ch.daemon_pid));
-        std::ifstream cmdline(fmt::format("/proc/{}/cmdline", ch.daemon_pid));
-        std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+        std::string args = read_small_file(fmt::format("/proc/{}/cmdline", ch.daemon_pid));
         if (pidfd && args.find(std::string("serve") + '\0') != std::string::npos &&
             args.find(ch.spec.host_path) != std::string::npos) {
           auto fds = record.value("daemon_fds", json::object());

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "tests/support/child_process.hpp"
+#include "sys/read_file.hpp"
 #include "tests/support/mount_namespace.hpp"
 #include "tests/support/scoped_mounts.hpp"
 
@@ -119,8 +120,7 @@ inline std::vector<pid_t> processes_naming(const std::string& text) {
   while (dirent* e = d ? ::readdir(d.get()) : nullptr) {
     pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
     if (pid <= 0 || pid == ::getpid()) continue;
-    std::ifstream f(std::string("/proc/") + e->d_name + "/cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::string cmd = read_small_file(std::string("/proc/") + e->d_name + "/cmdline");
     if (cmd.find(text) != std::string::npos) found.push_back(pid);
   }
   return found;

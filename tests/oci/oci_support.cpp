@@ -1,4 +1,5 @@
 #include "tests/oci/oci_support.hpp"
+#include "sys/read_file.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -99,8 +100,7 @@ std::pair<int, int> v1_hierarchy_of(const std::string& controller) {
 }
 
 pid_t parent_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string stat = read_small_file("/proc/" + std::to_string(pid) + "/stat");
   auto close = stat.rfind(')');
   if (close == std::string::npos) return 0;
   auto fields = split_words(stat.substr(close + 1));
@@ -108,8 +108,7 @@ pid_t parent_of(pid_t pid) {
 }
 
 char process_state(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string stat = read_small_file("/proc/" + std::to_string(pid) + "/stat");
   auto close = stat.rfind(')');
   if (close == std::string::npos || close + 2 >= stat.size()) return 0;
   return stat[close + 2];
@@ -258,10 +257,7 @@ TempDir::~TempDir() {
   stdfs::remove_all(path_, ec);
 }
 
-std::string read_file(const stdfs::path& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+std::string read_file(const stdfs::path& path) { return read_small_file(path.string()); }
 
 void write_file(const stdfs::path& path, const std::string& text) {
   std::ofstream out(path);
