@@ -13,6 +13,7 @@
 #include "sys/unique_fd.hpp"
 #include "tests/fs/trace.hpp"
 #include "tests/support/fuse_required.hpp"
+#include "tests/support/fuse_test.hpp"
 #include "tests/support/mount_namespace.hpp"
 #include "tests/support/scoped_mounts.hpp"
 
@@ -46,17 +47,7 @@ Outcome run_serve(const std::vector<std::string>& args) {
   return o;
 }
 
-class Serve : public ::testing::Test {
- protected:
-  void SetUp() override {
-    HOSTCHANFS_REQUIRE_FUSE();
-    ns_ = std::make_unique<PrivateMountNamespace>();
-  }
-  void TearDown() override { ns_.reset(); }
-
- private:
-  std::unique_ptr<PrivateMountNamespace> ns_;
-};
+class Serve : public FuseTest {};
 
 void expect_refused(const Outcome& o, const std::string& what) {
   EXPECT_EQ(o.status, 2) << o.stderr_text;

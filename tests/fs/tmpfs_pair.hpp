@@ -11,26 +11,26 @@
 #include <memory>
 
 #include "tests/fs/trace.hpp"
+#include "tests/support/fuse_test.hpp"
 #include "tests/support/fuse_required.hpp"
 #include "tests/support/mount_namespace.hpp"
 #include "tests/support/scoped_mounts.hpp"
 
 namespace hostchanfs::testing {
 
-class TmpfsPair : public ::testing::Test {
+class TmpfsPair : public FuseTest {
  protected:
   static constexpr std::uint64_t kDefaultSize = 8ull << 20;
   static constexpr std::uint64_t kDefaultInodes = 1024;
 
   void SetUp() override {
-    HOSTCHANFS_REQUIRE_FUSE();
+    FuseTest::SetUp();
     ::umask(022);
-    ns_ = std::make_unique<PrivateMountNamespace>();
   }
   void TearDown() override {
     hostchanfs_.reset();
     tmpfs_.reset();
-    ns_.reset();
+    FuseTest::TearDown();  // the namespace goes last
   }
 
   void mount(std::uint64_t size = kDefaultSize, std::uint64_t inodes = kDefaultInodes) {
@@ -64,7 +64,6 @@ class TmpfsPair : public ::testing::Test {
   const std::string& hostchanfs_path() const { return hostchanfs_->path(); }
 
  private:
-  std::unique_ptr<PrivateMountNamespace> ns_;
   std::unique_ptr<ScopedTmpfs> tmpfs_;
   std::unique_ptr<ScopedHostchanfs> hostchanfs_;
 };

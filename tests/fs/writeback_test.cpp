@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tests/support/fuse_required.hpp"
+#include "tests/support/fuse_test.hpp"
 #include "tests/support/mount_namespace.hpp"
 #include "tests/support/scoped_mounts.hpp"
 
@@ -50,17 +51,7 @@ Filled fill_twice_the_quota(const std::string& dir) {
   return f;
 }
 
-class WritebackCache : public ::testing::Test {
- protected:
-  void SetUp() override {
-    HOSTCHANFS_REQUIRE_FUSE();
-    ns_ = std::make_unique<PrivateMountNamespace>();
-  }
-  void TearDown() override { ns_.reset(); }
-
- private:
-  std::unique_ptr<PrivateMountNamespace> ns_;
-};
+class WritebackCache : public FuseTest {};
 
 TEST_F(WritebackCache, EnospcSurfacesAtFsyncInsteadOfTheWrite) {
   ScopedHostchanfs::Options o;
