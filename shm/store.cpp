@@ -151,6 +151,24 @@ struct Store::Impl {
   mutable std::array<std::shared_mutex, kStripes> stripes;
   std::mutex pool_mutex;
 
+  // Own both regions, each mapped whole (create_in and attach share this).
+  static Result<std::unique_ptr<Impl>> map_regions(UniqueFd meta_fd, std::uint64_t meta_size,
+                                                   UniqueFd data_fd, std::uint64_t data_size) {
+    auto impl = std::make_unique<Impl>();
+    HC_TRY(meta_map, Mapping::map_shared(meta_fd.get(), meta_size));
+    HC_TRY(data_map, Mapping::map_shared(data_fd.get(), data_size));
+    impl->meta = std::move(meta_map);
+    impl->data = std::move(data_map);
+    impl->meta_fd = std::move(meta_fd);
+    impl->data_fd = std::move(data_fd);
+    return impl;
+  }
+  // Point at the header and the inode table of the meta region (the header's offsets).
+  void use_header() {
+    header = reinterpret_cast<L::Header*>(meta.data());
+    table = reinterpret_cast<InodeRec*>(meta.data() + header->table_offset);
+  }
+
   std::shared_mutex& stripe(Ino ino) const { return stripes[ino % kStripes]; }
   std::byte* page_data(std::uint32_t page_no) const {
     return data.data() + std::uint64_t{page_no & ~L::kUnwritten} * kPageSize;
@@ -530,13 +548,8 @@ Result<std::unique_ptr<Store>> Store::create_in(const StoreOptions& opts, Unique
   if (::ftruncate(data_fd.get(), static_cast<off_t>(quota_pages * kPageSize)) < 0)
     return last_errc();
 
-  auto impl = std::make_unique<Impl>();
-  HC_TRY(meta, Mapping::map_shared(meta_fd.get(), meta_size));
-  HC_TRY(data, Mapping::map_shared(data_fd.get(), quota_pages * kPageSize));
-  impl->meta = std::move(meta);
-  impl->data = std::move(data);
-  impl->meta_fd = std::move(meta_fd);
-  impl->data_fd = std::move(data_fd);
+  HC_TRY(impl, Impl::map_regions(std::move(meta_fd), meta_size, std::move(data_fd),
+                                 quota_pages * kPageSize));
 
   auto* h = new (impl->meta.data()) L::Header{};
   h->version = L::kLayoutVersion;
@@ -546,8 +559,7 @@ Result<std::unique_ptr<Store>> Store::create_in(const StoreOptions& opts, Unique
   h->table_offset = kPageSize;
   h->segment_offset = kPageSize + round_up((max_inodes + 2) * sizeof(InodeRec), kPageSize);
   h->segment_size = meta_size - h->segment_offset;
-  impl->header = h;
-  impl->table = reinterpret_cast<InodeRec*>(impl->meta.data() + h->table_offset);
+  impl->use_header();
   try {
     impl->segment = std::make_unique<L::Segment>(boost::interprocess::create_only,
                                                  impl->meta.data() + h->segment_offset,
@@ -581,23 +593,17 @@ Result<std::unique_ptr<Store>> Store::create_in(const StoreOptions& opts, Unique
 
 Result<std::unique_ptr<Store>> Store::attach(UniqueFd meta_fd, UniqueFd data_fd) {
   HC_TRY(meta_size, fd_size(meta_fd.get()));
-  if (meta_size < sizeof(L::Header)) return std::errc::protocol_error;
-  HC_TRY(meta, Mapping::map_shared(meta_fd.get(), meta_size));
-  auto* h = reinterpret_cast<L::Header*>(meta.data());
+  if (meta_size < kPageSize) return std::errc::protocol_error;
+  HC_TRY(data_size, fd_size(data_fd.get()));
+  if (data_size == 0) return std::errc::protocol_error;
+  HC_TRY(impl, Impl::map_regions(std::move(meta_fd), meta_size, std::move(data_fd), data_size));
+  const L::Header* h = reinterpret_cast<const L::Header*>(impl->meta.data());
   if (std::memcmp(h->magic, L::kMagic, sizeof h->magic) != 0 || h->version != L::kLayoutVersion ||
       h->inode_rec_size != sizeof(InodeRec) ||
-      h->segment_offset + h->segment_size != meta_size)
+      h->segment_offset + h->segment_size != meta_size ||
+      data_size != h->quota_pages * kPageSize)
     return std::errc::protocol_error;
-  HC_TRY(data_size, fd_size(data_fd.get()));
-  if (data_size != h->quota_pages * kPageSize) return std::errc::protocol_error;
-  auto impl = std::make_unique<Impl>();
-  HC_TRY(data, Mapping::map_shared(data_fd.get(), data_size));
-  impl->meta = std::move(meta);
-  impl->data = std::move(data);
-  impl->meta_fd = std::move(meta_fd);
-  impl->data_fd = std::move(data_fd);
-  impl->header = h;
-  impl->table = reinterpret_cast<InodeRec*>(impl->meta.data() + h->table_offset);
+  impl->use_header();
   try {
     impl->segment = std::make_unique<L::Segment>(boost::interprocess::open_only,
                                                  impl->meta.data() + h->segment_offset,
