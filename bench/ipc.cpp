@@ -3,7 +3,12 @@
 // container process would.
 //
 //   hostchanfs_bench_ipc pingpong --dir DIR [--seconds S]     round trips per second
-//   hostchanfs_bench_ipc stream --dir DIR [--bytes N] [--ring N] [--chunk N]   MiB/s
+//   hostchanfs_bench_ipc stream --dir DIR [--seconds S] [--ring N] [--chunk N]   MiB/s
+//
+// The clock starts once the child has opened, mapped and touched the file: what is timed
+// is the exchange itself. Attaching is a cost of its own, measured in the child from
+// open(2) to close(2) and reported as "attach_seconds" (on FUSE it is dominated by the
+// first write fault of every page and by the write-back that close(2) does).
 //
 // Waiting is a short spin, then a futex on a word of the shared page (FUTEX_WAIT without
 // FUTEX_PRIVATE_FLAG keys on the file page, so it works across processes): the spin keeps
@@ -18,12 +23,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -71,7 +79,15 @@ struct Signal {
   }
 };
 
+// The start of the shared header: the child says it has attached, and how long it took.
+struct Attach {
+  Signal signal;
+  std::atomic<std::uint32_t> ready{0};
+  std::atomic<std::uint64_t> nanos{0};
+};
+
 struct PingPongPage {
+  Attach attach;
   Signal signal;
   // Odd: the parent's ping is waiting for the child; even: the child answered.
   std::atomic<std::uint64_t> seq{0};
@@ -79,10 +95,14 @@ struct PingPongPage {
 constexpr std::uint64_t kStop = UINT64_MAX;
 
 struct RingHeader {
+  Attach attach;
   Signal data;    // bumped by the producer when head moves
   Signal space;   // bumped by the consumer when tail moves
   std::atomic<std::uint64_t> head{0};  // bytes produced
   std::atomic<std::uint64_t> tail{0};  // bytes consumed
+  // The producer's last head once its time is up; kOpen until then.
+  std::atomic<std::uint64_t> end{kOpen};
+  static constexpr std::uint64_t kOpen = UINT64_MAX;
 };
 
 static_assert(sizeof(PingPongPage) <= kHeaderSize && sizeof(RingHeader) <= kHeaderSize);
@@ -119,17 +139,27 @@ class SharedFile {
   std::size_t size_;
 };
 
-// Runs child() in a child process that dies with its parent; returns its pid.
-template <class Fn>
-pid_t spawn(Fn child) {
+// Runs child(mapping) in a child process that dies with its parent, once the child has
+// mapped the file itself; returns when the child is attached, with its pid and the
+// seconds attaching took. Header must start with an Attach.
+template <class Header, class Fn>
+std::pair<pid_t, double> spawn_attached(const SharedFile& file, Header* header, Fn child) {
   pid_t pid = ::fork();
   if (pid < 0) die("fork", errno);
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    child();
+    auto start = Clock::now();
+    Mapping theirs = file.map();
+    auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start);
+    auto* h = reinterpret_cast<Header*>(theirs.data());
+    h->attach.nanos.store(static_cast<std::uint64_t>(nanos.count()));
+    h->attach.ready.store(1);
+    h->attach.signal.notify();
+    child(h, theirs.data());
     ::_exit(0);
   }
-  return pid;
+  header->attach.signal.wait_until([&] { return header->attach.ready.load() != 0; });
+  return {pid, static_cast<double>(header->attach.nanos.load()) * 1e-9};
 }
 
 void reap(pid_t pid) {
@@ -143,9 +173,7 @@ int pingpong(const std::string& dir, double seconds) {
   Mapping mine = file.map();
   auto* page = new (mine.data()) PingPongPage;
 
-  pid_t child = spawn([&] {
-    Mapping theirs = file.map();
-    auto* p = reinterpret_cast<PingPongPage*>(theirs.data());
+  auto [child, attach_seconds] = spawn_attached(file, page, [](PingPongPage* p, std::byte*) {
     for (std::uint64_t expected = 1;; expected += 2) {
       p->signal.wait_until([&] {
         std::uint64_t s = p->seq.load();
@@ -171,27 +199,28 @@ int pingpong(const std::string& dir, double seconds) {
   page->seq.store(kStop);
   page->signal.notify();
   reap(child);
-  emit(static_cast<double>(trips) / elapsed, "round trips/s", {{"round_trips", trips}, {"seconds", elapsed}});
+  emit(static_cast<double>(trips) / elapsed, "round trips/s",
+       {{"round_trips", trips}, {"seconds", elapsed}, {"attach_seconds", attach_seconds}});
   return 0;
 }
 
-int stream(const std::string& dir, std::uint64_t bytes, std::size_t ring, std::size_t chunk) {
+int stream(const std::string& dir, double seconds, std::size_t ring, std::size_t chunk) {
   if (chunk == 0 || ring % chunk != 0 || chunk < sizeof(std::uint64_t))
     die("--ring must be a multiple of --chunk (at least 8 bytes)", EINVAL);
-  std::uint64_t total = (bytes + chunk - 1) / chunk * chunk;
   SharedFile file(dir + "/ring." + std::to_string(::getpid()), kHeaderSize + ring);
   Mapping mine = file.map();
   auto* hdr = new (mine.data()) RingHeader;
 
   // The consumer copies every chunk out and checks its sequence number, so a torn or
   // stale read would fail the run rather than inflate the figure.
-  pid_t child = spawn([&] {
-    Mapping theirs = file.map();
-    auto* h = reinterpret_cast<RingHeader*>(theirs.data());
-    std::byte* data = theirs.data() + kHeaderSize;
+  auto [child, attach_seconds] = spawn_attached(file, hdr, [&](RingHeader* h, std::byte* base) {
+    std::byte* data = base + kHeaderSize;
     std::vector<std::byte> out(chunk);
-    for (std::uint64_t tail = 0; tail < total; tail += chunk) {
-      h->data.wait_until([&] { return h->head.load(std::memory_order_acquire) - tail >= chunk; });
+    for (std::uint64_t tail = 0;; tail += chunk) {
+      h->data.wait_until([&] {
+        return h->head.load(std::memory_order_acquire) - tail >= chunk || h->end.load() == tail;
+      });
+      if (h->head.load(std::memory_order_acquire) - tail < chunk) return;  // end == tail
       std::memcpy(out.data(), data + tail % ring, chunk);
       std::uint64_t seq = 0;
       std::memcpy(&seq, out.data(), sizeof seq);
@@ -203,19 +232,29 @@ int stream(const std::string& dir, std::uint64_t bytes, std::size_t ring, std::s
 
   std::vector<std::byte> in(chunk, std::byte{0x5a});
   std::byte* data = mine.data() + kHeaderSize;
+  // The clock is read once a lap of the ring, so that reading it costs nothing measurable.
+  const std::uint64_t chunks_per_check = std::max<std::uint64_t>(1, ring / chunk);
+  std::uint64_t head = 0;
   auto start = Clock::now();
-  for (std::uint64_t head = 0; head < total; head += chunk) {
+  for (std::uint64_t n = 1;; ++n, head += chunk) {
     hdr->space.wait_until([&] { return head + chunk - hdr->tail.load(std::memory_order_acquire) <= ring; });
     std::uint64_t seq = head / chunk;
     std::memcpy(in.data(), &seq, sizeof seq);
     std::memcpy(data + head % ring, in.data(), chunk);
     hdr->head.store(head + chunk, std::memory_order_release);
     hdr->data.notify();
+    if (n % chunks_per_check == 0 && seconds_since(start) >= seconds) {
+      head += chunk;
+      break;
+    }
   }
-  hdr->space.wait_until([&] { return hdr->tail.load() == total; });
+  hdr->end.store(head);
+  hdr->data.notify();
+  hdr->space.wait_until([&] { return hdr->tail.load() == head; });
   double elapsed = seconds_since(start);
   reap(child);
-  emit(static_cast<double>(total) / (1 << 20) / elapsed, "MiB/s", {{"bytes", total}, {"seconds", elapsed}});
+  emit(static_cast<double>(head) / (1 << 20) / elapsed, "MiB/s",
+       {{"bytes", head}, {"seconds", elapsed}, {"attach_seconds", attach_seconds}});
   return 0;
 }
 
@@ -224,7 +263,6 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   std::string dir;
   double seconds = 1.0;
-  std::uint64_t bytes = 1ull << 30;
   std::size_t ring = 4u << 20, chunk = 64u << 10;
   int rc = 0;
   auto* pp = app.add_subcommand("pingpong", "round trips per second through one shared page");
@@ -233,10 +271,10 @@ int run(int argc, char** argv) {
   pp->callback([&] { rc = pingpong(dir, seconds); });
   auto* st = app.add_subcommand("stream", "producer/consumer through a ring in a shared mapping");
   st->add_option("--dir", dir, "directory in the mount")->required()->check(CLI::ExistingDirectory);
-  st->add_option("--bytes", bytes, "bytes to stream")->check(CLI::PositiveNumber);
+  st->add_option("--seconds", seconds, "time budget (whole laps of the ring)")->check(CLI::PositiveNumber);
   st->add_option("--ring", ring, "ring size in bytes")->check(CLI::PositiveNumber);
   st->add_option("--chunk", chunk, "bytes per message")->check(CLI::PositiveNumber);
-  st->callback([&] { rc = stream(dir, bytes, ring, chunk); });
+  st->callback([&] { rc = stream(dir, seconds, ring, chunk); });
   CLI11_PARSE(app, argc, argv);
   return rc;
 }
