@@ -18,6 +18,12 @@ namespace hostchanfs::fs {
 // Returns the /dev/fuse descriptor that now serves the mount.
 Result<UniqueFd> mount_fuse(const std::string& path, uid_t root_uid, gid_t root_gid);
 
+// Readahead of a channel: one READ as large as the kernel allows (max_pages 256: 1 MiB),
+// where the kernel's default of 128 KiB splits a cold sequential read into eight times as
+// many round trips. mount_fuse() sets the connection's read_ahead_kb; the kernel then keeps
+// the smaller of that and INIT's max_readahead, so init() asks for the same.
+inline constexpr unsigned kReadaheadBytes = 1u << 20;
+
 // Detach the mount at `path` (lazily: open files keep working until closed).
 Result<void> unmount_fuse(const std::string& path);
 

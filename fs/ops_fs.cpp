@@ -3,6 +3,7 @@
 
 #include <thread>
 
+#include "fs/kernel_mount.hpp"
 #include "fs/ops.hpp"
 #include "fs/reply.hpp"
 
@@ -28,9 +29,11 @@ void init(void* userdata, fuse_conn_info* conn) {
   // Symlink targets never change behind the kernel's back.
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
   conn->max_write = kMaxWrite;
+  conn->max_readahead = kReadaheadBytes;
   conn->time_gran = 1;
-  fs.log->info("{}: serving ({} pages, {} inodes, max_write {}, cache {})", fs.mountpoint,
-               fs.store.quota_pages(), fs.store.max_inodes(), conn->max_write,
+  fs.log->info("{}: serving ({} pages, {} inodes, max_write {}, max_readahead {}, cache {})",
+               fs.mountpoint, fs.store.quota_pages(), fs.store.max_inodes(), conn->max_write,
+               conn->max_readahead,
                (conn->want & FUSE_CAP_WRITEBACK_CACHE) ? "writeback" : "exact");
 }
 

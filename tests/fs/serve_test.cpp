@@ -99,6 +99,13 @@ TEST_F(Serve, MountsLikeTheSeedAndStopsCleanlyOnSigterm) {
   EXPECT_EQ(mount_line(fs.path()), "");
 }
 
+// A cold sequential read asks for as much as one READ carries (1 MiB), not the kernel's
+// 128 KiB: the mount raised read_ahead_kb and INIT did not lower it again.
+TEST_F(Serve, ReadsAheadAsMuchAsOneRequestCarries) {
+  ScopedHostchanfs fs(4 << 20);
+  EXPECT_EQ(read_ahead_kb(fs.path()), "1024");
+}
+
 TEST_F(Serve, StopsOnSigintAndOnUnmountFromOutside) {
   {
     ScopedHostchanfs fs(1 << 20);

@@ -73,6 +73,8 @@ TEST_F(ControllerTest, MountListUmountLifecycle) {
   struct stat st {};
   ASSERT_EQ(::stat(host.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 01777u);
+  // The controller mounts, its daemon answers INIT later: the readahead survives both.
+  EXPECT_EQ(testing::read_ahead_kb(host), "1024");
 
   { std::ofstream(host + "/f") << std::string(10000, 'x'); }
   json list = ls();

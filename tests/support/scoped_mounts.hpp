@@ -1,6 +1,7 @@
 // Mounts for tests, each removed (and its directory deleted) when it goes out of scope:
 //   ScopedTmpfs       a kernel tmpfs, the reference behaviour
 //   ScopedHostchanfs  a real `HOSTCHANFS_BIN serve` daemon, started and waited for
+// and what the kernel holds for a mount: read_ahead_kb().
 // Use them inside a PrivateMountNamespace (mount_namespace.hpp) so that even a crashed
 // test leaves no mount behind; the daemon also dies with the test (PDEATHSIG).
 #pragma once
@@ -8,6 +9,7 @@
 #include <poll.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "sys/read_file.hpp"
 #include "tests/support/child_process.hpp"
 
 namespace hostchanfs::testing {
@@ -137,5 +140,16 @@ class ScopedHostchanfs {
   bool stopped_ = false;
   int status_ = -1;
 };
+
+// The read_ahead_kb of the backing device behind the mount at `path` (its digits, as
+// sysfs prints them), or "" when there is none to read.
+inline std::string read_ahead_kb(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) < 0) return "";
+  std::string text = read_small_file("/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" +
+                                     std::to_string(minor(st.st_dev)) + "/read_ahead_kb");
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
+}
 
 }  // namespace hostchanfs::testing
