@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -128,6 +129,34 @@ TEST_F(Ipc, SharedMappingIsCoherentAcrossProcesses) {
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_size, static_cast<off_t>(kSize));
   EXPECT_EQ(st.st_blocks, static_cast<blkcnt_t>(kSize / 512));  // every page was written
+}
+
+// A known difference, pinned: a store through a mapping into a hole of a full channel.
+// tmpfs allocates the page at the fault, finds no room and kills the process (SIGBUS). A
+// FUSE write fault never reaches the daemon, so on hostchanfs the store lands in the page
+// cache and ENOSPC comes back from its write-back: msync (or close) reports it.
+TEST_F(Ipc, AStoreIntoAHoleOfAFullChannelIsSigbusOnTmpfsAndEnospcAtMsyncHere) {
+  constexpr std::size_t kChannel = 1 << 20;
+  mount(kChannel, 1024);
+  auto store_into_hole = [](const std::string& dir) {
+    return ChildProcess::fork([dir] {
+      rlimit no_core{0, 0};  // the SIGBUS expected on tmpfs leaves no core file behind
+      ::setrlimit(RLIMIT_CORE, &no_core);
+      int full = ::open((dir + "/full").c_str(), O_WRONLY | O_CREAT, 0644);
+      std::string page(4096, 'x');
+      for (std::size_t i = 0; i < kChannel / page.size(); ++i)
+        if (::write(full, page.data(), page.size()) != static_cast<ssize_t>(page.size())) return 1;
+      int fd = ::open((dir + "/sparse").c_str(), O_RDWR | O_CREAT, 0644);
+      if (full < 0 || fd < 0 || ::ftruncate(fd, 4 * 4096) < 0) return 2;
+      auto* m = static_cast<volatile char*>(::mmap(nullptr, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+      if (m == MAP_FAILED) return 3;
+      m[0] = 'A';
+      if (::msync(const_cast<char*>(m), 4 * 4096, MS_SYNC) == 0) return 0;
+      return errno == ENOSPC ? 28 : 4;
+    });
+  };
+  EXPECT_EQ(store_into_hole(tmpfs_path()).wait(), 128 + SIGBUS);
+  EXPECT_EQ(store_into_hole(hostchanfs_path()).wait(), 28) << "28: msync failed with ENOSPC";
 }
 
 // POSIX record locks and flock: the kernel keeps them for the mount (no lock handlers),
