@@ -137,8 +137,8 @@ void BM_Read(benchmark::State& state) {
   std::vector<std::byte> out(len);
   std::uint64_t offset = 0;
   for (auto _ : state) {
-    auto view = store->read(ino, offset, len);
-    if (!view || view.value().copy_to(out) != len) return state.SkipWithError("read failed");
+    auto got = store->read(ino, offset, out);
+    if (!got || got.value() != len) return state.SkipWithError("read failed");
     benchmark::DoNotOptimize(out.data());
     offset = (offset + len) % kFileSpan;
   }

@@ -49,12 +49,14 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
 }
 
 void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
-  auto view = filesystem_of(req).store.read(ino, static_cast<std::uint64_t>(off), size);
-  if (!view) return reply_error(req, view.error(), "read", ino);
-  // The reply copies straight from the store's pages; the view (and its read lock) ends
-  // right after.
-  auto iov = view.value().iov();
-  fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+  // One buffer per worker thread, kept: a fresh one per request would be fresh pages,
+  // each faulted in again (the store itself never maps file data; see shm/store.cpp).
+  thread_local std::vector<std::byte> buffer;
+  if (buffer.size() < size) buffer.resize(size);
+  auto got = filesystem_of(req).store.read(ino, static_cast<std::uint64_t>(off),
+                                           std::span(buffer.data(), size));
+  if (!got) return reply_error(req, got.error(), "read", ino);
+  fuse_reply_buf(req, reinterpret_cast<const char*>(buffer.data()), got.value());
 }
 
 void write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off, fuse_file_info* /*fi*/) {
@@ -127,8 +129,8 @@ void lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info
   fuse_reply_lseek(req, static_cast<off_t>(r.value()));
 }
 
-// A plain read-then-write in pieces: the read view must end before the write takes the
-// (possibly same) inode's write lock.
+// A plain read-then-write in pieces through a bounce buffer (the read's lock ends before
+// the write takes the, possibly same, inode's write lock).
 void copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* /*fi_in*/,
                      fuse_ino_t ino_out, off_t off_out, fuse_file_info* /*fi_out*/, size_t len,
                      int flags) {
@@ -140,15 +142,13 @@ void copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_
   std::size_t copied = 0;
   while (copied < len) {
     std::size_t want = std::min(len - copied, bounce.size());
-    std::size_t got = 0;
-    {
-      auto view = fs.store.read(ino_in, static_cast<std::uint64_t>(off_in) + copied, want);
-      if (!view) {
-        if (copied) break;
-        return reply_error(req, view.error(), "copy_file_range", ino_in);
-      }
-      got = view.value().copy_to(std::span(bounce.data(), want));
+    auto read = fs.store.read(ino_in, static_cast<std::uint64_t>(off_in) + copied,
+                              std::span(bounce.data(), want));
+    if (!read) {
+      if (copied) break;
+      return reply_error(req, read.error(), "copy_file_range", ino_in);
     }
+    std::size_t got = read.value();
     if (got == 0) break;  // end of the source
     auto wrote = fs.store.write(ino_out, static_cast<std::uint64_t>(off_out) + copied,
                                 std::span<const std::byte>(bounce.data(), got), caller);

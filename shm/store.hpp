@@ -8,6 +8,7 @@
 //   data: quota_pages fixed 4 KiB pages. Pages are handed out by a PagePool whose free
 //         list lives in the meta region, never in the pages; a freed page is punched out
 //         of the memfd at once (fallocate PUNCH_HOLE), so memory falls when files go.
+//         Data is read and written with pread/pwrite on the memfd, which is never mapped.
 //
 // Accounting is tmpfs's: file data in 4 KiB pages (holes free), one inode per file,
 // directory, symlink or hard link, long symlinks (>= 128 bytes) use a page. xattr bytes
@@ -105,25 +106,6 @@ struct StatFs {
   std::uint64_t name_max = kNameMax;
 };
 
-// A read in progress: iovecs over the store's own pages (a shared zero page for holes),
-// valid while the view lives. It holds the inode's read lock, so drop it promptly.
-class ReadView {
- public:
-  ReadView() = default;
-  ReadView(ReadView&&) noexcept = default;
-  ReadView& operator=(ReadView&&) noexcept = default;
-  std::span<const iovec> iov() const noexcept { return iov_; }
-  std::size_t size() const noexcept { return size_; }
-  std::size_t copy_to(std::span<std::byte> out) const noexcept;
-
- private:
-  friend class Store;
-  std::shared_lock<std::shared_mutex> ns_lock_;
-  std::shared_lock<std::shared_mutex> inode_lock_;
-  std::vector<iovec> iov_;
-  std::size_t size_ = 0;
-};
-
 struct StoreOptions {
   std::uint64_t size_bytes = 64ull << 20;  // the byte quota; rounded up to whole pages
   std::uint64_t max_inodes = 0;            // 0: one per 4 KiB of quota, at least 1024
@@ -191,7 +173,9 @@ class Store {
   void release(Ino ino);
 
   // --- data ---
-  Result<ReadView> read(Ino ino, std::uint64_t offset, std::size_t len);
+  // Copies up to out.size() bytes from `offset` into `out` (holes read as zeros); the
+  // count, short at the end of the file, 0 at or past it.
+  Result<std::size_t> read(Ino ino, std::uint64_t offset, std::span<std::byte> out);
   // Writes what fits: a short count (whole pages) when the quota runs out part way,
   // ENOSPC when not even the first new page fits. A writer that is not privileged drops
   // setuid (and setgid with group-exec), as tmpfs does.

@@ -63,7 +63,7 @@ class ConcurrencyTest : public StoreTest {
             if (w) {
               EXPECT_LE(w.value(), buf.size());
             }
-            auto v = s().read(ino, off, buf.size());
+            auto v = read_result(ino, off, buf.size());
             EXPECT_TRUE(Ok(v));
           }
           s().forget(ino, 1);
@@ -326,7 +326,7 @@ TEST_F(ConcurrencyTest, AttributeChangesRaceWithResolvers) {
     while (!stop) {
       EXPECT_TRUE(Ok(s().getattr(f.ino)));
       EXPECT_TRUE(Ok(peek(dirs_[0], "f")));
-      EXPECT_TRUE(Ok(s().read(f.ino, 0, 8)));
+      EXPECT_TRUE(Ok(read_result(f.ino, 0, 8)));
       EXPECT_TRUE(Ok(s().setxattr(f.ino, "trusted.r", bytes("v"), 0)));
       (void)s().seek(f.ino, 0, SEEK_HOLE);  // ENXIO until the first write
       list(dirs_[0]);

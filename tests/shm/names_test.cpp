@@ -274,7 +274,7 @@ TEST_F(NamesTest, MknodMakesEveryKind) {
   // Device nodes are metadata only: no data operations.
   Attr chr = must(peek(kRootIno, "chr"));
   EXPECT_FALSE(write(chr.ino, 0, "x"));
-  EXPECT_FALSE(s().read(chr.ino, 0, 1));
+  EXPECT_FALSE(read_result(chr.ino, 0, 1));
 }
 
 TEST_F(NamesTest, MknodErrors) {
@@ -770,7 +770,7 @@ TEST_F(NamesTest, StaleInodeNumbersAreRefused) {
   ASSERT_TRUE(Ok(s().unlink(kRootIno, "f")));
   EXPECT_FALSE(s().getattr(f.ino));
   EXPECT_FALSE(s().open(f.ino));
-  EXPECT_FALSE(s().read(f.ino, 0, 1));
+  EXPECT_FALSE(read_result(f.ino, 0, 1));
   EXPECT_FALSE(write(f.ino, 0, "x"));
   EXPECT_FALSE(s().getattr(0));
   EXPECT_FALSE(s().getattr(1u << 30));
