@@ -304,8 +304,11 @@ struct Store::Impl {
       i = j;
     }
     {
+      // Highest first: the pool is a stack, so the next writes take these pages back in
+      // ascending order, and a file's pages follow each other in the data region (one
+      // pwrite/pread per run, not per page).
       std::lock_guard lk(pool_mutex);
-      for (auto p : pages) page_pool->give(p);
+      for (auto p = pages.rbegin(); p != pages.rend(); ++p) page_pool->give(*p);
     }
     unreserve_pages(pages.size());
   }

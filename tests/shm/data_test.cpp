@@ -62,6 +62,24 @@ TEST_F(DataTest, HolesReadAsZerosAndCostNothing) {
   EXPECT_EQ(dirty.substr(0, a.size), all);
 }
 
+// Pages freed by a delete come back in ascending order, so a file written next lies in
+// one run of the data region (the store copies it with one pread/pwrite, not one per page).
+TEST_F(DataTest, AFileWrittenAfterADeleteLiesInOrderInTheDataRegion) {
+  constexpr std::uint64_t kPages = 8;
+  ASSERT_EQ(must(write(f.ino, 0, std::string(kPages * kPage, 'o'))), kPages * kPage);
+  Attr g = create(kRootIno, "g");
+  ASSERT_TRUE(Ok(s().unlink(kRootIno, "f")));
+  s().forget(f.ino, 1);
+  ASSERT_EQ(s().pages_used(), 0u);
+  std::string pages;
+  for (std::uint64_t i = 0; i < kPages; ++i) pages += std::string(kPage, static_cast<char>('a' + i));
+  ASSERT_EQ(must(write(g.ino, 0, pages)), pages.size());
+  std::string region(kPages * kPage, '\0');
+  ASSERT_EQ(::pread(s().data_fd(), region.data(), region.size(), 0), static_cast<ssize_t>(region.size()));
+  for (std::uint64_t i = 0; i < kPages; ++i)
+    EXPECT_EQ(region[i * kPage], static_cast<char>('a' + i)) << "data page " << i;
+}
+
 TEST_F(DataTest, GatherWriteFromSeveralBuffers) {
   std::string p1 = "abc", p2(kPage, 'x'), p3 = "end";
   iovec io[] = {{p1.data(), p1.size()}, {p2.data(), p2.size()}, {p3.data(), p3.size()}};
