@@ -189,6 +189,17 @@ struct Store::Impl {
   static off_t data_offset(std::uint32_t page_no) {
     return static_cast<off_t>(std::uint64_t{page_no & ~L::kUnwritten} * kPageSize);
   }
+  // The last page of the run that starts at `it`: file pages that follow each other, up to
+  // byte `end` of the file, whose data pages follow each other too (one pread/pwrite).
+  template <class It>
+  static It last_of_run(It it, It pages_end, std::uint64_t end) {
+    for (auto next = std::next(it); next != pages_end && next->first == it->first + 1 &&
+                                    next->first * kPageSize < end &&
+                                    data_offset(next->second) == data_offset(it->second) + off_t{kPageSize};
+         ++next)
+      it = next;
+    return it;
+  }
   // Copy all of `iov` into the data region at `at`, or fail with the errno.
   Result<void> put(std::vector<iovec>& iov, off_t at) const {
     std::size_t k = 0;
@@ -1009,11 +1020,7 @@ Result<std::size_t> Store::read(Ino ino, std::uint64_t offset, std::span<std::by
     }
     // One pread for the run of file pages that follow each other in the data region.
     off_t at = Impl::data_offset(it->second) + static_cast<off_t>(pos % kPageSize);
-    for (auto next = std::next(it); next != pt.end() && next->first == it->first + 1 &&
-                                    (next->first * kPageSize) < end &&
-                                    Impl::data_offset(next->second) == Impl::data_offset(it->second) + off_t{kPageSize};
-         ++next)
-      it = next;
+    it = Impl::last_of_run(it, pt.end(), end);
     std::uint64_t run_end = std::min(end, (it->first + 1) * kPageSize);
     HC_TRYV(s.get(dst, run_end - pos, at));
     pos = run_end;
@@ -1094,11 +1101,7 @@ Result<std::size_t> Store::write(Ino ino, std::uint64_t offset, std::span<const 
     std::uint64_t pos = offset + written;
     auto run_first = it;
     off_t at = Impl::data_offset(it->second) + static_cast<off_t>(pos % kPageSize);
-    for (auto next = std::next(it); next != pt.end() && next->first == it->first + 1 &&
-                                    (next->first * kPageSize) < end &&
-                                    Impl::data_offset(next->second) == Impl::data_offset(it->second) + off_t{kPageSize};
-         ++next)
-      it = next;
+    it = Impl::last_of_run(it, pt.end(), end);
     std::uint64_t run_end = std::min(end, (it->first + 1) * kPageSize);
     slices.clear();
     source.take(run_end - pos, slices);
