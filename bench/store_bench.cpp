@@ -124,7 +124,7 @@ void BM_Write(benchmark::State& state) {
 }
 BENCHMARK(BM_Write)->Arg(4096)->Arg(1 << 20);
 
-// Reads of state.range(0) bytes, copied out of the store's pages as a FUSE reply would be.
+// Reads of state.range(0) bytes into a buffer of the caller's, as a FUSE read does.
 void BM_Read(benchmark::State& state) {
   auto store = make_store(state);
   if (!store) return;
