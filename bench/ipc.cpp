@@ -236,17 +236,15 @@ int stream(const std::string& dir, double seconds, std::size_t ring, std::size_t
   const std::uint64_t chunks_per_check = std::max<std::uint64_t>(1, ring / chunk);
   std::uint64_t head = 0;
   auto start = Clock::now();
-  for (std::uint64_t n = 1;; ++n, head += chunk) {
+  for (std::uint64_t n = 1;; ++n) {
     hdr->space.wait_until([&] { return head + chunk - hdr->tail.load(std::memory_order_acquire) <= ring; });
     std::uint64_t seq = head / chunk;
     std::memcpy(in.data(), &seq, sizeof seq);
     std::memcpy(data + head % ring, in.data(), chunk);
-    hdr->head.store(head + chunk, std::memory_order_release);
+    head += chunk;
+    hdr->head.store(head, std::memory_order_release);
     hdr->data.notify();
-    if (n % chunks_per_check == 0 && seconds_since(start) >= seconds) {
-      head += chunk;
-      break;
-    }
+    if (n % chunks_per_check == 0 && seconds_since(start) >= seconds) break;
   }
   hdr->end.store(head);
   hdr->data.notify();

@@ -5,12 +5,18 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <climits>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <optional>
+#include <shared_mutex>
+#include <vector>
 
 #include "shm/layout.hpp"
 #include "sys/mapping.hpp"
