@@ -38,12 +38,14 @@ struct CliResult {
   std::string out, err;
 };
 
+// pread, never lseek+read: the child's stdout shares this file's offset, and a write it
+// makes between our seek and our read would land at 0, over what it wrote first.
 inline std::string read_all(int fd) {
   std::string s;
-  ::lseek(fd, 0, SEEK_SET);
   char buf[8192];
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) s.append(buf, static_cast<std::size_t>(n));
+  while ((n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(s.size()))) > 0)
+    s.append(buf, static_cast<std::size_t>(n));
   return s;
 }
 
