@@ -13,6 +13,7 @@ absolute target instead of a ratio.
 """
 
 import argparse
+import contextlib
 import csv
 import ctypes
 import datetime
@@ -143,12 +144,14 @@ Result = dict  # result name -> (value, extra dict)
 class Workload:
     """A named measurement. `run(side, cfg)` returns {result name: (value, extra)}; most
     workloads have one result named like the workload. `prepare`/`finish` run once per
-    side around all repetitions, untimed."""
+    side around all repetitions, untimed. `clients`: how many processes it drives at
+    once; a one-client workload is pinned to one CPU per repetition (see `measure`)."""
     name: str
     run: Callable[[Side, Config], Result]
     prepare: Optional[Callable[[Side, Config], None]] = None
     finish: Optional[Callable[[Side, Config], None]] = None
     full_only: bool = False
+    clients: int = 1
 
 
 @dataclass
@@ -238,7 +241,8 @@ def fio_seq_read(cold: bool) -> Callable[[Side, Config], Result]:
     return run
 
 
-def fio_random(rw: str, jobs: int, direct: bool = False) -> tuple[str, Callable[[Side, Config], Result]]:
+def fio_random(rw: str, jobs: int,
+               direct: bool = False) -> tuple[str, Callable[[Side, Config], Result], int]:
     kind = "randread" if rw == "randread" else "randwrite"
     name = f"fio-{kind}-4k-direct" if direct else f"fio-{kind}-4k-j{jobs}"
 
@@ -252,7 +256,7 @@ def fio_random(rw: str, jobs: int, direct: bool = False) -> tuple[str, Callable[
         part = job["read" if rw == "randread" else "write"]
         return {name: (part["iops"], {"runtime_ms": part["runtime"],
                                       "lat_mean_ns": part.get("clat_ns", {}).get("mean")})}
-    return name, run
+    return name, run, jobs
 
 
 # ---- metadata (bench/metadata.cpp)
@@ -434,7 +438,7 @@ def workloads() -> list[Workload]:
         Workload("fio-seqwrite-1m", fio_seq_write),
         Workload("fio-seqread-1m-cold", fio_seq_read(True), prepare=prepare_data_file),
         Workload("fio-seqread-1m-warm", fio_seq_read(False), prepare=prepare_data_file),
-        *[Workload(n, r, prepare=prepare_data_file) for n, r in rand],
+        *[Workload(n, r, prepare=prepare_data_file, clients=j) for n, r, j in rand],
         meta_workload("meta-create", "create"),
         meta_workload("meta-stat", "stat"),
         meta_workload("meta-unlink", "unlink"),
@@ -443,8 +447,8 @@ def workloads() -> list[Workload]:
         meta_workload("meta-create-write4k-close", "create-write4k-close"),
         meta_workload("meta-readdir-10k", "readdir"),
         meta_workload("meta-rename", "rename"),
-        Workload("ipc-pingpong", ipc_pingpong),
-        Workload("ipc-stream", ipc_stream),
+        Workload("ipc-pingpong", ipc_pingpong, clients=2),
+        Workload("ipc-stream", ipc_stream, clients=2),
         # Last: it leaves a large directory behind, discarded with the channel.
         Workload("meta-create-in-100k", create_in_big_dir, prepare=populate_big_dir),
     ]
@@ -492,8 +496,27 @@ class Sample:
     error: Optional[str] = None
 
 
+@contextlib.contextmanager
+def pinned_to(cpu: Optional[int]):
+    """Runs this process, and so every client it starts, on `cpu` alone (None: on every
+    CPU it may use), then restores its affinity."""
+    allowed = os.sched_getaffinity(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
 def measure(selected: list[Workload], sides: list[Side], cfg: Config) -> list[Sample]:
     samples: list[Sample] = []
+    # The CPUs of a virtual machine need not be equal: on the 2-core guest this was tuned
+    # on, CPU 0 runs the same loop 1.8 times slower than CPU 1. Left to the scheduler, a
+    # tmpfs repetition on the fast CPU met a hostchanfs one on the slow CPU, and meta-stat
+    # read 0.60 or 0.90 by luck. So within a repetition both sides' one-client workloads
+    # run on the same CPU, and the CPU rotates with the repetition: like against like.
+    cpus = sorted(os.sched_getaffinity(0))
     for i, w in enumerate(selected, 1):
         failed_prepare = {}
         for side in sides:
@@ -506,15 +529,18 @@ def measure(selected: list[Workload], sides: list[Side], cfg: Config) -> list[Sa
         for rep in range(cfg.reps):
             # Alternate which side goes first, so neither always runs on a warmer machine.
             order = sides if rep % 2 == 0 else list(reversed(sides))
+            cpu = cpus[rep % len(cpus)] if w.clients == 1 else None
             for side in order:
                 head = f"[{i:2}/{len(selected)}] {w.name:<26} rep {rep + 1}/{cfg.reps} {side.name:<10}"
                 try:
                     if side.name in failed_prepare:
                         raise MeasureError(f"preparation failed: {failed_prepare[side.name]}")
-                    for result, (value, extra) in w.run(side, cfg).items():
+                    with pinned_to(cpu):
+                        results = w.run(side, cfg)
+                    for result, (value, extra) in results.items():
                         # The load next to each figure: on a shared machine, the first
                         # suspect when two repetitions disagree.
-                        extra = {**extra, "load1": round(os.getloadavg()[0], 2)}
+                        extra = {**extra, "load1": round(os.getloadavg()[0], 2), "cpu": cpu}
                         samples.append(Sample(result, side.name, rep, value, SPECS[result].unit, extra))
                         progress(f"{head} {result:<22} {fmt(value)} {SPECS[result].unit}")
                 except (MeasureError, OSError, ValueError, KeyError) as e:

@@ -21,7 +21,7 @@ grep -q '^workload .*tmpfs median.*hostchanfs median.*ratio' "$OUT/table.txt" ||
     { echo "bench.quick: table.txt has no table header" >&2; exit 1; }
 # Every workload was measured on both sides, every repetition is in the JSON.
 python3 - "$OUT/results.json" <<'PY'
-import json, sys
+import json, os, sys
 doc = json.load(open(sys.argv[1]))
 samples = doc["samples"]
 reps = doc["config"]["reps"]
@@ -31,6 +31,18 @@ bad = [n for n in sorted(names)
        or sorted(s["rep"] for s in samples if s["result"] == n and s["side"] == "hostchanfs") != list(range(reps))]
 if len(names) < 20 or bad:
     sys.exit(f"bench.quick: results.json lacks repetitions for {bad or 'most workloads'}")
+# Like against like: in each repetition of a one-client workload both sides ran on the
+# same single CPU, and the CPU rotates over the repetitions (two-client ones: unpinned).
+two_clients = {"fio-randread-4k-j2", "fio-randwrite-4k-j2", "ipc-pingpong", "ipc-stream", "ipc-attach"}
+cpus = {}
+for s in samples:
+    if s["error"] is None:
+        cpus.setdefault((s["result"], s["rep"]), set()).add(s["extra"].get("cpu", "absent"))
+ncpu = len(os.sched_getaffinity(0))
+for (name, rep), seen in sorted(cpus.items()):
+    want = None if name in two_clients else sorted(os.sched_getaffinity(0))[rep % ncpu]
+    if seen != {want}:
+        sys.exit(f"bench.quick: {name} rep {rep} ran on CPUs {seen}, expected {want} for both sides")
 for key in ("cores", "kernel", "libfuse", "loadavg_start"):
     if key not in doc["machine"]:
         sys.exit(f"bench.quick: results.json lacks machine.{key}")
