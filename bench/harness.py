@@ -6,10 +6,11 @@ writes the table, the raw results (JSON, CSV) and a plot of the ratios.
 run.sh owns the mounts and the daemon (a private mount namespace, torn down on exit); this
 program only measures, so it can be read without any mount plumbing in the way.
 
-Ratio: the hostchanfs/tmpfs ratio of the medians, oriented so that > 1 always means
-hostchanfs did better: hostchanfs / tmpfs for figures where higher is better (throughput,
-operations per second), tmpfs / hostchanfs where lower is better. Memory rows have an
-absolute target instead of a ratio.
+Ratio: the median over the repetitions of each repetition's hostchanfs/tmpfs ratio (the
+two sides of a repetition run back to back on the same CPU: a pair), oriented so that
+> 1 always means hostchanfs did better: hostchanfs / tmpfs for figures where higher is
+better (throughput, operations per second), tmpfs / hostchanfs where lower is better.
+Memory rows have an absolute target instead of a ratio.
 """
 
 import argparse
@@ -587,6 +588,20 @@ class Row:
     errors: list
 
 
+def paired_ratio(samples: list[Sample], higher_is_better: bool) -> Optional[float]:
+    """The median of the per-repetition ratios. A ratio of the two sides' medians would
+    pair a repetition on one CPU with one on another whenever the CPUs differ in speed
+    (they do on a virtual machine, and not always the same one): an outlier on one side
+    moves its median into the other CPU's class and the ratio with it."""
+    by_rep: dict[int, dict[str, float]] = {}
+    for s in samples:
+        if s.value is not None and s.value > 0:
+            by_rep.setdefault(s.rep, {})[s.side] = s.value
+    ratios = [(r["hostchanfs"] / r["tmpfs"]) if higher_is_better else (r["tmpfs"] / r["hostchanfs"])
+              for r in by_rep.values() if "tmpfs" in r and "hostchanfs" in r]
+    return statistics.median(ratios) if ratios else None
+
+
 def summarize(samples: list[Sample], sides: list[Side], cfg: Config) -> list[Row]:
     order = []
     for s in samples:
@@ -602,8 +617,8 @@ def summarize(samples: list[Sample], sides: list[Side], cfg: Config) -> list[Row
             stats[side.name] = (statistics.median(vals), min(vals), max(vals), len(vals)) if vals else None
         t, h = stats.get("tmpfs"), stats.get("hostchanfs")
         ratio = None
-        if sp.absolute_target is None and t and h and t[0] > 0 and h[0] > 0:
-            ratio = h[0] / t[0] if sp.higher_is_better else t[0] / h[0]
+        if sp.absolute_target is None:
+            ratio = paired_ratio([s for s in samples if s.result == result], sp.higher_is_better)
         verdict = ""
         if sp.target is not None:
             verdict = "?" if ratio is None else ("met" if ratio >= sp.target else "MISSED")
@@ -842,8 +857,9 @@ def main() -> int:
         md += [""] + store_markdown(store_rows)
     if store_error:
         text += ["", f"store micro-benchmarks: ERROR {store_error}"]
-    note = ("ratio: hostchanfs/tmpfs of the medians, oriented so that > 1 means hostchanfs is "
-            "better (tmpfs/hostchanfs for lower-is-better figures); memory rows have absolute targets")
+    note = ("ratio: the median of each repetition's hostchanfs/tmpfs (both sides on the same CPU), "
+            "oriented so that > 1 means hostchanfs is better (tmpfs/hostchanfs for lower-is-better "
+            "figures); memory rows have absolute targets")
     header = (f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
               f"{info['cores']} cores, kernel {info['kernel']}, libfuse {info['libfuse']}, "
               f"commit {info['commit']}, load {info['loadavg_start'][0]:.2f}->{info['loadavg_end'][0]:.2f}, "

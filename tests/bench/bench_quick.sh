@@ -43,6 +43,20 @@ for (name, rep), seen in sorted(cpus.items()):
     want = None if name in two_clients else sorted(os.sched_getaffinity(0))[rep % ncpu]
     if seen != {want}:
         sys.exit(f"bench.quick: {name} rep {rep} ran on CPUs {seen}, expected {want} for both sides")
+# The ratio is what the README says: the median of the per-repetition ratios.
+import statistics
+for row in doc["summary"]:
+    if row["ratio"] is None:
+        continue
+    lower_is_better = row["result"] == "ipc-attach"   # the only ratio row in milliseconds
+    pairs = {}
+    for s in samples:
+        if s["result"] == row["result"] and s["value"]:
+            pairs.setdefault(s["rep"], {})[s["side"]] = s["value"]
+    want = statistics.median((p["tmpfs"] / p["hostchanfs"]) if lower_is_better else (p["hostchanfs"] / p["tmpfs"])
+                             for p in pairs.values() if len(p) == 2)
+    if abs(row["ratio"] - want) > 1e-9 * want:
+        sys.exit(f"bench.quick: {row['result']} ratio {row['ratio']} is not the median of the pairs ({want})")
 for key in ("cores", "kernel", "libfuse", "loadavg_start"):
     if key not in doc["machine"]:
         sys.exit(f"bench.quick: results.json lacks machine.{key}")
