@@ -2,6 +2,7 @@
 // hook). New mount API: clone the host mount detached, set its attributes while it is
 // still ours, then attach it from inside the container's mount namespace.
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,11 +24,13 @@ namespace {
 
 std::string errno_text(std::errc e) { return std::make_error_code(e).message(); }
 
-// Runs in a forked child (setns(CLONE_NEWNS) needs a single-threaded process, and the
-// caller's namespace must stay the host's). Returns the one-line reason on failure.
+// Runs in a forked child (the caller's namespace must stay the host's). Returns the
+// one-line reason on failure. setns(CLONE_NEWNS) refuses (EINVAL) a thread that shares
+// its root and cwd with another: a fork's child has one thread, except in a ThreadSanitizer
+// build, whose runtime starts a thread in it. unshare(CLONE_FS) gives ours its own.
 std::string attach_in_namespace(int ns_fd, int tree_fd, pid_t pid, const std::string& rootfs,
                                 const std::string& container_path) {
-  if (::setns(ns_fd, CLONE_NEWNS) < 0) {
+  if (::unshare(CLONE_FS) < 0 || ::setns(ns_fd, CLONE_NEWNS) < 0) {
     return fmt::format("cannot enter the mount namespace of pid {}: {}", pid,
                        errno_text(last_errc()));
   }
