@@ -72,6 +72,9 @@ class ScopedHostchanfs {
     std::uint64_t size_bytes = 32ull << 20;
     std::uint64_t inodes = 0;
     std::vector<std::string> extra_args;  // e.g. {"--uid", "1000"}
+    // >= 0: the daemon prints every request (HOSTCHANFS_FUSE_DEBUG) to this descriptor,
+    // as its stderr.
+    int request_trace_fd = -1;
   };
 
   explicit ScopedHostchanfs(const Options& o) : dir_("hostchanfs") { start(o); }
@@ -115,7 +118,13 @@ class ScopedHostchanfs {
     }
     argv.insert(argv.end(), o.extra_args.begin(), o.extra_args.end());
     argv.push_back(dir_.path());
-    daemon_ = ChildProcess::spawn(argv, {{pipefd[1], 3}});
+    std::vector<ChildProcess::Redirect> fds = {{pipefd[1], 3}};
+    if (o.request_trace_fd >= 0) {
+      fds.push_back({o.request_trace_fd, 2});
+      ::setenv("HOSTCHANFS_FUSE_DEBUG", "1", 1);  // the child's copy of the environment
+    }
+    daemon_ = ChildProcess::spawn(argv, fds);
+    ::unsetenv("HOSTCHANFS_FUSE_DEBUG");
     ::close(pipefd[1]);
     std::string got;
     char buf[16];
