@@ -78,6 +78,19 @@ class Cli {
   std::string err_so_far() const { return read_all(err_); }
   std::string out_so_far() const { return read_all(out_); }
 
+  // Polls `done` until it holds, like testing::eventually(), but gives up as soon as the
+  // command has ended without it: a run that fails at once fails its test at once.
+  bool eventually(const std::function<bool()>& done,
+                  std::chrono::seconds bound = std::chrono::seconds(60)) {
+    auto deadline = std::chrono::steady_clock::now() + bound;
+    while (!done()) {
+      if (proc_.wait_for(std::chrono::milliseconds(0))) return done();
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  }
+
  private:
   int out_, err_;
   ChildProcess proc_;

@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "sys/mapping.hpp"
+#include "sys/unique_fd.hpp"
 #include "tests/mountctl/harness.hpp"
 #include "tests/support/fuse_required.hpp"
 
@@ -94,7 +96,7 @@ class RunTest : public ::testing::Test {
   }
   // Waits for the channel to be mounted at `host` (the container is then being made).
   void await_channel(const std::string& host, Cli& run) {
-    ASSERT_TRUE(eventually([&] { return is_fuse_mount(host); })) << run.err_so_far();
+    ASSERT_TRUE(run.eventually([&] { return is_fuse_mount(host); })) << run.err_so_far();
   }
   std::optional<ControllerWorld> world_;
 };
@@ -125,7 +127,7 @@ TEST_F(RunTest, SeedDdPrintsWhatTmpfsPrintsAndTheHostSeesTheFile) {
   Cli run({"run", "--host-channel", host + ":/testdir:rw:32M", "--", "/bin/sh", "-c",
            dd + "; touch /testdir/dd-done; while [ ! -e /testdir/host-done ]; do sleep 0.05; done"});
   await_channel(host, run);
-  ASSERT_TRUE(eventually([&] { return exists(host + "/dd-done"); })) << run.err_so_far();
+  ASSERT_TRUE(run.eventually([&] { return exists(host + "/dd-done"); })) << run.err_so_far();
   // While CMD runs, the host sees the file and a full channel.
   struct stat st {};
   ASSERT_EQ(::stat((host + "/test.file").c_str(), &st), 0);
@@ -180,53 +182,53 @@ sys.exit(0 if reply == b"pong" else 3)
   await_channel(host, run);
 
   { std::ofstream(host + "/h2c.txt") << "hello from the host"; }
-  int shm = ::open((host + "/shm").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-  ASSERT_GE(shm, 0);
-  ASSERT_EQ(::ftruncate(shm, 4096), 0);
-  auto* map = static_cast<char*>(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, shm, 0));
-  ASSERT_NE(map, MAP_FAILED);
+  // Owned, so that a failure halfway lets go of the channel: its daemon can then end,
+  // and TearDown does not wait for it in vain.
+  UniqueFd shm(::open((host + "/shm").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666));
+  ASSERT_TRUE(shm);
+  ASSERT_EQ(::ftruncate(shm.get(), 4096), 0);
+  auto mapping = Mapping::map_shared(shm.get(), 4096);
+  ASSERT_TRUE(mapping);
+  auto* map = reinterpret_cast<char*>(mapping.value().data());
   std::memcpy(map, "host!", 5);
   ASSERT_EQ(::mkfifo((host + "/fifo").c_str(), 0666), 0);
-  int fifo = ::open((host + "/fifo").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  ASSERT_GE(fifo, 0);
-  int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  UniqueFd fifo(::open((host + "/fifo").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  ASSERT_TRUE(fifo);
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::string sock = host + "/sock";
   ASSERT_LT(sock.size(), sizeof addr.sun_path);
   std::memcpy(addr.sun_path, sock.c_str(), sock.size() + 1);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(listener, 1), 0);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener.get(), 1), 0);
   { std::ofstream(host + "/go") << ""; }
 
-  EXPECT_TRUE(eventually([&] { return slurp(host + "/c2h.txt") == "tsoh eht morf olleh"; }))
+  EXPECT_TRUE(run.eventually([&] { return slurp(host + "/c2h.txt") == "tsoh eht morf olleh"; }))
       << run.err_so_far();
-  EXPECT_TRUE(eventually([&] { return std::memcmp(map + 100, "cont!", 5) == 0; }))
+  EXPECT_TRUE(run.eventually([&] { return std::memcmp(map + 100, "cont!", 5) == 0; }))
       << "a MAP_SHARED write in the container reaches the host's mapping";
   std::string got;
-  EXPECT_TRUE(eventually([&] {
+  EXPECT_TRUE(run.eventually([&] {
     char buf[64];
-    ssize_t n = ::read(fifo, buf, sizeof buf);
+    ssize_t n = ::read(fifo.get(), buf, sizeof buf);
     if (n > 0) got.append(buf, static_cast<std::size_t>(n));
     return got == "through the fifo\n";
   })) << got;
-  pollfd p{listener, POLLIN, 0};
-  ASSERT_GT(::poll(&p, 1, 60'000), 0) << run.err_so_far();
-  int conn = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-  ASSERT_GE(conn, 0);
+  ASSERT_TRUE(run.eventually([&] {
+    pollfd p{listener.get(), POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
+  })) << run.err_so_far();
+  UniqueFd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(conn);
   char ping[4];
-  ASSERT_EQ(::recv(conn, ping, 4, MSG_WAITALL), 4);
+  ASSERT_EQ(::recv(conn.get(), ping, 4, MSG_WAITALL), 4);
   EXPECT_EQ(std::string(ping, 4), "ping");
-  ASSERT_EQ(::send(conn, "pong", 4, MSG_NOSIGNAL), 4);
+  ASSERT_EQ(::send(conn.get(), "pong", 4, MSG_NOSIGNAL), 4);
 
   CliResult r = run.wait();
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "socket got pong\n");
-  ::close(conn);
-  ::close(listener);
-  ::close(fifo);
-  ::munmap(map, 4096);
-  ::close(shm);
 }
 
 TEST_F(RunTest, ReadOnlyChannelRefusesEveryWriteFromInsideButNotFromTheHost) {
@@ -284,7 +286,7 @@ cat $C/ready $C/host-after
   Cli run({"run", "--host-channel", host + ":/chan:ro:1M", "--", "/bin/sh", script});
   await_channel(host, run);
   { std::ofstream(host + "/ready") << "host data\n"; }
-  ASSERT_TRUE(eventually([&] { return run.out_so_far().find("attempts done") != std::string::npos; }))
+  ASSERT_TRUE(run.eventually([&] { return run.out_so_far().find("attempts done") != std::string::npos; }))
       << run.err_so_far();
   { std::ofstream(host + "/host-after") << "host wrote after\n"; }
   CliResult r = run.wait();
@@ -322,7 +324,7 @@ TEST_F(RunTest, ContainerPathThroughASymlinkOutOfTheRootfsLandsInside) {
            "echo hi > /link/chan/f && dd if=/dev/zero of=/link/chan/z bs=4k count=1 2>/dev/null && "
            "touch /link/chan/done && while [ ! -e /link/chan/host-done ]; do sleep 0.05; done"});
   await_channel(host, run);
-  ASSERT_TRUE(eventually([&] { return exists(host + "/done"); })) << run.err_so_far();
+  ASSERT_TRUE(run.eventually([&] { return exists(host + "/done"); })) << run.err_so_far();
   EXPECT_EQ(slurp(host + "/f"), "hi\n");
   EXPECT_FALSE(exists(decoy.path() + "/chan")) << "the mount point was not made outside";
   EXPECT_TRUE(fsys::is_directory(rootfs + decoy.path() + "/chan")) << "it was made inside the rootfs";
@@ -354,7 +356,7 @@ TEST_F(RunTest, SignalsReachTheCommand) {
   Cli run({"run", "--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c",
            "trap 'echo got TERM; exit 42' TERM; touch /chan/ready; while :; do sleep 0.05; done"});
   await_channel(host, run);
-  ASSERT_TRUE(eventually([&] { return exists(host + "/ready"); })) << run.err_so_far();
+  ASSERT_TRUE(run.eventually([&] { return exists(host + "/ready"); })) << run.err_so_far();
   run.signal(SIGTERM);
   CliResult r = run.wait();
   EXPECT_EQ(r.status, 42) << r.err;
@@ -367,7 +369,7 @@ TEST_F(RunTest, KillingRunRemovesTheChannel) {
   Cli run({"run", "--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c",
            "touch /chan/ready; sleep 1000"});
   await_channel(host, run);
-  ASSERT_TRUE(eventually([&] { return exists(host + "/ready"); })) << run.err_so_far();
+  ASSERT_TRUE(run.eventually([&] { return exists(host + "/ready"); })) << run.err_so_far();
   run.signal(SIGKILL);
   run.wait();
   // The controller watches `run` (its owner): the container dies with run, the channel
