@@ -23,8 +23,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <algorithm>
+#include <functional>
 #include <map>
+#include <memory>
+#include <ostream>
 #include <regex>
 #include <sstream>
 #include <string>
