@@ -206,8 +206,9 @@ struct Store::Impl {
       it = next;
     return it;
   }
-  // Copy all of `iov` into the data region at `at`, or fail with the errno.
-  Result<void> put(std::vector<iovec>& iov, off_t at) const {
+  // Copy all of `iov` into the data region at `at`, or fail with the errno. Consumes
+  // `iov` (a short pwritev resumes mid-buffer).
+  Result<void> write_data(std::span<iovec> iov, off_t at) const {
     std::size_t k = 0;
     while (k < iov.size()) {
       ssize_t n = ::pwritev(data_fd.get(), iov.data() + k,
@@ -225,7 +226,7 @@ struct Store::Impl {
     return success();
   }
   // Copy `len` bytes of the data region at `at` into `out`, or fail with the errno.
-  Result<void> get(std::byte* out, std::size_t len, off_t at) const {
+  Result<void> read_data(std::byte* out, std::size_t len, off_t at) const {
     while (len > 0) {
       ssize_t n = ::pread(data_fd.get(), out, len, at);
       if (n < 0 && errno == EINTR) continue;
@@ -1028,7 +1029,7 @@ Result<std::size_t> Store::read(Ino ino, std::uint64_t offset, std::span<std::by
     off_t at = Impl::data_offset(it->second) + static_cast<off_t>(pos % kPageSize);
     it = Impl::last_of_run(it, pt.end(), end);
     std::uint64_t run_end = std::min(end, (it->first + 1) * kPageSize);
-    HC_TRYV(s.get(dst, run_end - pos, at));
+    HC_TRYV(s.read_data(dst, run_end - pos, at));
     pos = run_end;
     ++it;
   }
@@ -1111,7 +1112,7 @@ Result<std::size_t> Store::write(Ino ino, std::uint64_t offset, std::span<const 
     std::uint64_t run_end = std::min(end, (it->first + 1) * kPageSize);
     slices.clear();
     source.take(run_end - pos, slices);
-    if (auto put = s.put(slices, at); !put) {
+    if (auto put = s.write_data(slices, at); !put) {
       copy_error = put.error();
       break;
     }
