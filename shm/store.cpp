@@ -18,6 +18,8 @@
 #include <shared_mutex>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "shm/layout.hpp"
 #include "sys/mapping.hpp"
 #include "sys/memfd.hpp"
@@ -43,7 +45,8 @@ class IovCursor {
  public:
   explicit IovCursor(std::span<const iovec> iov) : iov_(iov) {}
   // Append the next `len` bytes (fewer if the buffers end first) to `out` as slices.
-  void take(std::size_t len, std::vector<iovec>& out) {
+  template <class Out>
+  void take(std::size_t len, Out& out) {
     while (len > 0 && i_ < iov_.size()) {
       std::size_t n = std::min(len, iov_[i_].iov_len - off_);
       if (n) out.push_back(iovec{static_cast<char*>(iov_[i_].iov_base) + off_, n});
@@ -1102,7 +1105,8 @@ Result<std::size_t> Store::write(Ino ino, std::uint64_t offset, std::span<const 
   std::uint64_t written = 0;
   std::optional<std::errc> copy_error;
   IovCursor source(data);
-  std::vector<iovec> slices;
+  // A FUSE write comes in one or two buffers: its slices fit here without an allocation.
+  boost::container::small_vector<iovec, 4> slices;
   auto it = pt.lower_bound(first);  // every page up to the stop is present
   while (offset + written < end) {
     std::uint64_t pos = offset + written;
@@ -1112,7 +1116,7 @@ Result<std::size_t> Store::write(Ino ino, std::uint64_t offset, std::span<const 
     std::uint64_t run_end = std::min(end, (it->first + 1) * kPageSize);
     slices.clear();
     source.take(run_end - pos, slices);
-    if (auto put = s.write_data(slices, at); !put) {
+    if (auto put = s.write_data({slices.data(), slices.size()}, at); !put) {
       copy_error = put.error();
       break;
     }
