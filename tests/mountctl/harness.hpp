@@ -49,6 +49,17 @@ inline std::string read_all(int fd) {
   return s;
 }
 
+// Polls `done` until it holds; the bound only turns a hang into a failure.
+inline bool eventually(const std::function<bool()>& done,
+                       std::chrono::seconds bound = std::chrono::seconds(60)) {
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 // `hostchanfs ARGS...` started in the background, stdout and stderr into memfds.
 class Cli {
  public:
@@ -82,13 +93,11 @@ class Cli {
   // command has ended without it: a run that fails at once fails its test at once.
   bool eventually(const std::function<bool()>& done,
                   std::chrono::seconds bound = std::chrono::seconds(60)) {
-    auto deadline = std::chrono::steady_clock::now() + bound;
-    while (!done()) {
-      if (proc_.wait_for(std::chrono::milliseconds(0))) return done();
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return true;
+    bool ended = false;
+    return testing::eventually(
+               [&] { return done() || (ended = proc_.wait_for(std::chrono::milliseconds(0)).has_value()); },
+               bound) &&
+           (!ended || done());
   }
 
  private:
@@ -97,17 +106,6 @@ class Cli {
 };
 
 inline CliResult hostchanfs(const std::vector<std::string>& args) { return Cli(args).wait(); }
-
-// Polls `done` until it holds; the bound only turns a hang into a failure.
-inline bool eventually(const std::function<bool()>& done,
-                       std::chrono::seconds bound = std::chrono::seconds(60)) {
-  auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
 
 inline bool exists(const std::string& path) {
   struct stat st {};
