@@ -75,8 +75,12 @@ class Requests : public FuseTest {
     o.request_trace_fd = trace_.get();
     fs_ = std::make_unique<ScopedHostchanfs>(o);
     // Once per connection the kernel learns that FLUSH is not implemented: not part of
-    // any workload below.
-    run([&] { return UniqueFd(::open(path("warm-up").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)) ? 0 : 1; });
+    // any workload below. The warm-up also proves the trace is read: were it not, every
+    // count would be 0 and "sends nothing" would pass without counting anything.
+    Counts warm_up = run([&] {
+      return UniqueFd(::open(path("warm-up").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)) ? 0 : 1;
+    });
+    ASSERT_EQ(count_of(warm_up, "CREATE"), 1) << "the request trace was not read: " << describe(warm_up);
   }
   void TearDown() override {
     fs_.reset();
