@@ -21,7 +21,7 @@ grep -q '^workload .*tmpfs median.*hostchanfs median.*ratio' "$OUT/table.txt" ||
     { echo "bench.quick: table.txt has no table header" >&2; exit 1; }
 # Every workload was measured on both sides, every repetition is in the JSON.
 python3 - "$OUT/results.json" <<'PY'
-import json, os, sys
+import json, os, statistics, sys
 doc = json.load(open(sys.argv[1]))
 samples = doc["samples"]
 reps = doc["config"]["reps"]
@@ -44,7 +44,6 @@ for (name, rep), seen in sorted(cpus.items()):
     if seen != {want}:
         sys.exit(f"bench.quick: {name} rep {rep} ran on CPUs {seen}, expected {want} for both sides")
 # The ratio is what the README says: the median of the per-repetition ratios.
-import statistics
 for row in doc["summary"]:
     if row["ratio"] is None:
         continue
