@@ -53,10 +53,11 @@ inline constexpr std::size_t kXattrValueMax = 65536;
 inline constexpr std::uint64_t kMaxFileSize = std::uint64_t{1} << 50;
 
 // Who asks. `privileged` is CAP_FSETID (root): such a writer keeps setuid/setgid bits.
+// Unprivileged unless said otherwise, so a forgotten flag never keeps a setuid bit.
 struct Caller {
   uid_t uid = 0;
   gid_t gid = 0;
-  bool privileged = true;
+  bool privileged = false;
 };
 
 struct Attr {
