@@ -1,14 +1,35 @@
 // The memory store: a thread-safe, memory-backed POSIX namespace with kernel tmpfs's
 // accounting. It knows nothing of FUSE or containers; results are values or errno codes.
+// This header is its whole interface; the files beside it are its parts.
 //
 // Regions (both memfds, owned by the Store or handed in by the controller):
-//   meta: [Header | inode table (fixed slots) | Boost.Interprocess managed buffer]
-//         directories, page tables, symlink targets and xattrs live in the managed buffer
+//   meta: [Header | inode table (fixed slots) | Boost.Interprocess managed segment]
+//         directories, page tables, symlink targets and xattrs live in the segment
 //         (offset_ptr containers), so a restarted daemon can re-attach to them.
-//   data: quota_pages fixed 4 KiB pages. Pages are handed out by a PagePool whose free
-//         list lives in the meta region, never in the pages; a freed page is punched out
-//         of the memfd at once (fallocate PUNCH_HOLE), so memory falls when files go.
-//         Data is read and written with pread/pwrite on the memfd, which is never mapped.
+//   data: quota_pages fixed 4 KiB pages, read and written with pread/pwritev on the
+//         memfd, which is never mapped; a freed page is punched out of the memfd at once
+//         (fallocate PUNCH_HOLE), so memory falls when files go.
+//
+// Parts (shm/), each with one idea and a narrow interface, so that what is inside one
+// (a Boost container today) can be replaced without touching the others:
+//   layout.hpp       the regions: format, attach, peek_usage, meta_region_size
+//   segment.hpp      the managed segment's types (allocator, string)
+//   quota.hpp        Quota: pages and inodes reserved against the limits, xattr recharge
+//   slot_pool.hpp    SlotPool: a free list of numbers (data pages, inode slots)
+//   page_pool.hpp    PagePool: free data pages; taking one, freeing and dropping ranges
+//   data_region.hpp  DataRegion: file bytes in and out of the data memfd, zeroing, punching
+//   file_pages.hpp   a regular file's page table (file index -> data page)
+//   directory.hpp    Directory: a directory's entries by name and by readdir cookie
+//   inode.hpp        InodeRec: one inode's slot, its lifetime rule, what guards each field
+//   inode_table.hpp  InodeTable: slots, new and free, lookups and opens, the lifetime rule
+//   tmpfs_rules.hpp  what tmpfs does that a program sees: sizes, names, setuid, times
+//   store_impl.hpp   Store::Impl: the parts wired together and the lock order
+// and the operations over them: store_names.cpp (lookup, attributes, links, rename,
+// readdir, handles), store_create.cpp (new inodes), store_data.cpp (read, write,
+// fallocate, seek), store_xattrs.cpp, store.cpp (create, attach, statfs).
+// A write flows: Store::write -> Quota (reserve) -> PagePool (take) -> page table ->
+// DataRegion (pwritev); an unlink: Directory (remove) -> InodeTable (settle) -> PagePool
+// (drop, punch) -> Quota (refund).
 //
 // Accounting is tmpfs's: file data in 4 KiB pages (holes free), one inode per file,
 // directory, symlink or hard link, long symlinks (>= 128 bytes) use a page. xattr bytes
@@ -20,7 +41,7 @@
 //
 // Inode numbers are slot indices (root = 1) with a generation that changes every time a
 // slot is reused. A slot is released only when nlink == 0, the kernel's lookup count is 0
-// and no handle is open.
+// and no handle is open (the rule in full: InodeRec, shm/inode.hpp).
 #pragma once
 
 #include <sys/stat.h>
