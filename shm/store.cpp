@@ -1,6 +1,8 @@
 // The store as a whole: making it, attaching to it, and what it accounts.
 #include "shm/store.hpp"
 
+#include <thread>
+
 #include "shm/store_impl.hpp"
 #include "sys/memfd.hpp"
 
@@ -62,6 +64,9 @@ Result<std::unique_ptr<Store>> Store::attach(UniqueFd meta_fd, UniqueFd data_fd)
 }
 
 StatFs Store::statfs() const {
+  // See Impl::releases_in_flight; a release is a few atomic operations and at most one
+  // inode's pages to punch.
+  while (impl_->releases_in_flight.load() > 0) std::this_thread::yield();
   Usage u = impl_->quota.usage();
   StatFs f;
   f.blocks = u.quota_pages;

@@ -26,7 +26,7 @@
 //   store_impl.hpp   Store::Impl: the parts wired together and the lock order
 // and the operations over them: store_names.cpp (lookup, attributes, links, rename,
 // readdir, handles), store_create.cpp (new inodes), store_data.cpp (read, write,
-// fallocate, seek), store_xattrs.cpp, store.cpp (create, attach, statfs).
+// fallocate, seek, copy_file_range), store_xattrs.cpp, store.cpp (create, attach, statfs).
 // A write flows: Store::write -> Quota (reserve) -> PagePool (take) -> page table ->
 // DataRegion (pwritev); an unlink: Directory (remove) -> InodeTable (settle) -> PagePool
 // (drop, punch) -> Quota (refund).
@@ -171,6 +171,10 @@ class Store {
   // Regular files, FIFOs, sockets; character/block devices as metadata only.
   Result<Attr> mknod(Ino parent, std::string_view name, mode_t mode, dev_t rdev,
                      const Caller& caller);
+  // A regular file (the type bits of `mode` are ignored), opened: one lookup and one
+  // open handle counted, all or nothing. The file and the handle of open(O_CREAT).
+  Result<Attr> create_and_open(Ino parent, std::string_view name, mode_t mode,
+                               const Caller& caller);
   Result<Attr> mkdir(Ino parent, std::string_view name, mode_t mode, const Caller& caller);
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target,
                        const Caller& caller);
@@ -188,8 +192,14 @@ class Store {
   using DirEmitter = std::function<bool(const DirEntry&, const Attr*)>;
   Result<void> readdir(Ino dir, std::uint64_t offset, bool plus, const DirEmitter& emit);
 
+  // A directory may be listed: ENOTDIR for anything else. No handle is counted: the
+  // kernel holds the inode while the directory is open.
+  Result<void> opendir(Ino ino);
+
   // --- handles: an open handle keeps an unlinked inode alive ---
   Result<void> open(Ino ino);
+  // statfs() waits for releases in progress, so that a file closed and unlinked before a
+  // statfs is seen freed (the kernel sends RELEASE after close(2) has returned).
   void release(Ino ino);
 
   // --- data ---
@@ -205,8 +215,14 @@ class Store {
                             const Caller& caller);
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE.
   Result<void> fallocate(Ino ino, int mode, std::uint64_t offset, std::uint64_t len);
-  // whence: SEEK_DATA or SEEK_HOLE (others are the kernel's business).
+  // whence: SEEK_DATA or SEEK_HOLE (others are the kernel's business); EINVAL for others.
   Result<std::uint64_t> seek(Ino ino, std::uint64_t offset, int whence);
+  // Copies up to `len` bytes from `in` at `in_offset` to `out` at `out_offset`, in
+  // pieces of 1 MiB; the count copied, short at the end of `in` or when `out` runs out
+  // of quota. An error only when nothing was copied (the next call gets it). flags: 0.
+  Result<std::size_t> copy_file_range(Ino in, std::uint64_t in_offset, Ino out,
+                                      std::uint64_t out_offset, std::size_t len, unsigned flags,
+                                      const Caller& caller);
 
   // --- xattrs ---
   // An empty `out` asks for the size. ERANGE when `out` is too small.
@@ -218,6 +234,7 @@ class Store {
   Result<std::size_t> listxattr(Ino ino, std::span<char> out);
   Result<void> removexattr(Ino ino, std::string_view name);
 
+  // Waits for releases in progress (see release()).
   StatFs statfs() const;
   std::uint64_t pages_used() const;
   std::uint64_t inodes_used() const;

@@ -1,4 +1,4 @@
-// New inodes: mknod, mkdir, symlink. Each makes the inode, its own
+// New inodes: mknod, mkdir, symlink, and create-and-open. Each makes the inode, its own
 // objects in the segment and its entry in the parent, all or nothing.
 #include <sys/stat.h>
 
@@ -30,7 +30,8 @@ void make_contents(Segment& segment, InodeRec& r, Ino parent_ino, std::string_vi
 }  // namespace
 
 Result<Attr> Store::Impl::make_node(Ino parent_ino, std::string_view name, mode_t mode, dev_t rdev,
-                                    std::string_view symlink_target, const Caller& caller) {
+                                    std::string_view symlink_target, const Caller& caller,
+                                    bool open) {
   HC_TRYV(check_name(name));
   std::unique_lock lk(ns_mutex);
   HC_TRY(parent, live_dir_of(parent_ino));
@@ -61,6 +62,7 @@ Result<Attr> Store::Impl::make_node(Ino parent_ino, std::string_view name, mode_
   if (S_ISDIR(r->mode)) ++parent->nlink;
   touch_mc(*parent, get_time(r->ctime_s, r->ctime_ns));
   r->lookups.store(1);
+  if (open) r->opens.store(1);
   return inodes.attr_of(ino, *r);
 }
 
@@ -80,18 +82,23 @@ Result<Attr> Store::mknod(Ino parent, std::string_view name, mode_t mode, dev_t 
       return std::errc::invalid_argument;
   }
   if (!S_ISCHR(mode) && !S_ISBLK(mode)) rdev = 0;
-  return impl_->make_node(parent, name, mode, rdev, {}, caller);
+  return impl_->make_node(parent, name, mode, rdev, {}, caller, false);
+}
+
+Result<Attr> Store::create_and_open(Ino parent, std::string_view name, mode_t mode,
+                                    const Caller& caller) {
+  return impl_->make_node(parent, name, S_IFREG | (mode & ~S_IFMT), 0, {}, caller, true);
 }
 
 Result<Attr> Store::mkdir(Ino parent, std::string_view name, mode_t mode, const Caller& caller) {
-  return impl_->make_node(parent, name, S_IFDIR | (mode & 07777), 0, {}, caller);
+  return impl_->make_node(parent, name, S_IFDIR | (mode & 07777), 0, {}, caller, false);
 }
 
 Result<Attr> Store::symlink(Ino parent, std::string_view name, std::string_view target,
                             const Caller& caller) {
   if (target.empty()) return std::errc::no_such_file_or_directory;
   if (target.size() > kSymlinkMax) return std::errc::filename_too_long;
-  return impl_->make_node(parent, name, S_IFLNK | 0777, 0, target, caller);
+  return impl_->make_node(parent, name, S_IFLNK | 0777, 0, target, caller, false);
 }
 
 }  // namespace hostchanfs::shm

@@ -1,4 +1,4 @@
-// File data: read, write, fallocate, seek. The bytes move through the
+// File data: read, write, fallocate, seek, copy_file_range. The bytes move through the
 // DataRegion; the pages come from the PagePool once the Quota has granted them.
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -7,12 +7,17 @@
 #include <algorithm>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include "shm/store_impl.hpp"
 
 namespace hostchanfs::shm {
 
 namespace {
+
+// The piece size of copy_file_range, which moves data through a bounce buffer: what the
+// kernel sends in one write at most (max_write).
+constexpr std::size_t kCopyChunk = std::size_t{1} << 20;
 
 // The checks every data call makes first: a regular file, or the errno tmpfs gives for
 // the others (`other`: EINVAL for read/write, ENODEV for fallocate).
@@ -161,6 +166,34 @@ Result<std::uint64_t> Store::seek(Ino ino, std::uint64_t offset, int whence) {
     return pos;
   }
   return std::min(r->size, std::max(offset, next_hole_page(*r->pages, index) * kPageSize));
+}
+
+// A plain read-then-write in pieces through a bounce buffer: the read's lock ends before
+// the write takes the (possibly same) inode's write lock.
+Result<std::size_t> Store::copy_file_range(Ino in, std::uint64_t in_offset, Ino out,
+                                           std::uint64_t out_offset, std::size_t len,
+                                           unsigned flags, const Caller& caller) {
+  if (flags != 0) return std::errc::invalid_argument;
+  std::vector<std::byte> bounce(std::min(len, kCopyChunk));
+  std::size_t copied = 0;
+  while (copied < len) {
+    std::size_t want = std::min(len - copied, bounce.size());
+    auto got = read(in, in_offset + copied, std::span(bounce.data(), want));
+    if (!got) {
+      if (copied) break;
+      return got.error();
+    }
+    if (got.value() == 0) break;  // the end of the source
+    auto put = write(out, out_offset + copied,
+                     std::span<const std::byte>(bounce.data(), got.value()), caller);
+    if (!put) {
+      if (copied) break;  // report what was copied; the next call gets the error
+      return put.error();
+    }
+    copied += put.value();
+    if (put.value() < got.value()) break;
+  }
+  return copied;
 }
 
 }  // namespace hostchanfs::shm

@@ -1,7 +1,7 @@
 // Store::Impl: the parts of the store wired together, the locks that make it thread-safe,
 // and the few steps the public operations share. The operations themselves are grouped
 // in store_names.cpp (lookup, attributes, links, rename, listings, handles),
-// store_create.cpp (new inodes), store_data.cpp (read, write, fallocate, seek) and
+// store_create.cpp (new inodes), store_data.cpp (read, write, fallocate, seek, copy) and
 // store_xattrs.cpp; store.cpp makes, attaches and accounts.
 #pragma once
 
@@ -48,6 +48,11 @@ struct Store::Impl {
   // Per inode (ino % kStripes): attributes, page table, xattrs. Taken after ns_mutex
   // (shared), one at a time: never two stripes at once.
   mutable std::array<std::shared_mutex, kStripes> stripes;
+  // Releases between their start and their end. The kernel sends RELEASE after close(2)
+  // returns, so a program's statfs right after closing (and unlinking) a file may be
+  // handled while the release still runs; statfs waits for these, so that the space of
+  // a closed, unlinked file is seen free, as on tmpfs. Process-local.
+  mutable std::atomic<int> releases_in_flight{0};
 
   std::shared_mutex& stripe(Ino ino) const { return stripes[ino % kStripes]; }
   Segment& segment() const { return *regions.segment; }
@@ -98,9 +103,9 @@ struct Store::Impl {
   bool is_ancestor(Ino ancestor, Ino ino) const;
 
   // A new inode of `mode` named `name` in `parent`, all or nothing (store_create.cpp).
-  // It counts one kernel lookup.
+  // It counts one kernel lookup, and one open handle when `open`.
   Result<Attr> make_node(Ino parent, std::string_view name, mode_t mode, dev_t rdev,
-                         std::string_view symlink_target, const Caller& caller);
+                         std::string_view symlink_target, const Caller& caller, bool open);
 };
 
 }  // namespace hostchanfs::shm

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "shm/store_impl.hpp"
+#include "sys/scope_guard.hpp"
 
 namespace hostchanfs::shm {
 
@@ -278,6 +279,13 @@ Result<void> Store::readdir(Ino dir_ino, std::uint64_t offset, bool plus, const 
 
 // --- handles ----------------------------------------------------------------------------
 
+// The kernel holds a directory's inode while it is open, so no handle is counted.
+Result<void> Store::opendir(Ino ino) {
+  std::shared_lock lk(impl_->ns_mutex);
+  HC_TRYV(impl_->dir_of(ino));
+  return success();
+}
+
 Result<void> Store::open(Ino ino) {
   std::shared_lock lk(impl_->ns_mutex);
   HC_TRY(r, impl_->inodes.get(ino));
@@ -287,6 +295,9 @@ Result<void> Store::open(Ino ino) {
 
 void Store::release(Ino ino) {
   auto& s = *impl_;
+  // Counted from the start, before any lock: see Impl::releases_in_flight.
+  s.releases_in_flight.fetch_add(1);
+  ScopeGuard done([&] { s.releases_in_flight.fetch_sub(1); });
   std::uint64_t generation = 0;
   {
     std::shared_lock lk(s.ns_mutex);
