@@ -21,6 +21,15 @@ void reply_entry(fuse_req_t req, const shm::Attr& attr) {
   if (fuse_reply_entry(req, &e) != 0) fs.store.forget(attr.ino, 1);
 }
 
+void reply_create(fuse_req_t req, const shm::Attr& attr, const fuse_file_info* fi) {
+  Filesystem& fs = filesystem_of(req);
+  fuse_entry_param e = entry_of(attr);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    fs.store.release(attr.ino);
+    fs.store.forget(attr.ino, 1);
+  }
+}
+
 void reply_negative_entry(fuse_req_t req) {
   fuse_entry_param e{};
   e.entry_timeout = kEntryTimeout;
