@@ -1,7 +1,9 @@
 #include "fs/reply.hpp"
 
 #include <cerrno>
-#include <cstring>
+#include <cstring>  // strerrorname_np
+
+#include "sys/errno_text.hpp"
 
 namespace hostchanfs::fs {
 
@@ -64,7 +66,7 @@ void reply_error(fuse_req_t req, std::errc error, const char* op, fuse_ino_t ino
   Filesystem& fs = filesystem_of(req);
   auto level = is_ordinary(err) ? spdlog::level::debug : spdlog::level::warn;
   fs.log->log(level, "{}: {} on inode {} failed: {} ({})", fs.mountpoint, op, ino,
-              strerrorname_np(err) ? strerrorname_np(err) : "?", std::strerror(err));
+              strerrorname_np(err) ? strerrorname_np(err) : "?", errno_text(err));
   fuse_reply_err(req, err);
 }
 
