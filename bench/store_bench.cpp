@@ -23,6 +23,7 @@ using shm::Store;
 
 constexpr std::uint64_t kMiB = 1 << 20;
 constexpr std::uint64_t kFileSpan = 64 * kMiB;  // writes and reads cycle over this much
+constexpr shm::Caller kRootCaller{0, 0, true};  // bench/run.sh runs as root
 
 // A fresh store big enough that no benchmark meets the quota or the inode limit.
 std::unique_ptr<Store> make_store(benchmark::State& state) {
@@ -41,7 +42,7 @@ std::string name_of(std::uint64_t i) { return "f" + std::to_string(i); }
 
 // A regular file in the root, opened; its lookup count is the caller's to drop.
 Ino make_file(benchmark::State& state, Store& store, const std::string& name) {
-  auto attr = store.mknod(kRootIno, name, S_IFREG | 0644, 0, shm::Caller{});
+  auto attr = store.mknod(kRootIno, name, S_IFREG | 0644, 0, kRootCaller);
   if (!attr || !store.open(attr.value().ino)) {
     state.SkipWithError("mknod/open failed");
     return 0;
@@ -50,7 +51,7 @@ Ino make_file(benchmark::State& state, Store& store, const std::string& name) {
 }
 
 bool write_at(Store& store, Ino ino, std::uint64_t offset, std::span<const std::byte> data) {
-  auto n = store.write(ino, offset, data, shm::Caller{});
+  auto n = store.write(ino, offset, data, kRootCaller);
   return n && n.value() == data.size();
 }
 
@@ -60,7 +61,7 @@ void BM_Lookup(benchmark::State& state) {
   constexpr std::uint64_t kFiles = 1000;
   std::vector<Ino> inos;
   for (std::uint64_t i = 0; i < kFiles; ++i) {
-    auto attr = store->mknod(kRootIno, name_of(i), S_IFREG | 0644, 0, shm::Caller{});
+    auto attr = store->mknod(kRootIno, name_of(i), S_IFREG | 0644, 0, kRootCaller);
     if (!attr) return state.SkipWithError("mknod failed");
     inos.push_back(attr.value().ino);
   }
@@ -86,7 +87,7 @@ void BM_Create(benchmark::State& state) {
   std::vector<Ino> inos;
   std::uint64_t i = 0;
   for (auto _ : state) {
-    auto attr = store->mknod(kRootIno, name_of(i++), S_IFREG | 0644, 0, shm::Caller{});
+    auto attr = store->mknod(kRootIno, name_of(i++), S_IFREG | 0644, 0, kRootCaller);
     if (!attr) return state.SkipWithError("mknod failed");
     inos.push_back(attr.value().ino);
   }
@@ -98,7 +99,7 @@ void BM_CreateUnlink(benchmark::State& state) {
   auto store = make_store(state);
   if (!store) return;
   for (auto _ : state) {
-    auto attr = store->mknod(kRootIno, "f", S_IFREG | 0644, 0, shm::Caller{});
+    auto attr = store->mknod(kRootIno, "f", S_IFREG | 0644, 0, kRootCaller);
     if (!attr || !store->unlink(kRootIno, "f")) return state.SkipWithError("mknod/unlink failed");
     store->forget(attr.value().ino, 1);
   }
@@ -157,7 +158,7 @@ void BM_PageAllocFree(benchmark::State& state) {
   shm::AttrChange truncate;
   truncate.size = 0;
   for (auto _ : state) {
-    if (!write_at(*store, ino, 0, page) || !store->setattr(ino, truncate, shm::Caller{}))
+    if (!write_at(*store, ino, 0, page) || !store->setattr(ino, truncate, kRootCaller))
       return state.SkipWithError("write/truncate failed");
   }
   state.SetItemsProcessed(state.iterations());

@@ -1,6 +1,7 @@
 // The one boundary between libfuse and the handlers: no exception crosses into libfuse.
 // Handlers reply as their last step, so an exception means nothing was replied yet; the
-// boundary replies EIO (ENOMEM for an allocation failure) and logs what happened.
+// boundary replies EIO (ENOMEM for an allocation failure) and logs what happened, with
+// the errno it replied.
 #pragma once
 
 #include <algorithm>
@@ -20,7 +21,9 @@ struct OpName {
   char text[N];
 };
 
-void log_handler_exception(fuse_req_t req, const char* op, const char* what);
+// `replied`: the errno the boundary is about to reply, or 0 for an operation that gets
+// no reply at all.
+void log_handler_exception(fuse_req_t req, const char* op, const char* what, int replied);
 
 enum class Reply { kErrno, kNone };  // forget/forget_multi expect no reply at all
 
@@ -30,17 +33,18 @@ struct Boundary;
 template <OpName Name, class... Args, void (*Handler)(fuse_req_t, Args...), Reply R>
 struct Boundary<Name, Handler, R> {
   static void call(fuse_req_t req, Args... args) noexcept {
-    int err = EIO;
+    constexpr bool kReplies = R == Reply::kErrno;
+    int err = kReplies ? EIO : 0;
     try {
       Handler(req, args...);
       return;
     } catch (const std::bad_alloc& e) {
-      err = ENOMEM;
-      log_handler_exception(req, Name.text, e.what());
+      if (kReplies) err = ENOMEM;
+      log_handler_exception(req, Name.text, e.what(), err);
     } catch (const std::exception& e) {
-      log_handler_exception(req, Name.text, e.what());
+      log_handler_exception(req, Name.text, e.what(), err);
     } catch (...) {
-      log_handler_exception(req, Name.text, "unknown exception");
+      log_handler_exception(req, Name.text, "unknown exception", err);
     }
     if constexpr (R == Reply::kNone) {
       fuse_reply_none(req);

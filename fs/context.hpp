@@ -5,8 +5,9 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
-#include <atomic>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <spdlog/logger.h>
@@ -20,11 +21,6 @@ struct Filesystem {
   std::string mountpoint;                 // for log lines only
   std::shared_ptr<spdlog::logger> log;
   bool writeback_cache = false;           // ServeOptions::writeback_cache
-  // The kernel sends RELEASE asynchronously after close(); a statfs that a program makes
-  // after closing (and unlinking) a file may be handled by another thread while that
-  // release is still being processed. statfs waits for releases in progress, so that the
-  // space of a closed, unlinked file is seen as free, as on tmpfs.
-  std::atomic<int> releases_in_progress{0};
 };
 
 inline Filesystem& filesystem_of(fuse_req_t req) {
@@ -36,6 +32,13 @@ inline Filesystem& filesystem_of(fuse_req_t req) {
 inline shm::Caller caller_of(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
   return shm::Caller{ctx->uid, ctx->gid, ctx->uid == 0};
+}
+
+// A FUSE offset or length (off_t) as the store's unsigned type; nullopt when negative,
+// which the handler answers with EINVAL.
+inline std::optional<std::uint64_t> unsigned_arg(off_t v) {
+  if (v < 0) return std::nullopt;
+  return static_cast<std::uint64_t>(v);
 }
 
 }  // namespace hostchanfs::fs

@@ -6,9 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <string>
 
+#include "sys/errno_text.hpp"
 #include "sys/log.hpp"
 
 namespace hostchanfs::fs {
@@ -24,7 +24,7 @@ void raise_readahead(const std::string& path) {
   // daemon could answer before INIT.
   struct statx stx {};
   if (::statx(AT_FDCWD, path.c_str(), AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, 0, &stx) < 0) {
-    log->warn("{}: readahead stays at the kernel default: statx: {}", path, std::strerror(errno));
+    log->warn("{}: readahead stays at the kernel default: statx: {}", path, errno_text(errno));
     return;
   }
   std::string knob = "/sys/class/bdi/" + std::to_string(stx.stx_dev_major) + ":" +
@@ -33,7 +33,7 @@ void raise_readahead(const std::string& path) {
   UniqueFd fd(::open(knob.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd || ::write(fd.get(), kib.data(), kib.size()) != static_cast<ssize_t>(kib.size()))
     log->warn("{}: readahead stays at the kernel default: cannot write {} to {}: {}", path, kib,
-              knob, std::strerror(errno));
+              knob, errno_text(errno));
 }
 
 }  // namespace

@@ -1,10 +1,6 @@
 // File handles and data: open, create, read, write_buf, flush, release, fsync,
 // fallocate, lseek, copy_file_range.
-#include <fcntl.h>
 #include <cerrno>
-#include <unistd.h>
-
-#include <algorithm>
 #include <vector>
 
 #include "fs/ops.hpp"
@@ -13,10 +9,6 @@
 namespace hostchanfs::fs::ops {
 
 namespace {
-
-// What the kernel sends in one write at most (max_write), and the piece size of
-// copy_file_range, which moves data through a bounce buffer.
-constexpr std::size_t kCopyChunk = std::size_t{1} << 20;
 
 // The kernel may keep a file's cached pages across opens: nothing but this mount
 // changes the data, and its own writes keep the cache current.
@@ -32,25 +24,15 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
-  Filesystem& fs = filesystem_of(req);
-  auto made = fs.store.mknod(parent, name, (mode & ~S_IFMT) | S_IFREG, 0, caller_of(req));
+  auto made = filesystem_of(req).store.create_and_open(parent, name, mode, caller_of(req));
   if (!made) return reply_error(req, made.error(), "create", parent);
-  const shm::Attr& attr = made.value();
-  if (auto opened = fs.store.open(attr.ino); !opened) {
-    fs.store.forget(attr.ino, 1);
-    return reply_error(req, opened.error(), "create", parent);
-  }
   prepare_handle(fi);
-  fuse_entry_param e = entry_of(attr);
-  if (fuse_reply_create(req, &e, fi) != 0) {
-    fs.store.release(attr.ino);
-    fs.store.forget(attr.ino, 1);
-  }
+  reply_create(req, made.value(), fi);
 }
 
 void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
   // One buffer per worker thread, kept: a fresh one per request would be fresh pages,
-  // each faulted in again (the store itself never maps file data; see shm/store.cpp).
+  // each faulted in again (the store itself never maps file data; see shm/data_region.hpp).
   thread_local std::vector<std::byte> buffer;
   if (buffer.size() < size) buffer.resize(size);
   auto got = filesystem_of(req).store.read(ino, static_cast<std::uint64_t>(off),
@@ -99,67 +81,38 @@ void fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
 }
 
 void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
-  Filesystem& fs = filesystem_of(req);
-  {
-    struct InProgress {
-      std::atomic<int>& n;
-      explicit InProgress(std::atomic<int>& c) : n(c) { n.fetch_add(1); }
-      ~InProgress() { n.fetch_sub(1); }
-    } in_progress(fs.releases_in_progress);
-    fs.store.release(ino);
-  }
+  filesystem_of(req).store.release(ino);
   reply_ok(req);
 }
 
 void fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
                fuse_file_info* /*fi*/) {
-  if (offset < 0 || length <= 0) return reply_error(req, std::errc::invalid_argument, "fallocate", ino);
-  auto r = filesystem_of(req).store.fallocate(ino, mode, static_cast<std::uint64_t>(offset),
-                                              static_cast<std::uint64_t>(length));
+  auto from = unsigned_arg(offset), len = unsigned_arg(length);
+  if (!from || !len) return reply_error(req, std::errc::invalid_argument, "fallocate", ino);
+  auto r = filesystem_of(req).store.fallocate(ino, mode, *from, *len);
   if (!r) return reply_error(req, r.error(), "fallocate", ino);
   reply_ok(req);
 }
 
 // The kernel answers SEEK_SET/CUR/END itself; only SEEK_DATA and SEEK_HOLE come here.
 void lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* /*fi*/) {
-  if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0)
-    return reply_error(req, std::errc::invalid_argument, "lseek", ino);
-  auto r = filesystem_of(req).store.seek(ino, static_cast<std::uint64_t>(off), whence);
+  auto from = unsigned_arg(off);
+  if (!from) return reply_error(req, std::errc::invalid_argument, "lseek", ino);
+  auto r = filesystem_of(req).store.seek(ino, *from, whence);
   if (!r) return reply_error(req, r.error(), "lseek", ino);
   fuse_reply_lseek(req, static_cast<off_t>(r.value()));
 }
 
-// A plain read-then-write in pieces through a bounce buffer (the read's lock ends before
-// the write takes the, possibly same, inode's write lock).
 void copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* /*fi_in*/,
                      fuse_ino_t ino_out, off_t off_out, fuse_file_info* /*fi_out*/, size_t len,
                      int flags) {
-  if (flags != 0 || off_in < 0 || off_out < 0)
+  auto in_from = unsigned_arg(off_in), out_from = unsigned_arg(off_out);
+  if (!in_from || !out_from)
     return reply_error(req, std::errc::invalid_argument, "copy_file_range", ino_in);
-  Filesystem& fs = filesystem_of(req);
-  shm::Caller caller = caller_of(req);
-  std::vector<std::byte> bounce(std::min(len, kCopyChunk));
-  std::size_t copied = 0;
-  while (copied < len) {
-    std::size_t want = std::min(len - copied, bounce.size());
-    auto read = fs.store.read(ino_in, static_cast<std::uint64_t>(off_in) + copied,
-                              std::span(bounce.data(), want));
-    if (!read) {
-      if (copied) break;
-      return reply_error(req, read.error(), "copy_file_range", ino_in);
-    }
-    std::size_t got = read.value();
-    if (got == 0) break;  // end of the source
-    auto wrote = fs.store.write(ino_out, static_cast<std::uint64_t>(off_out) + copied,
-                                std::span<const std::byte>(bounce.data(), got), caller);
-    if (!wrote) {
-      if (copied) break;  // report what was copied; the next call gets the error
-      return reply_error(req, wrote.error(), "copy_file_range", ino_out);
-    }
-    copied += wrote.value();
-    if (wrote.value() < got) break;
-  }
-  fuse_reply_write(req, copied);
+  auto r = filesystem_of(req).store.copy_file_range(ino_in, *in_from, ino_out, *out_from, len,
+                                                    static_cast<unsigned>(flags), caller_of(req));
+  if (!r) return reply_error(req, r.error(), "copy_file_range", ino_in);
+  fuse_reply_write(req, r.value());
 }
 
 }  // namespace hostchanfs::fs::ops

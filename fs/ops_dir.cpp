@@ -46,11 +46,9 @@ void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
 
 }  // namespace
 
-// The kernel holds the directory's inode while it is open, so no store handle is needed.
 void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto r = filesystem_of(req).store.getattr(ino);
+  auto r = filesystem_of(req).store.opendir(ino);
   if (!r) return reply_error(req, r.error(), "opendir", ino);
-  if (!S_ISDIR(r.value().mode)) return reply_error(req, std::errc::not_a_directory, "opendir", ino);
   fuse_reply_open(req, fi);
 }
 

@@ -1,8 +1,6 @@
 // The connection and the filesystem as a whole: init, statfs.
 #include <sys/statvfs.h>
 
-#include <thread>
-
 #include "fs/kernel_mount.hpp"
 #include "fs/ops.hpp"
 #include "fs/reply.hpp"
@@ -38,10 +36,7 @@ void init(void* userdata, fuse_conn_info* conn) {
 }
 
 void statfs(fuse_req_t req, fuse_ino_t /*ino*/) {
-  Filesystem& fs = filesystem_of(req);
-  // See Filesystem::releases_in_progress; a release is a few atomic operations.
-  while (fs.releases_in_progress.load() > 0) std::this_thread::yield();
-  shm::StatFs s = fs.store.statfs();
+  shm::StatFs s = filesystem_of(req).store.statfs();  // waits for releases in progress
   struct statvfs v {};
   v.f_bsize = s.block_size;
   v.f_frsize = s.block_size;

@@ -1,15 +1,21 @@
 #include "fs/boundary.hpp"
 #include "fs/ops.hpp"
 
-#include <cerrno>
-#include <cstring>
+#include <cstring>  // strerrorname_np
+
+#include "sys/errno_text.hpp"
 
 namespace hostchanfs::fs {
 
-void log_handler_exception(fuse_req_t req, const char* op, const char* what) {
+void log_handler_exception(fuse_req_t req, const char* op, const char* what, int replied) {
   Filesystem& fs = filesystem_of(req);
-  fs.log->error("{}: {} failed with an exception: {} (replying {})", fs.mountpoint, op, what,
-                std::strerror(EIO));
+  if (replied == 0) {
+    fs.log->error("{}: {} failed with an exception: {} (no reply: the operation has none)",
+                  fs.mountpoint, op, what);
+    return;
+  }
+  fs.log->error("{}: {} failed with an exception: {} (replying {}: {})", fs.mountpoint, op, what,
+                strerrorname_np(replied), errno_text(replied));
 }
 
 namespace {

@@ -1,7 +1,9 @@
 #include "fs/reply.hpp"
 
 #include <cerrno>
-#include <cstring>
+#include <cstring>  // strerrorname_np
+
+#include "sys/errno_text.hpp"
 
 namespace hostchanfs::fs {
 
@@ -19,6 +21,15 @@ void reply_entry(fuse_req_t req, const shm::Attr& attr) {
   Filesystem& fs = filesystem_of(req);
   fuse_entry_param e = entry_of(attr);
   if (fuse_reply_entry(req, &e) != 0) fs.store.forget(attr.ino, 1);
+}
+
+void reply_create(fuse_req_t req, const shm::Attr& attr, const fuse_file_info* fi) {
+  Filesystem& fs = filesystem_of(req);
+  fuse_entry_param e = entry_of(attr);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    fs.store.release(attr.ino);
+    fs.store.forget(attr.ino, 1);
+  }
 }
 
 void reply_negative_entry(fuse_req_t req) {
@@ -55,7 +66,7 @@ void reply_error(fuse_req_t req, std::errc error, const char* op, fuse_ino_t ino
   Filesystem& fs = filesystem_of(req);
   auto level = is_ordinary(err) ? spdlog::level::debug : spdlog::level::warn;
   fs.log->log(level, "{}: {} on inode {} failed: {} ({})", fs.mountpoint, op, ino,
-              strerrorname_np(err) ? strerrorname_np(err) : "?", std::strerror(err));
+              strerrorname_np(err) ? strerrorname_np(err) : "?", errno_text(err));
   fuse_reply_err(req, err);
 }
 

@@ -18,6 +18,9 @@ fuse_entry_param entry_of(const shm::Attr& attr);
 // Reply with an entry; if the kernel never receives it (the request was interrupted),
 // give back the lookup the store counted for it.
 void reply_entry(fuse_req_t req, const shm::Attr& attr);
+// Reply to a create with the entry and its handle; if the kernel never receives it, give
+// back the handle and the lookup the store counted.
+void reply_create(fuse_req_t req, const shm::Attr& attr, const fuse_file_info* fi);
 // "No such name", cached like a positive entry.
 void reply_negative_entry(fuse_req_t req);
 void reply_attr(fuse_req_t req, const shm::Attr& attr);

@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -20,6 +19,7 @@
 #include "fs/kernel_mount.hpp"
 #include "fs/session_io.hpp"
 #include "fs/ops.hpp"
+#include "sys/errno_text.hpp"
 #include "sys/log.hpp"
 #include "sys/memfd.hpp"
 #include "sys/unique_fd.hpp"
@@ -86,7 +86,7 @@ void signal_ready(int fd, const std::shared_ptr<spdlog::logger>& log) {
   UniqueFd ready(fd);
   static constexpr char kReady[] = "ready\n";
   if (::write(ready.get(), kReady, sizeof kReady - 1) != static_cast<ssize_t>(sizeof kReady - 1))
-    log->warn("could not signal readiness on fd {}: {}", fd, std::strerror(errno));
+    log->warn("could not signal readiness on fd {}: {}", fd, errno_text(errno));
 }
 
 unsigned worker_threads() {
@@ -102,7 +102,7 @@ std::optional<std::string> refuse_mountpoint(const std::string& path) {
     int err = errno;
     if (err == ENOENT)
       return "mount point " + path + " does not exist: create the directory first";
-    return "cannot use mount point " + path + ": " + std::strerror(err);
+    return "cannot use mount point " + path + ": " + errno_text(err);
   }
   if (!S_ISDIR(stx.stx_mode))
     return "mount point " + path + " is not a directory: give an empty directory";
@@ -124,7 +124,7 @@ int serve(const ServeOptions& o) {
   if (!store) {
     int err = to_errno(store.error());
     log->error("{}: cannot create the store ({} bytes, {} inodes): {}", name, o.size_bytes,
-               o.max_inodes, std::strerror(err));
+               o.max_inodes, errno_text(err));
     return 1;
   }
   Filesystem filesystem{*store.value(), name, log, o.writeback_cache};
@@ -156,14 +156,14 @@ int serve(const ServeOptions& o) {
   if (!fuse_fd) {
     auto mounted = mount_fuse(name, o.uid, o.gid);
     if (!mounted) {
-      log->error("{}: cannot mount: {}", name, std::strerror(to_errno(mounted.error())));
+      log->error("{}: cannot mount: {}", name, errno_text(mounted.error()));
       return 1;
     }
     fuse_fd = std::move(mounted).value();
     own_mount.emplace(name);
   }
   if (auto io = use_session_io(se.get(), std::move(fuse_fd)); !io) {
-    log->error("{}: cannot serve /dev/fuse: {}", name, std::strerror(to_errno(io.error())));
+    log->error("{}: cannot serve /dev/fuse: {}", name, errno_text(io.error()));
     return 1;
   }
   log->info("{}: mounted ({} bytes, {} inodes{})", name, store.value()->quota_pages() * shm::kPageSize,
@@ -181,7 +181,7 @@ int serve(const ServeOptions& o) {
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&stop_signals, sig);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   if (rc < 0) {
-    log->error("{}: the session loop failed: {}", name, std::strerror(-rc));
+    log->error("{}: the session loop failed: {}", name, errno_text(-rc));
     return 1;
   }
   log->info("{}: {}, unmounting", name, rc > 0 ? "stopped by a signal" : "unmounted from outside");

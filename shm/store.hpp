@@ -1,14 +1,35 @@
 // The memory store: a thread-safe, memory-backed POSIX namespace with kernel tmpfs's
 // accounting. It knows nothing of FUSE or containers; results are values or errno codes.
+// This header is its whole interface; the files beside it are its parts.
 //
 // Regions (both memfds, owned by the Store or handed in by the controller):
-//   meta: [Header | inode table (fixed slots) | Boost.Interprocess managed buffer]
-//         directories, page tables, symlink targets and xattrs live in the managed buffer
+//   meta: [Header | inode table (fixed slots) | Boost.Interprocess managed segment]
+//         directories, page tables, symlink targets and xattrs live in the segment
 //         (offset_ptr containers), so a restarted daemon can re-attach to them.
-//   data: quota_pages fixed 4 KiB pages. Pages are handed out by a PagePool whose free
-//         list lives in the meta region, never in the pages; a freed page is punched out
-//         of the memfd at once (fallocate PUNCH_HOLE), so memory falls when files go.
-//         Data is read and written with pread/pwrite on the memfd, which is never mapped.
+//   data: quota_pages fixed 4 KiB pages, read and written with pread/pwritev on the
+//         memfd, which is never mapped; a freed page is punched out of the memfd at once
+//         (fallocate PUNCH_HOLE), so memory falls when files go.
+//
+// Parts (shm/), each with one idea and a narrow interface, so that what is inside one
+// (a Boost container today) can be replaced without touching the others:
+//   layout.hpp       the regions: format, attach, peek_usage, meta_region_size
+//   segment.hpp      the managed segment's types (allocator, string)
+//   quota.hpp        Quota: pages and inodes reserved against the limits, xattr recharge
+//   slot_pool.hpp    SlotPool: a free list of numbers (data pages, inode slots)
+//   page_pool.hpp    PagePool: free data pages; taking one, freeing and dropping ranges
+//   data_region.hpp  DataRegion: file bytes in and out of the data memfd, zeroing, punching
+//   file_pages.hpp   a regular file's page table (file index -> data page)
+//   directory.hpp    Directory: a directory's entries by name and by readdir cookie
+//   inode.hpp        InodeRec: one inode's slot, its lifetime rule, what guards each field
+//   inode_table.hpp  InodeTable: slots, new and free, lookups and opens, the lifetime rule
+//   tmpfs_rules.hpp  what tmpfs does that a program sees: sizes, names, setuid, times
+//   store_impl.hpp   Store::Impl: the parts wired together and the lock order
+// and the operations over them: store_names.cpp (lookup, attributes, links, rename,
+// readdir, handles), store_create.cpp (new inodes), store_data.cpp (read, write,
+// fallocate, seek, copy_file_range), store_xattrs.cpp, store.cpp (create, attach, statfs).
+// A write flows: Store::write -> Quota (reserve) -> PagePool (take) -> page table ->
+// DataRegion (pwritev); an unlink: Directory (remove) -> InodeTable (settle) -> PagePool
+// (drop, punch) -> Quota (refund).
 //
 // Accounting is tmpfs's: file data in 4 KiB pages (holes free), one inode per file,
 // directory, symlink or hard link, long symlinks (>= 128 bytes) use a page. xattr bytes
@@ -20,7 +41,7 @@
 //
 // Inode numbers are slot indices (root = 1) with a generation that changes every time a
 // slot is reused. A slot is released only when nlink == 0, the kernel's lookup count is 0
-// and no handle is open.
+// and no handle is open (the rule in full: InodeRec, shm/inode.hpp).
 #pragma once
 
 #include <sys/stat.h>
@@ -53,10 +74,11 @@ inline constexpr std::size_t kXattrValueMax = 65536;
 inline constexpr std::uint64_t kMaxFileSize = std::uint64_t{1} << 50;
 
 // Who asks. `privileged` is CAP_FSETID (root): such a writer keeps setuid/setgid bits.
+// Unprivileged unless said otherwise, so a forgotten flag never keeps a setuid bit.
 struct Caller {
   uid_t uid = 0;
   gid_t gid = 0;
-  bool privileged = true;
+  bool privileged = false;
 };
 
 struct Attr {
@@ -149,6 +171,10 @@ class Store {
   // Regular files, FIFOs, sockets; character/block devices as metadata only.
   Result<Attr> mknod(Ino parent, std::string_view name, mode_t mode, dev_t rdev,
                      const Caller& caller);
+  // A regular file (the type bits of `mode` are ignored), opened: one lookup and one
+  // open handle counted, all or nothing. The file and the handle of open(O_CREAT).
+  Result<Attr> create_and_open(Ino parent, std::string_view name, mode_t mode,
+                               const Caller& caller);
   Result<Attr> mkdir(Ino parent, std::string_view name, mode_t mode, const Caller& caller);
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target,
                        const Caller& caller);
@@ -166,8 +192,14 @@ class Store {
   using DirEmitter = std::function<bool(const DirEntry&, const Attr*)>;
   Result<void> readdir(Ino dir, std::uint64_t offset, bool plus, const DirEmitter& emit);
 
+  // A directory may be listed: ENOTDIR for anything else. No handle is counted: the
+  // kernel holds the inode while the directory is open.
+  Result<void> opendir(Ino ino);
+
   // --- handles: an open handle keeps an unlinked inode alive ---
   Result<void> open(Ino ino);
+  // statfs() waits for releases in progress, so that a file closed and unlinked before a
+  // statfs is seen freed (the kernel sends RELEASE after close(2) has returned).
   void release(Ino ino);
 
   // --- data ---
@@ -183,8 +215,14 @@ class Store {
                             const Caller& caller);
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE.
   Result<void> fallocate(Ino ino, int mode, std::uint64_t offset, std::uint64_t len);
-  // whence: SEEK_DATA or SEEK_HOLE (others are the kernel's business).
+  // whence: SEEK_DATA or SEEK_HOLE (others are the kernel's business); EINVAL for others.
   Result<std::uint64_t> seek(Ino ino, std::uint64_t offset, int whence);
+  // Copies up to `len` bytes from `in` at `in_offset` to `out` at `out_offset`, in
+  // pieces of 1 MiB; the count copied, short at the end of `in` or when `out` runs out
+  // of quota. An error only when nothing was copied (the next call gets it). flags: 0.
+  Result<std::size_t> copy_file_range(Ino in, std::uint64_t in_offset, Ino out,
+                                      std::uint64_t out_offset, std::size_t len, unsigned flags,
+                                      const Caller& caller);
 
   // --- xattrs ---
   // An empty `out` asks for the size. ERANGE when `out` is too small.
@@ -196,6 +234,7 @@ class Store {
   Result<std::size_t> listxattr(Ino ino, std::span<char> out);
   Result<void> removexattr(Ino ino, std::string_view name);
 
+  // Waits for releases in progress (see release()).
   StatFs statfs() const;
   std::uint64_t pages_used() const;
   std::uint64_t inodes_used() const;

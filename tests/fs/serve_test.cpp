@@ -2,6 +2,7 @@
 // hand-over mode (an already-mounted /dev/fuse and the store's memfds, re-attachable).
 #include <fcntl.h>
 #include <gmock/gmock.h>
+#include <poll.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -9,6 +10,8 @@
 #include <fstream>
 #include <string>
 
+#include "fs/kernel_mount.hpp"
+#include "sys/errno_text.hpp"
 #include "sys/memfd.hpp"
 #include "sys/unique_fd.hpp"
 #include "tests/fs/trace.hpp"
@@ -123,12 +126,9 @@ TEST_F(Serve, StopsOnSigintAndOnUnmountFromOutside) {
 class HandedOverMount {
  public:
   HandedOverMount(const std::string& dir, int meta, int data) : dir_(dir) {
-    fuse_.reset(::open("/dev/fuse", O_RDWR | O_CLOEXEC));
-    if (!fuse_) throw std::runtime_error("open /dev/fuse");
-    std::string opts = "fd=" + std::to_string(fuse_.get()) +
-                       ",rootmode=40000,user_id=0,group_id=0,default_permissions,allow_other";
-    if (::mount("hostchanfs", dir.c_str(), "fuse.hostchanfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts.c_str()) < 0)
-      throw std::runtime_error(std::string("mount: ") + std::strerror(errno));
+    auto mounted = fs::mount_fuse(dir, 0, 0);  // what the controller calls
+    if (!mounted) throw std::runtime_error("mount_fuse: " + errno_text(mounted.error()));
+    fuse_ = std::move(mounted).value();
     int ready[2];
     if (::pipe2(ready, O_CLOEXEC) < 0) throw std::runtime_error("pipe2");
     daemon_ = ChildProcess::spawn({HOSTCHANFS_BIN, "serve", "--size", "4M", "--fuse-fd", "3", "--meta-fd", "4",
@@ -136,7 +136,10 @@ class HandedOverMount {
                                   {{fuse_.get(), 3}, {meta, 4}, {data, 5}, {ready[1], 6}});
     ::close(ready[1]);
     char buf[8] = {};
-    ssize_t n = ::read(ready[0], buf, sizeof buf);
+    // The 30 s bound only turns a daemon that never answers into a failure (instead of a
+    // test that blocks); it is not a timing assertion.
+    pollfd p{ready[0], POLLIN, 0};
+    ssize_t n = ::poll(&p, 1, 30000) > 0 ? ::read(ready[0], buf, sizeof buf) : -1;
     ::close(ready[0]);
     if (n != 6) throw std::runtime_error("daemon not ready");
   }

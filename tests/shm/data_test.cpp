@@ -296,6 +296,12 @@ struct QuotaCase {
   std::uint64_t end;                     // offset where writing stopped
 };
 
+// A failing case reads as its values, not as gtest's dump of its bytes.
+void PrintTo(const QuotaCase& c, std::ostream* os) {
+  *os << "{chunk " << c.chunk << ", start " << c.start << ", calls " << c.calls << ", shorts "
+      << ::testing::PrintToString(c.shorts) << ", end " << c.end << "}";
+}
+
 class QuotaEdge : public QuotaTest, public ::testing::WithParamInterface<QuotaCase> {};
 
 TEST_P(QuotaEdge, EnospcStartsAtTheSamePageAsTmpfs) {

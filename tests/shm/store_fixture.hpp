@@ -48,7 +48,7 @@ T must(Result<T> r, std::string_view what = "store call") {
   if constexpr (!std::is_void_v<T>) return std::move(r).value();
 }
 
-inline Caller root_caller() { return Caller{}; }
+inline Caller root_caller() { return Caller{0, 0, true}; }
 inline Caller user_caller(uid_t uid, gid_t gid) { return Caller{uid, gid, false}; }
 
 inline std::span<const std::byte> bytes(std::string_view s) {

@@ -1,0 +1,171 @@
+#include "shm/data_region.hpp"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include <boost/container/small_vector.hpp>
+
+#include "shm/store.hpp"
+
+namespace hostchanfs::shm {
+
+namespace {
+
+// Where a page lives in the data memfd.
+off_t data_offset(std::uint32_t value) {
+  return static_cast<off_t>(std::uint64_t{page_number(value)} * kPageSize);
+}
+
+// The last page of the run that starts at `it`: file pages that follow each other, up to
+// byte `end` of the file, whose data pages follow each other too (one pread/pwrite).
+template <class It>
+It last_of_run(It it, It pages_end, std::uint64_t end) {
+  for (auto next = std::next(it); next != pages_end && next->first == it->first + 1 &&
+                                  next->first * kPageSize < end &&
+                                  data_offset(next->second) == data_offset(it->second) + off_t{kPageSize};
+       ++next)
+    it = next;
+  return it;
+}
+
+// A position in a list of source buffers, consumed in order.
+class IovCursor {
+ public:
+  explicit IovCursor(std::span<const iovec> iov) : iov_(iov) {}
+  // Append the next `len` bytes (fewer if the buffers end first) to `out` as slices.
+  template <class Out>
+  void take(std::size_t len, Out& out) {
+    while (len > 0 && i_ < iov_.size()) {
+      std::size_t n = std::min(len, iov_[i_].iov_len - off_);
+      if (n) out.push_back(iovec{static_cast<char*>(iov_[i_].iov_base) + off_, n});
+      len -= n;
+      off_ += n;
+      if (off_ == iov_[i_].iov_len) {
+        ++i_;
+        off_ = 0;
+      }
+    }
+  }
+
+ private:
+  std::span<const iovec> iov_;
+  std::size_t i_ = 0, off_ = 0;
+};
+
+// Copy all of `iov` to the region at `at`, or fail with the errno. Consumes `iov` (a
+// short pwritev resumes mid-buffer).
+Result<void> pwrite_all(int fd, std::span<iovec> iov, off_t at) {
+  std::size_t k = 0;
+  while (k < iov.size()) {
+    ssize_t n = ::pwritev(fd, iov.data() + k,
+                          static_cast<int>(std::min<std::size_t>(iov.size() - k, IOV_MAX)), at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? last_errc() : std::errc::io_error;
+    at += n;
+    auto left = static_cast<std::size_t>(n);  // skip what went, resume mid-buffer
+    while (k < iov.size() && left >= iov[k].iov_len) left -= iov[k++].iov_len;
+    if (left) {
+      iov[k].iov_base = static_cast<char*>(iov[k].iov_base) + left;
+      iov[k].iov_len -= left;
+    }
+  }
+  return success();
+}
+
+// Copy `len` bytes of the region at `at` into `out`, or fail with the errno.
+Result<void> pread_all(int fd, std::byte* out, std::size_t len, off_t at) {
+  while (len > 0) {
+    ssize_t n = ::pread(fd, out, len, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? last_errc() : std::errc::io_error;
+    out += n;
+    len -= static_cast<std::size_t>(n);
+    at += n;
+  }
+  return success();
+}
+
+void punch_range(int fd, off_t at, off_t len) {
+  ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, len);
+}
+
+}  // namespace
+
+Result<void> DataRegion::read(const PageTable& pt, std::uint64_t offset,
+                              std::span<std::byte> out) const {
+  const std::uint64_t end = offset + out.size();
+  auto it = pt.lower_bound(offset / kPageSize);
+  for (std::uint64_t pos = offset; pos < end;) {
+    std::byte* dst = out.data() + (pos - offset);
+    if (it == pt.end() || it->first > pos / kPageSize) {  // a hole, up to the next page
+      std::uint64_t hole_end = it == pt.end() ? end : std::min(end, it->first * kPageSize);
+      std::memset(dst, 0, hole_end - pos);
+      pos = hole_end;
+      continue;
+    }
+    off_t at = data_offset(it->second) + static_cast<off_t>(pos % kPageSize);
+    it = last_of_run(it, pt.end(), end);
+    std::uint64_t run_end = std::min(end, (it->first + 1) * kPageSize);
+    HC_TRYV(pread_all(fd_.get(), dst, run_end - pos, at));
+    pos = run_end;
+    ++it;
+  }
+  return success();
+}
+
+DataRegion::Written DataRegion::write(PageTable& pt, std::uint64_t offset, std::uint64_t end,
+                                      std::span<const iovec> data) const {
+  Written w;
+  IovCursor source(data);
+  // A FUSE write comes in one or two buffers: its slices fit here without an allocation.
+  boost::container::small_vector<iovec, 4> slices;
+  auto it = pt.lower_bound(offset / kPageSize);
+  while (offset + w.bytes < end) {
+    std::uint64_t pos = offset + w.bytes;
+    auto run_first = it;
+    off_t at = data_offset(it->second) + static_cast<off_t>(pos % kPageSize);
+    it = last_of_run(it, pt.end(), end);
+    std::uint64_t run_end = std::min(end, (it->first + 1) * kPageSize);
+    slices.clear();
+    source.take(run_end - pos, slices);
+    if (auto put = pwrite_all(fd_.get(), {slices.data(), slices.size()}, at); !put) {
+      w.error = put.error();
+      break;
+    }
+    for (auto p = run_first;; ++p) {
+      p->second &= ~kUnwritten;
+      if (p == it) break;
+    }
+    w.bytes = run_end - offset;
+    ++it;
+  }
+  return w;
+}
+
+void DataRegion::zero(const PageTable& pt, std::uint64_t index, std::uint64_t from,
+                      std::uint64_t to) const {
+  if (from >= to) return;
+  auto it = pt.find(index);
+  if (it != pt.end())
+    punch_range(fd_.get(), data_offset(it->second) + static_cast<off_t>(from),
+                static_cast<off_t>(to - from));
+}
+
+void DataRegion::punch(std::span<const std::uint32_t> pages) const {
+  std::size_t i = 0;
+  while (i < pages.size()) {
+    std::size_t j = i + 1;
+    while (j < pages.size() && pages[j] == pages[j - 1] + 1) ++j;
+    punch_range(fd_.get(), static_cast<off_t>(std::uint64_t{pages[i]} * kPageSize),
+                static_cast<off_t>((j - i) * kPageSize));
+    i = j;
+  }
+}
+
+}  // namespace hostchanfs::shm

@@ -1,0 +1,65 @@
+// Kernel tmpfs's rules that the store copies, in one place: what a program can observe
+// (sizes, names, which bits a write drops, which times an operation sets, who owns a new
+// inode). Every value here was first observed on a tmpfs (tests/shm, tests/fs).
+#pragma once
+
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "shm/inode.hpp"
+#include "shm/store.hpp"
+
+namespace hostchanfs::shm {
+
+// A directory's size is 20 bytes per entry, counting "." and "..".
+inline constexpr std::uint64_t kBogoDirentSize = 20;
+inline constexpr std::uint64_t kEmptyDirSize = 2 * kBogoDirentSize;
+// Symlink targets shorter than this live inside the inode; longer ones use a page.
+inline constexpr std::size_t kShortSymlinkLen = 128;
+inline constexpr bool is_long_symlink(std::size_t target_len) { return target_len >= kShortSymlinkLen; }
+
+inline constexpr std::uint64_t pages_for(std::uint64_t bytes) { return (bytes + kPageSize - 1) / kPageSize; }
+
+// A name that may become a directory entry.
+Result<void> check_name(std::string_view name);
+
+// setuid always, setgid only when group-executable: what tmpfs drops on an unprivileged
+// write or truncate, on chown, and when the kernel asks (killpriv).
+inline mode_t without_suid_sgid(mode_t mode) {
+  mode &= ~S_ISUID;
+  if (mode & S_IXGRP) mode &= ~S_ISGID;
+  return mode;
+}
+
+// A new inode belongs to its caller, except under a setgid directory (BSD group
+// semantics): the parent's group, and a new directory keeps the setgid bit. Sets uid, gid
+// and mode of `r`.
+void set_new_owner(InodeRec& r, mode_t mode, const InodeRec& parent, const Caller& caller);
+
+// --- times: which operation sets which is decided by the operations; these set them.
+timespec now();
+inline void set_time(std::int64_t& s, std::uint32_t& ns, const timespec& ts) {
+  s = ts.tv_sec;
+  ns = static_cast<std::uint32_t>(ts.tv_nsec);
+}
+inline timespec get_time(std::int64_t s, std::uint32_t ns) {
+  return timespec{static_cast<time_t>(s), static_cast<long>(ns)};
+}
+// The contents changed (data, entries): mtime and ctime.
+inline void touch_mc(InodeRec& r, const timespec& ts) {
+  set_time(r.mtime_s, r.mtime_ns, ts);
+  set_time(r.ctime_s, r.ctime_ns, ts);
+}
+// Only the inode changed (links, attributes, xattrs): ctime.
+inline void touch_c(InodeRec& r, const timespec& ts) { set_time(r.ctime_s, r.ctime_ns, ts); }
+// A new inode: all three now.
+inline void touch_new(InodeRec& r, const timespec& ts) {
+  set_time(r.atime_s, r.atime_ns, ts);
+  touch_mc(r, ts);
+}
+
+}  // namespace hostchanfs::shm
