@@ -13,6 +13,7 @@
 #include <string>
 
 #include "mountctl/client.hpp"
+#include "mountctl/expose.hpp"
 #include "tests/mountctl/harness.hpp"
 #include "tests/support/fuse_required.hpp"
 
