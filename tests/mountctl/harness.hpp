@@ -1,8 +1,9 @@
 // A private world for one controller test: its own mount namespace, work directory, run
-// dir (HOSTCHANFS_RUN_DIR) and controller. On destruction — also when the test failed
-// halfway — the controller is stopped by pid (SIGTERM: it removes every channel; SIGKILL
-// if it does not end), every process still naming the work directory is killed by pid,
-// leftover mounts are detached and the work directory removed.
+// dir (HOSTCHANFS_RUN_DIR) and controller (ControllerWorld), and the fixture that gives
+// every controller and run test one (ControllerFixture). On destruction — also when the
+// test failed halfway — the controller is stopped by pid (SIGTERM: it removes every
+// channel; SIGKILL if it does not end), every process still naming the work directory is
+// killed by pid, leftover mounts are detached and the work directory removed.
 #pragma once
 
 #include <dirent.h>
