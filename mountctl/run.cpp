@@ -299,7 +299,9 @@ class RunSession {
   std::vector<std::string> created_;
 };
 
-int run_container(const RunRequest& args) {
+}  // namespace
+
+int run_main(const RunRequest& args) {
   const std::string& run_dir = args.run_dir;
   // Everything the user gave is checked before anything is made.
   std::vector<ChannelSpec> specs;
@@ -396,9 +398,5 @@ int run_container(const RunRequest& args) {
     ::kill(pid, sig);
   }
 }
-
-}  // namespace
-
-int run_main(const RunRequest& request) { return run_container(request); }
 
 }  // namespace hostchanfs::mountctl
