@@ -3,9 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/command.hpp"
-#include "fs/serve.hpp"
-#include "mountctl/commands.hpp"
-#include "mountctl/oci_hook.hpp"
+#include "sys/exit_status.hpp"
 
 namespace hostchanfs::cli {
 
@@ -13,14 +11,14 @@ int run(int argc, char** argv) {
   CLI::App app{"hostchanfs: memory-backed channels shared between a container and its host"};
   app.require_subcommand(1);
   int exit_code = kExitOk;
-  fs::add_serve_command(app, exit_code);
-  mountctl::add_commands(app, exit_code);
-  mountctl::add_oci_hook_command(app, exit_code);
+  add_serve_command(app, exit_code);
+  add_channel_commands(app, exit_code);
+  add_oci_hook_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
-    return rc == 0 ? 0 : kExitUsage;
+    return rc == 0 ? kExitOk : kExitUsage;
   }
   return exit_code;
 }

@@ -1,16 +1,19 @@
-// How a part adds its subcommands to the `hostchanfs` program: each part provides an
-// add_*_command(CLI::App&, int& exit_code) that registers a subcommand whose callback
-// stores the command's exit status in exit_code. Errors for people are printed by the
-// command itself, as one line on stderr.
+// How the `hostchanfs` program is put together: each group of subcommands has an add_*
+// function that declares its flags (CLI11, here and nowhere else) and a callback that
+// turns them into the typed request of a library function (fs::serve_main,
+// mountctl::mount_main, ...) and stores the status it returns in exit_code. Those
+// functions check the request, print, and report refusals themselves (sys/exit_status.hpp).
 #pragma once
 
 #include <CLI/CLI.hpp>
 
 namespace hostchanfs::cli {
 
-// Exit statuses scripts can rely on.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;   // the operation failed (system error)
-inline constexpr int kExitUsage = 2;     // bad input: nothing was changed
+// serve
+void add_serve_command(CLI::App& app, int& exit_code);
+// --run-dir (global), controller, mount, umount, ls, run
+void add_channel_commands(CLI::App& app, int& exit_code);
+// oci-hook
+void add_oci_hook_command(CLI::App& app, int& exit_code);
 
 }  // namespace hostchanfs::cli

@@ -1,14 +1,28 @@
+// `hostchanfs serve`: one channel's daemon in the foreground, as a library call (cli/
+// parses the flags into a ServeRequest; tests may call serve_main in-process).
 #pragma once
 
-#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+#include "fs/session.hpp"
 
 namespace hostchanfs::fs {
 
-// `hostchanfs serve --size N [--inodes N] [--uid U --gid G] [--ready-fd FD]
-//                   [--fuse-fd FD [--meta-fd FD --data-fd FD]] MOUNTPOINT`
-// One channel's daemon in the foreground (fs/session.hpp). A bad size or a mount point
-// that is missing, not a directory or already a mount is refused with one line on stderr
-// and exit status 2, before anything is created.
-void add_serve_command(CLI::App& app, int& exit_code);
+// `serve --size N [--inodes N] [--uid U --gid G] [--cache exact|writeback] [--ready-fd FD]
+//        [--fuse-fd FD [--meta-fd FD --data-fd FD]] MOUNTPOINT`
+struct ServeRequest {
+  std::string size;  // --size as given: bytes, or with a k/m/g suffix
+  std::uint64_t inodes = 0;
+  bool writeback_cache = false;  // --cache writeback
+  // Ids, descriptors and the mount point; serve_main fills in the size, inodes and cache.
+  ServeOptions options;
+};
+
+// Checks the request and serves (fs/session.hpp). A bad size, a descriptor that is not
+// open, --meta-fd without --data-fd, or a mount point that is missing, not a directory or
+// already a mount is refused with one line on stderr ("hostchanfs serve: ...") and exit
+// status 2, before anything is created. Returns the exit status.
+int serve_main(const ServeRequest& request);
 
 }  // namespace hostchanfs::fs

@@ -1,5 +1,6 @@
 // One channel on the host, as the controller owns it: the host path (and the parents it
 // made), the store memory, the FUSE connection, the mount and the daemon that serves it.
+// Its registry record (the JSON a restarted controller reads back) is in registry.hpp.
 #pragma once
 
 #include <sys/types.h>
@@ -8,13 +9,17 @@
 #include <string>
 #include <vector>
 
-#include "mountctl/client.hpp"
+#include "mountctl/error.hpp"
 #include "mountctl/protocol.hpp"
+#include "mountctl/spec.hpp"
 #include "sys/unique_fd.hpp"
 
 namespace hostchanfs::mountctl {
 
 enum class ChannelState { kRunning, kFailed };
+
+// "running", "failed": as `ls` shows it and the registry records it.
+const char* state_name(ChannelState state);
 
 struct Channel {
   ChannelSpec spec;
@@ -34,9 +39,7 @@ struct Channel {
   // daemon as long as the controller holds them.
   UniqueFd fuse_fd, meta_fd, data_fd;
 
-  ChannelInfo info() const;  // with usage from statfs while the daemon runs
-  json record() const;       // the registry entry
-  static Channel from_record(const json& record);
+  ChannelInfo info() const;  // with usage from the store's header while we hold its memfd
 };
 
 // Make a channel: host path (+ parents), memfds, /dev/fuse, mount(2), the daemon, ready.

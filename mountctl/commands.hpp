@@ -1,10 +1,42 @@
+// The channel commands as library functions, one per subcommand: `cli/` parses the flags
+// into these requests and calls them; tests may call them in-process. Each prints what the
+// command prints and every refusal as one line on stderr, and returns the exit status:
+// 0 done, 2 bad input (nothing was changed), 1 a system error.
 #pragma once
 
-#include <CLI/CLI.hpp>
+#include <string>
+
+#include "mountctl/protocol.hpp"
 
 namespace hostchanfs::mountctl {
 
-// controller, mount, umount, ls, run, oci-hook
-void add_commands(CLI::App& app, int& exit_code);
+// `hostchanfs mount SPEC [--uid U --gid G] [--inodes N]`: create the channel, print the
+// `--mount` flag and the OCI `mounts` entry to hand to an engine.
+struct MountRequest {
+  std::string spec;  // as given
+  ChannelOptions options;
+  std::string run_dir;
+};
+int mount_main(const MountRequest& request);
+
+// `hostchanfs umount HOST_PATH`: remove the channel (lazily if busy) and its host path.
+struct UmountRequest {
+  std::string host_path;  // as given
+  std::string run_dir;
+};
+int umount_main(const UmountRequest& request);
+
+// `hostchanfs ls [--json]`: every channel with its usage and daemon state.
+struct LsRequest {
+  bool json = false;
+  std::string run_dir;
+};
+int ls_main(const LsRequest& request);
+
+// `hostchanfs controller --run-dir DIR`: the controller in the foreground (controller.hpp).
+struct ControllerRequest {
+  std::string run_dir;
+};
+int controller_main(const ControllerRequest& request);
 
 }  // namespace hostchanfs::mountctl

@@ -1,10 +1,9 @@
-// The controller: one per run dir (default /run/hostchanfs), owning every channel.
-//
-//   run_dir/controller.lock   flock: one controller per run dir
-//   run_dir/controller.sock   root-only socket (SO_PEERCRED uid 0), JSON lines (protocol.hpp)
-//   run_dir/controller.pid    its pid
-//   run_dir/controller.log    its log and its daemons' (when started on demand)
-//   run_dir/channels/*.json   the registry: one file per channel
+// The controller: one per run dir (run_dir.hpp: default /run/hostchanfs), owning every
+// channel. Its parts:
+//   controller.cpp  the event loop and the dispatch of requests (protocol.hpp)
+//   peer.cpp        who may ask (root in the controller's mount namespace)
+//   registry.cpp    the channels' records on disk, loaded and adopted at start
+//   channel.cpp     starting and stopping one channel
 //
 // One thread, one epoll loop: the socket and its connections, a signalfd (SIGTERM or
 // SIGINT tear every channel down and exit), and pidfds of every daemon (a death marks

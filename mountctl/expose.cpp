@@ -1,28 +1,23 @@
-// expose_into: the one way a channel enters a container (run, the controller for the OCI
-// hook). New mount API: clone the host mount detached, set its attributes while it is
-// still ours, then attach it from inside the container's mount namespace.
+#include "mountctl/expose.hpp"
+
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <string>
-#include <system_error>
 
 #include <fmt/format.h>
 
-#include "mountctl/client.hpp"
 #include "mountctl/in_root.hpp"
+#include "sys/child.hpp"
+#include "sys/errno_text.hpp"
 #include "sys/log.hpp"
+#include "sys/unique_fd.hpp"
 
 namespace hostchanfs::mountctl {
 
 namespace {
-
-std::string errno_text(std::errc e) { return std::make_error_code(e).message(); }
 
 // Runs in a forked child (the caller's namespace must stay the host's). Returns the
 // one-line reason on failure. setns(CLONE_NEWNS) refuses (EINVAL) a thread that shares
@@ -93,39 +88,20 @@ Expected<void> expose_into(const std::string& host_path, pid_t pid, const std::s
     return Error::failure(fmt::format("cannot open {}: {}", ns_path, errno_text(e)));
   }
 
-  int report[2];
-  if (::pipe2(report, O_CLOEXEC) < 0) {
-    return Error::failure(fmt::format("cannot make a pipe: {}", errno_text(last_errc())));
-  }
-  UniqueFd report_read(report[0]), report_write(report[1]);
-  pid_t child = ::fork();
-  if (child < 0) {
-    return Error::failure(fmt::format("cannot fork: {}", errno_text(last_errc())));
-  }
-  if (child == 0) {
-    report_read.reset();
+  auto attached = run_in_child([&](int report_fd) {
     std::string why = attach_in_namespace(ns.get(), tree.get(), pid, rootfs, container_path);
     if (!why.empty()) {
-      [[maybe_unused]] ssize_t n = ::write(report_write.get(), why.data(), why.size());
+      [[maybe_unused]] ssize_t n = ::write(report_fd, why.data(), why.size());
     }
-    ::_exit(why.empty() ? 0 : 1);
+    return why.empty() ? 0 : 1;
+  });
+  if (!attached) {
+    return Error::failure(fmt::format("cannot fork: {}", errno_text(attached.error())));
   }
-  report_write.reset();
-  std::string why;
-  char buf[512];
-  for (;;) {
-    ssize_t n = ::read(report_read.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    why.append(buf, static_cast<std::size_t>(n));
-  }
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!why.empty()) return Error::failure(why);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  if (!attached.value().report.empty()) return Error::failure(attached.value().report);
+  if (attached.value().status != 0) {
     return Error::failure(fmt::format("the helper that attaches {} into pid {} failed (status {})",
-                                      host_path, pid, status));
+                                      host_path, pid, attached.value().status));
   }
   log::get("mountctl")->info("exposed {} at {} ({}) in the mount namespace of pid {} (root {})",
                              host_path, container_path, read_only ? "ro" : "rw", pid, rootfs);

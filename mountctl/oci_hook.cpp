@@ -5,12 +5,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <fstream>
-#include <iostream>
 #include <limits>
-#include <memory>
 
+#include "mountctl/client.hpp"
+#include "sys/errno_text.hpp"
 #include "sys/log.hpp"
 #include "sys/unique_fd.hpp"
 
@@ -39,8 +38,7 @@ Expected<std::string> read_all_stdin() {
     if (n == 0) return text;
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Error::failure(std::string("cannot read the OCI state from stdin: ") +
-                            std::strerror(errno));
+      return Error::failure("cannot read the OCI state from stdin: " + errno_text(errno));
     }
     text.append(buf, static_cast<std::size_t>(n));
     if (text.size() > kMaxStateBytes) return bad_state("more than 1 MiB");
@@ -221,7 +219,7 @@ Expected<BundleConfig> read_bundle_config(const std::string& bundle) {
   std::string path = bundle + "/config.json";
   std::ifstream in(path);
   if (!in) {
-    return Error::bad_input("cannot read " + path + " (" + std::strerror(errno) +
+    return Error::bad_input("cannot read " + path + " (" + errno_text(errno) +
                             "): the state's bundle must hold the container's config.json");
   }
   json config;
@@ -264,24 +262,11 @@ Expected<void> run_oci_hook(std::string_view state_json, const std::string& run_
   return create_channel(state.value(), spec.value(), run_dir);
 }
 
-void add_oci_hook_command(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand(
-      "oci-hook",
-      "OCI runtime hook (createRuntime and poststop): gives a container the channel named by "
-      "its annotation io.hostchanfs.channel; reads the container state on stdin");
-  auto run_dir = std::make_shared<std::string>(default_run_dir());
-  cmd->add_option("--run-dir", *run_dir, "The controller's directory (socket, registry)");
-  cmd->callback([&exit_code, run_dir] {
-    auto input = read_all_stdin();
-    auto done = input ? run_oci_hook(input.value(), *run_dir) : Expected<void>(input.error());
-    if (!done) {
-      // The same line the CLI prints, so a failed container start says what `mount` would.
-      std::cerr << "hostchanfs: " << done.error().message << '\n';
-      exit_code = done.error().exit_code();
-      return;
-    }
-    exit_code = 0;
-  });
+int oci_hook_main(const OciHookRequest& request) {
+  auto input = read_all_stdin();
+  auto done = input ? run_oci_hook(input.value(), request.run_dir) : Expected<void>(input.error());
+  if (!done) return report(done.error());
+  return kExitOk;
 }
 
 }  // namespace hostchanfs::mountctl

@@ -14,14 +14,13 @@
 
 #include <sys/types.h>
 
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "mountctl/client.hpp"
+#include "mountctl/error.hpp"
 
 namespace hostchanfs::mountctl {
 
@@ -64,7 +63,14 @@ std::string oci_owner_id(std::string_view container_id);
 // container has no annotation (nothing to do). Talks to the controller of `run_dir`.
 Expected<void> run_oci_hook(std::string_view state_json, const std::string& run_dir);
 
-// Registers `hostchanfs oci-hook` (reads the state on stdin).
-void add_oci_hook_command(CLI::App& app, int& exit_code);
+// `hostchanfs oci-hook [--run-dir DIR]` (cli/ fills the request from the flags).
+struct OciHookRequest {
+  std::string run_dir;  // the controller's
+};
+
+// The whole command: reads the state on stdin and runs the hook; a failure is printed as
+// the CLI prints it ("hostchanfs: ..."), so that a failed container start says what
+// `mount` would. Returns the exit status.
+int oci_hook_main(const OciHookRequest& request);
 
 }  // namespace hostchanfs::mountctl

@@ -5,7 +5,34 @@
 
 #include <cerrno>
 
+#include <fmt/format.h>
+
 namespace hostchanfs::mountctl {
+
+namespace {
+
+json optional_json(const auto& value) { return value ? json(*value) : json(nullptr); }
+
+template <class T>
+void read_optional(const json& j, const char* key, std::optional<T>& out) {
+  if (j.contains(key) && !j[key].is_null()) out = j[key].get<T>();
+}
+
+// The wire names of the error kinds. kAlreadyRunning never crosses the wire: it goes as a
+// failure.
+constexpr std::pair<Error::Kind, const char*> kKindNames[] = {
+    {Error::Kind::kBadInput, "bad_input"},
+    {Error::Kind::kRefused, "refused"},
+    {Error::Kind::kNotFound, "not_found"},
+    {Error::Kind::kFailure, "failure"},
+};
+
+json ok(json fields = json::object()) {
+  fields["ok"] = true;
+  return fields;
+}
+
+}  // namespace
 
 void to_json(json& j, const ChannelSpec& spec) {
   j = json{{"host_path", spec.host_path},
@@ -45,26 +72,115 @@ void from_json(const json& j, ChannelInfo& info) {
   j.at("state").get_to(info.state);
 }
 
-json error_answer(const Error& error) {
+// ---------------------------------------------------------------------------------------
+
+json encode_request(const Request& request) {
+  struct Encode {
+    json operator()(const CreateRequest& r) const {
+      json j{{"op", "create"}, {"spec", r.spec}, {"max_inodes", r.options.max_inodes}};
+      j["uid"] = optional_json(r.options.uid);
+      j["gid"] = optional_json(r.options.gid);
+      j["owner"] = {{"id", r.owner.id}, {"pid", optional_json(r.owner.pid)}};
+      return j;
+    }
+    json operator()(const ExposeRequest& r) const {
+      return json{{"op", "expose"}, {"host_path", r.host_path}, {"pid", r.pid}, {"rootfs", r.rootfs}};
+    }
+    json operator()(const RemoveRequest& r) const {
+      return json{{"op", "remove"}, {"host_path", r.host_path}};
+    }
+    json operator()(const ListRequest&) const { return json{{"op", "list"}}; }
+    json operator()(const PingRequest&) const { return json{{"op", "ping"}}; }
+  };
+  return std::visit(Encode{}, request);
+}
+
+Expected<Request> decode_request(const json& request) {
+  std::string op = request.at("op").get<std::string>();
+  if (op == "create") {
+    CreateRequest r;
+    request.at("spec").get_to(r.spec);
+    read_optional(request, "uid", r.options.uid);
+    read_optional(request, "gid", r.options.gid);
+    r.options.max_inodes = request.value("max_inodes", std::uint64_t{0});
+    const json& owner = request.at("owner");
+    owner.at("id").get_to(r.owner.id);
+    read_optional(owner, "pid", r.owner.pid);
+    return Request(std::move(r));
+  }
+  if (op == "expose") {
+    ExposeRequest r;
+    request.at("host_path").get_to(r.host_path);
+    request.at("pid").get_to(r.pid);
+    request.at("rootfs").get_to(r.rootfs);
+    return Request(std::move(r));
+  }
+  if (op == "remove") return Request(RemoveRequest{request.at("host_path").get<std::string>()});
+  if (op == "list") return Request(ListRequest{});
+  if (op == "ping") return Request(PingRequest{});
+  return Error::bad_input(fmt::format("unknown request \"{}\"", op));
+}
+
+// ---------------------------------------------------------------------------------------
+
+json encode_answer(const CreateResult& answer) {
+  return ok({{"existed", answer.existed}, {"channel", answer.channel}});
+}
+json encode_answer(const std::monostate&) { return ok(); }
+json encode_answer(const std::vector<ChannelInfo>& answer) { return ok({{"channels", answer}}); }
+json encode_answer(pid_t controller_pid) { return ok({{"pid", controller_pid}}); }
+
+json encode_error(const Error& error) {
   const char* kind = "failure";
-  if (error.kind == Error::Kind::kBadInput) kind = "bad_input";
-  if (error.kind == Error::Kind::kNotFound) kind = "not_found";
+  for (auto [k, name] : kKindNames) {
+    if (k == error.kind) kind = name;
+  }
   return json{{"ok", false}, {"kind", kind}, {"message", error.message}};
 }
 
-Error answer_error(const json& answer) {
+namespace {
+
+Error decode_error(const json& answer) {
   std::string kind = answer.value("kind", "failure");
   std::string message = answer.value("message", "the controller gave no reason");
-  if (kind == "bad_input") return Error::bad_input(std::move(message));
-  if (kind == "not_found") return Error::not_found(std::move(message));
+  for (auto [k, name] : kKindNames) {
+    if (kind == name) return Error{k, std::move(message)};
+  }
   return Error::failure(std::move(message));
 }
 
-std::string socket_path(const std::string& run_dir) { return run_dir + "/controller.sock"; }
-std::string lock_path(const std::string& run_dir) { return run_dir + "/controller.lock"; }
-std::string pid_path(const std::string& run_dir) { return run_dir + "/controller.pid"; }
-std::string log_path(const std::string& run_dir) { return run_dir + "/controller.log"; }
-std::string registry_dir(const std::string& run_dir) { return run_dir + "/channels"; }
+CreateResult answer_fields(const json& answer, CreateResult*) {
+  CreateResult result;
+  answer.at("channel").get_to(result.channel);
+  result.existed = answer.value("existed", false);
+  return result;
+}
+std::monostate answer_fields(const json&, std::monostate*) { return {}; }
+std::vector<ChannelInfo> answer_fields(const json& answer, std::vector<ChannelInfo>*) {
+  return answer.at("channels").get<std::vector<ChannelInfo>>();
+}
+pid_t answer_fields(const json& answer, pid_t*) { return answer.at("pid").get<pid_t>(); }
+
+}  // namespace
+
+template <class R>
+Expected<typename R::Answer> decode_answer(const json& answer) {
+  using Answer = typename R::Answer;
+  try {
+    if (!answer.value("ok", false)) return decode_error(answer);
+    return answer_fields(answer, static_cast<Answer*>(nullptr));
+  } catch (const json::exception& ex) {
+    return Error::failure(fmt::format("the controller answered garbage: {}", ex.what()));
+  }
+}
+
+template Expected<CreateResult> decode_answer<CreateRequest>(const json&);
+template Expected<std::monostate> decode_answer<ExposeRequest>(const json&);
+template Expected<std::monostate> decode_answer<RemoveRequest>(const json&);
+template Expected<std::vector<ChannelInfo>> decode_answer<ListRequest>(const json&);
+template Expected<pid_t> decode_answer<PingRequest>(const json&);
+
+// ---------------------------------------------------------------------------------------
 
 Result<void> send_line(int fd, const json& value) {
   std::string line = value.dump() + "\n";

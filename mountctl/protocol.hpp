@@ -1,37 +1,120 @@
-// The controller's wire protocol: JSON lines over its Unix socket. One request per line,
-// one answer per line:
+// The controller's wire protocol: JSON lines over its Unix socket, one request per line,
+// one answer per line. Both sides speak it through the typed requests and answers below
+// (the client encodes a request and decodes its answer; the controller decodes the request
+// and encodes the answer):
 //   {"op":"create","spec":{...},"uid":0,"gid":0,"max_inodes":0,"owner":{"id":"..","pid":1}}
-//   {"op":"expose","host_path":"/x","pid":123,"rootfs":"/"}
-//   {"op":"remove","host_path":"/x"}
-//   {"op":"list"}      {"op":"ping"}
-// Answers: {"ok":true,...} or {"ok":false,"kind":"bad_input|not_found|failure","message":".."}
+//        -> {"ok":true,"existed":false,"channel":{...}}
+//   {"op":"expose","host_path":"/x","pid":123,"rootfs":"/"}   -> {"ok":true}
+//   {"op":"remove","host_path":"/x"}                            -> {"ok":true}
+//   {"op":"list"}                                               -> {"ok":true,"channels":[...]}
+//   {"op":"ping"}                                               -> {"ok":true,"pid":123}
+// Failures: {"ok":false,"kind":"bad_input|refused|not_found|failure","message":".."}
 #pragma once
+
+#include <sys/types.h>
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <variant>
+#include <vector>
 
-#include "mountctl/client.hpp"
+#include "mountctl/error.hpp"
+#include "mountctl/spec.hpp"
 
 namespace hostchanfs::mountctl {
 
 using json = nlohmann::json;
+
+// ---------------------------------------------------------------------------------------
+// What a request carries.
+
+struct ChannelOptions {
+  std::optional<uid_t> uid;  // owner of the channel root (default 0: container root in
+  std::optional<gid_t> gid;  // a userns maps elsewhere, so the hook passes the host ids)
+  std::uint64_t max_inodes = 0;  // 0: the store's default for the size
+};
+
+// Who a channel belongs to. `id` names it (e.g. "run:<pid>", "oci:<container id>",
+// "cli:<pid>"): create with the same host path and the same id returns the existing
+// channel (idempotent). With `pid`, the controller watches that process (pidfd) and
+// removes the channel when it dies (`hostchanfs run` uses this; the OCI hook does not).
+struct Owner {
+  std::string id;
+  std::optional<pid_t> pid;
+};
+
+// A channel as the controller reports it.
+struct ChannelInfo {
+  ChannelSpec spec;
+  std::string owner_id;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::uint64_t max_inodes = 0;
+  std::uint64_t bytes_used = 0;   // from the store's own header
+  std::uint64_t inodes_used = 0;  // from the store's own header
+  pid_t daemon_pid = 0;
+  std::string state;              // "running", "failed" (daemon died)
+};
+
+// ---------------------------------------------------------------------------------------
+// Requests, and the answer each one gets.
+
+struct CreateResult {
+  ChannelInfo channel;
+  bool existed = false;  // true: the same owner had already created it; nothing was made
+};
+
+struct CreateRequest {
+  using Answer = CreateResult;
+  ChannelSpec spec;
+  ChannelOptions options;
+  Owner owner;
+};
+struct ExposeRequest {
+  using Answer = std::monostate;
+  std::string host_path;
+  pid_t pid = 0;
+  std::string rootfs;
+};
+struct RemoveRequest {
+  using Answer = std::monostate;
+  std::string host_path;
+};
+struct ListRequest {
+  using Answer = std::vector<ChannelInfo>;
+};
+struct PingRequest {
+  using Answer = pid_t;  // the controller's
+};
+
+using Request = std::variant<CreateRequest, ExposeRequest, RemoveRequest, ListRequest, PingRequest>;
+
+json encode_request(const Request& request);
+// kBadInput for an unknown op; throws json::exception for a malformed request.
+Expected<Request> decode_request(const json& request);
+
+// {"ok":true,...} with the answer's fields.
+json encode_answer(const CreateResult& answer);
+json encode_answer(const std::monostate& answer);
+json encode_answer(const std::vector<ChannelInfo>& answer);
+json encode_answer(pid_t controller_pid);
+json encode_error(const Error& error);
+
+// The answer to a request of type R, or the Error the controller answered with
+// (kFailure "the controller answered garbage" when it is not an answer).
+template <class R>
+Expected<typename R::Answer> decode_answer(const json& answer);
 
 void to_json(json& j, const ChannelSpec& spec);
 void from_json(const json& j, ChannelSpec& spec);
 void to_json(json& j, const ChannelInfo& info);
 void from_json(const json& j, ChannelInfo& info);
 
-json error_answer(const Error& error);
-// The Error carried by an answer with "ok": false.
-Error answer_error(const json& answer);
-
-// The socket of the controller of `run_dir`.
-std::string socket_path(const std::string& run_dir);
-std::string lock_path(const std::string& run_dir);
-std::string pid_path(const std::string& run_dir);
-std::string log_path(const std::string& run_dir);
-std::string registry_dir(const std::string& run_dir);
+// ---------------------------------------------------------------------------------------
+// Lines on a socket.
 
 // Send one JSON value as a line (MSG_NOSIGNAL: a vanished peer is an error, not a signal).
 Result<void> send_line(int fd, const json& value);

@@ -29,13 +29,13 @@
 #include <fmt/format.h>
 
 #include "mountctl/client.hpp"
+#include "sys/child.hpp"
+#include "sys/errno_text.hpp"
 #include "sys/log.hpp"
 
 namespace hostchanfs::mountctl {
 
 namespace {
-
-std::string errno_text(int e) { return std::strerror(e); }
 
 // The signals `run` passes on to CMD. SIGCHLD tells us the container ended.
 const int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
@@ -48,13 +48,6 @@ const int kKeptCaps[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CA
 
 // Devices bound into a --rootfs container's fresh /dev.
 const char* const kDevices[] = {"null", "zero", "full", "random", "urandom", "tty"};
-
-struct RunArgs {
-  std::vector<std::string> specs;
-  std::string rootfs;
-  std::string user;
-  std::vector<std::string> command;
-};
 
 struct Identity {
   uid_t uid = 0;
@@ -98,8 +91,7 @@ Expected<Identity> parse_user(const std::string& text) {
 // These run between clone and exec: they report one line on stderr and _exit on failure.
 
 [[noreturn]] void die(const std::string& what, int err) {
-  std::fprintf(stderr, "hostchanfs run: %s: %s\n", what.c_str(), errno_text(err).c_str());
-  ::_exit(1);
+  ::_exit(print_error("hostchanfs run", what + ": " + errno_text(err), kExitFailure));
 }
 
 void check(bool ok, const std::string& what) {
@@ -146,7 +138,7 @@ void add_host_entry(const std::string& name, const std::string& new_root) {
 // the host's /, so that a container path missing on the host (the seed's /testdir) can be
 // made in the tmpfs, never on the host; the tmpfs turns read-only once the channels are
 // in (seal_root). With --rootfs: that directory, bound.
-void make_root(const RunArgs& args, const std::string& new_root) {
+void make_root(const RunRequest& args, const std::string& new_root) {
   if (args.rootfs.empty()) {
     check(::mount("hostroot", new_root.c_str(), "tmpfs", MS_NOSUID, "mode=0755,size=1m") == 0,
           "mount the container's root tmpfs");
@@ -187,7 +179,7 @@ void make_root(const RunArgs& args, const std::string& new_root) {
 }
 
 // The host-root tmpfs goes read-only once the channels' mount points are made in it.
-void seal_root(const RunArgs& args, const std::string& new_root) {
+void seal_root(const RunRequest& args, const std::string& new_root) {
   if (!args.rootfs.empty()) return;
   check(::mount(nullptr, new_root.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, nullptr) == 0,
         "make the container root read-only");
@@ -219,26 +211,20 @@ void drop_privileges(const std::optional<Identity>& user) {
   check(::setuid(user->uid) == 0, fmt::format("setuid {}", user->uid));
 }
 
-int status_code(int status) {
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 // pid 1 of the container: start CMD, pass signals on to it, reap orphans, and end with
 // CMD's status (the kernel then kills whatever CMD left behind).
-[[noreturn]] void container_init(const RunArgs& args, const sigset_t& forwarded) {
+[[noreturn]] void container_init(const RunRequest& args, const sigset_t& forwarded) {
   pid_t cmd = ::fork();
   check(cmd >= 0, "fork");
   if (cmd == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    unblock_all_signals();
     std::vector<char*> argv;
     for (const auto& a : args.command) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     ::execvp(argv[0], argv.data());
     int err = errno;
-    std::fprintf(stderr, "hostchanfs run: cannot run %s: %s\n", argv[0], errno_text(err).c_str());
-    ::_exit(err == ENOENT ? 127 : 126);
+    ::_exit(print_error("hostchanfs run", fmt::format("cannot run {}: {}", argv[0], errno_text(err)),
+                        err == ENOENT ? 127 : 126));
   }
   for (;;) {
     siginfo_t info{};
@@ -251,12 +237,12 @@ int status_code(int status) {
     int status = 0;
     pid_t done;
     while ((done = ::waitpid(-1, &status, WNOHANG)) > 0) {
-      if (done == cmd) ::_exit(status_code(status));
+      if (done == cmd) ::_exit(exit_status_of(status));
     }
   }
 }
 
-[[noreturn]] void container_main(const RunArgs& args, const std::optional<Identity>& user,
+[[noreturn]] void container_main(const RunRequest& args, const std::optional<Identity>& user,
                                  const std::string& scratch, int sync_fd,
                                  const sigset_t& forwarded) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -284,6 +270,8 @@ int status_code(int status) {
 
 // ---- in the caller --------------------------------------------------------------------
 
+int report_run(const Error& e) { return mountctl::report(e, "hostchanfs run"); }
+
 class RunSession {
  public:
   RunSession(ControllerClient client) : client_(std::move(client)) {}
@@ -293,7 +281,7 @@ class RunSession {
   ~RunSession() {
     for (const auto& host : created_) {
       if (auto removed = client_.remove(host); !removed && removed.error().kind != Error::Kind::kNotFound) {
-        std::fprintf(stderr, "hostchanfs run: %s\n", removed.error().message.c_str());
+        report_run(removed.error());
       }
     }
   }
@@ -311,40 +299,38 @@ class RunSession {
   std::vector<std::string> created_;
 };
 
-int report(const Error& e) {
-  std::fprintf(stderr, "hostchanfs run: %s\n", e.message.c_str());
-  return e.exit_code();
-}
+}  // namespace
 
-int run_container(const RunArgs& args, const std::string& run_dir) {
+int run_main(const RunRequest& args) {
+  const std::string& run_dir = args.run_dir;
   // Everything the user gave is checked before anything is made.
   std::vector<ChannelSpec> specs;
   for (const auto& text : args.specs) {
     auto spec = parse_spec(text);
-    if (!spec) return report(spec.error());
+    if (!spec) return report_run(spec.error());
     specs.push_back(std::move(spec).value());
   }
-  RunArgs resolved = args;
+  RunRequest resolved = args;
   if (!args.rootfs.empty()) {
     char real[PATH_MAX];
     struct stat st {};
     if (!::realpath(args.rootfs.c_str(), real) || ::stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
-      return report(Error::bad_input(fmt::format("--rootfs \"{}\" is not a directory", args.rootfs)));
+      return report_run(Error::bad_input(fmt::format("--rootfs \"{}\" is not a directory", args.rootfs)));
     }
     resolved.rootfs = real;
   }
   std::optional<Identity> user;
   if (!args.user.empty()) {
     auto parsed = parse_user(args.user);
-    if (!parsed) return report(parsed.error());
+    if (!parsed) return report_run(parsed.error());
     user = parsed.value();
   }
 
   auto client = ControllerClient::connect(run_dir);
-  if (!client) return report(client.error());
+  if (!client) return report_run(client.error());
   RunSession session(std::move(client).value());
   for (const auto& spec : specs) {
-    if (auto created = session.create(spec); !created) return report(created.error());
+    if (auto created = session.create(spec); !created) return report_run(created.error());
   }
 
   // Signals are taken synchronously from here on, in us and (inherited) in the container.
@@ -356,13 +342,13 @@ int run_container(const RunArgs& args, const std::string& run_dir) {
 
   int sync[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
-    return report(Error::failure(fmt::format("cannot make a socketpair: {}", errno_text(errno))));
+    return report_run(Error::failure(fmt::format("cannot make a socketpair: {}", errno_text(last_errc()))));
   }
   std::string scratch = run_dir;
   long child = ::syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
                          nullptr, nullptr, nullptr, 0);
   if (child < 0) {
-    return report(Error::failure(fmt::format("cannot make the container's namespaces: {}", errno_text(errno))));
+    return report_run(Error::failure(fmt::format("cannot make the container's namespaces: {}", errno_text(last_errc()))));
   }
   if (child == 0) {
     ::close(sync[0]);
@@ -388,7 +374,7 @@ int run_container(const RunArgs& args, const std::string& run_dir) {
     if (auto exposed = session.client().expose(spec.host_path, pid, new_root); !exposed) {
       kill_container();
       ::close(sync[0]);
-      return report(exposed.error());
+      return report_run(exposed.error());
     }
   }
   char go = 'g';
@@ -403,7 +389,7 @@ int run_container(const RunArgs& args, const std::string& run_dir) {
       int status = 0;
       if (::waitpid(pid, &status, WNOHANG) == pid) {
         ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-        return status_code(status);
+        return exit_status_of(status);
       }
       continue;
     }
@@ -411,24 +397,6 @@ int run_container(const RunArgs& args, const std::string& run_dir) {
     if ((sig == SIGINT || sig == SIGQUIT) && info.si_code == SI_KERNEL) continue;
     ::kill(pid, sig);
   }
-}
-
-}  // namespace
-
-void add_run_command(CLI::App& app, int& exit_code, std::shared_ptr<std::string> run_dir) {
-  auto args = std::make_shared<RunArgs>();
-  auto* cmd = app.add_subcommand(
-      "run", "Run CMD as a minimal container with host channels bound in; the channels go "
-             "when CMD ends");
-  cmd->add_option("--host-channel", args->specs,
-                  "<host path>:<container path>:<rw|ro>:<size> (repeatable)")
-      ->required()
-      ->allow_extra_args(false);
-  cmd->add_option("--rootfs", args->rootfs,
-                  "The container's root directory (default: the host's /, read-only)");
-  cmd->add_option("--user", args->user, "Run CMD as U[:G] (uid or name, gid or group)");
-  cmd->add_option("CMD", args->command, "The command and its arguments (after --)")->required();
-  cmd->callback([&exit_code, args, run_dir] { exit_code = run_container(*args, *run_dir); });
 }
 
 }  // namespace hostchanfs::mountctl

@@ -1,12 +1,12 @@
-// The channel spec, as iSulad's --host-channel defines it, made exact (DESIGN.md).
-#include <cstdio>
+#include "mountctl/spec.hpp"
+
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
-#include "mountctl/client.hpp"
+#include "sys/errno_text.hpp"
 #include "sys/size.hpp"
 
 namespace hostchanfs::mountctl {
@@ -142,7 +142,7 @@ Expected<ChannelSpec> parse_spec(std::string_view text) {
   auto mem = MemoryInfo::read();
   if (!mem) {
     return Error::failure(fmt::format("cannot read /proc/meminfo to check the size: {}",
-                                      std::make_error_code(mem.error()).message()));
+                                      errno_text(mem.error())));
   }
   return parse_spec(text, mem.value());
 }

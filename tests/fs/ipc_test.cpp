@@ -12,6 +12,8 @@
 #include <cstring>
 #include <string>
 
+#include "sys/errno_text.hpp"
+#include "sys/unix_socket.hpp"
 #include "tests/fs/tmpfs_pair.hpp"
 
 namespace hostchanfs::testing {
@@ -67,15 +69,14 @@ TEST_F(Ipc, FifoBetweenTwoProcesses) {
 }
 
 TEST_F(Ipc, UnixSocketServerAndClientInTwoProcesses) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
   std::string path = at("sock");
-  ASSERT_LT(path.size(), sizeof addr.sun_path);
-  std::strcpy(addr.sun_path, path.c_str());
+  auto address = unix_address(path);
+  ASSERT_TRUE(address);
+  const UnixAddress& addr = address.value();
   Handshake listening;
   auto server = ChildProcess::fork([&] {
     int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || ::listen(s, 1) < 0) return 1;
+    if (::bind(s, addr.get(), addr.size()) < 0 || ::listen(s, 1) < 0) return 1;
     listening.signal();
     int c = ::accept(s, nullptr, nullptr);
     char buf[16] = {};
@@ -87,7 +88,7 @@ TEST_F(Ipc, UnixSocketServerAndClientInTwoProcesses) {
   ASSERT_EQ(::lstat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  ASSERT_EQ(::connect(c, addr.get(), addr.size()), 0) << errno_text(errno);
   ASSERT_EQ(::write(c, "ping", 4), 4);
   char buf[8] = {};
   ASSERT_EQ(::read(c, buf, 4), 4);

@@ -21,14 +21,11 @@
 #include <string>
 #include <vector>
 
+#include "sys/errno_text.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/files.hpp"
 
 namespace hostchanfs::testing {
-
-inline std::string errno_name(int err) {
-  const char* n = strerrorname_np(err);
-  return n ? n : std::to_string(err);
-}
 
 class Trace {
  public:
@@ -159,17 +156,6 @@ inline void write_file(Trace& t, const std::string& rel, const std::string& data
   }
   t.rc("write " + rel, ::write(fd, data.data(), data.size()));
   ::close(fd);
-}
-
-inline std::string read_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return "<" + errno_name(errno) + ">";
-  std::string out;
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  return out;
 }
 
 }  // namespace hostchanfs::testing

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "mountctl/client.hpp"
+#include "mountctl/expose.hpp"
 #include "tests/mountctl/harness.hpp"
 #include "tests/support/fuse_required.hpp"
 
@@ -24,18 +25,13 @@ using testing::ControllerWorld;
 using testing::eventually;
 using testing::exists;
 using testing::hostchanfs;
+using testing::is_fuse_mount;
 using testing::mounts_under;
 using testing::processes_naming;
 using json = nlohmann::json;
 
-constexpr long kFuseSuperMagic = 0x65735546;
-
-class ControllerTest : public ::testing::Test {
+class ControllerTest : public testing::ControllerFixture {
  protected:
-  void SetUp() override {
-    HOSTCHANFS_REQUIRE_FUSE();
-    world_.emplace();
-  }
   void TearDown() override {
     if (!world_) return;
     std::string work = world_->work();
@@ -44,22 +40,11 @@ class ControllerTest : public ::testing::Test {
     EXPECT_EQ(processes_naming(work), std::vector<pid_t>{});
     world_.reset();
   }
-  json ls() {
-    auto r = hostchanfs({"ls", "--json"});
-    EXPECT_EQ(r.status, 0) << r.err;
-    return json::parse(r.out);
-  }
-  std::optional<ControllerWorld> world_;
 };
 
 bool fsys_empty(const std::string& dir) {
   std::error_code ec;
   return std::filesystem::is_empty(dir, ec) || ec;
-}
-
-bool is_fuse_mount(const std::string& path) {
-  struct statfs sf {};
-  return ::statfs(path.c_str(), &sf) == 0 && sf.f_type == kFuseSuperMagic;
 }
 
 TEST_F(ControllerTest, MountListUmountLifecycle) {

@@ -1,19 +1,19 @@
 // A private world for one controller test: its own mount namespace, work directory, run
-// dir (HOSTCHANFS_RUN_DIR) and controller. On destruction — also when the test failed
-// halfway — the controller is stopped by pid (SIGTERM: it removes every channel; SIGKILL
-// if it does not end), every process still naming the work directory is killed by pid,
-// leftover mounts are detached and the work directory removed.
+// dir (HOSTCHANFS_RUN_DIR) and controller (ControllerWorld), and the fixture that gives
+// every controller and run test one (ControllerFixture). On destruction — also when the
+// test failed halfway — the controller is stopped by pid (SIGTERM: it removes every
+// channel; SIGKILL if it does not end), every process still naming the work directory is
+// killed by pid, leftover mounts are detached and the work directory removed.
 #pragma once
 
 #include <dirent.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
+#include <sys/statfs.h>
 #include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdlib>
@@ -21,14 +21,17 @@
 #include <fstream>
 #include <functional>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "tests/support/child_process.hpp"
+#include "sys/mount.hpp"
+#include "sys/pidfd.hpp"
 #include "sys/read_file.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/fuse_required.hpp"
 #include "tests/support/mount_namespace.hpp"
+#include "tests/support/mounts.hpp"
 #include "tests/support/scoped_mounts.hpp"
 
 namespace hostchanfs::testing {
@@ -112,18 +115,10 @@ inline bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-// Mount points at or below `prefix` in our mount namespace.
-inline std::vector<std::string> mounts_under(const std::string& prefix) {
-  std::vector<std::string> found;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point;
-    fields >> id >> parent >> dev >> root >> point;
-    if (point == prefix || point.rfind(prefix + "/", 0) == 0) found.push_back(point);
-  }
-  return found;
+inline bool is_fuse_mount(const std::string& path) {
+  constexpr long kFuseSuperMagic = 0x65735546;
+  struct statfs sf {};
+  return ::statfs(path.c_str(), &sf) == 0 && sf.f_type == kFuseSuperMagic;
 }
 
 // Pids of processes whose command line mentions `text` (our daemons name their host path).
@@ -151,7 +146,7 @@ class ControllerWorld {
     stop_controller();
     for (pid_t pid : processes_naming(work_.path())) ::kill(pid, SIGKILL);
     auto left = mounts_under(work_.path());
-    for (auto it = left.rbegin(); it != left.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
+    for (auto it = left.rbegin(); it != left.rend(); ++it) (void)detach_mount(*it);
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(work_.path(), ec)) {
       std::filesystem::remove_all(entry.path(), ec);
@@ -177,28 +172,34 @@ class ControllerWorld {
   bool stop_controller() {
     auto pid = controller_pid();
     if (!pid) return true;
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0));
-    if (pidfd < 0) return true;
-    ::syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, nullptr, 0);
-    pollfd p{pidfd, POLLIN, 0};
-    bool clean = ::poll(&p, 1, 60'000) > 0;
-    if (!clean) {
-      ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-      ::poll(&p, 1, -1);
-    }
-    ::close(pidfd);
-    return clean;
+    auto pidfd = open_pidfd(*pid);
+    if (!pidfd) return true;
+    return terminate_pidfd(pidfd.value().get(), std::chrono::seconds(60));
   }
 
-  std::string controller_log() const {
-    std::ifstream in(run_dir_ + "/controller.log");
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  }
+  std::string controller_log() const { return read_small_file(run_dir_ + "/controller.log"); }
 
  private:
   PrivateMountNamespace ns_;
   TempDir work_;
   std::string run_dir_;
+};
+
+// The fixture of a test that talks to a controller: FUSE required, and a ControllerWorld
+// of its own. The tests' TearDown checks what must be gone.
+class ControllerFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HOSTCHANFS_REQUIRE_FUSE();
+    world_.emplace();
+  }
+  // `hostchanfs ls --json`, which must succeed.
+  nlohmann::json ls() {
+    auto r = hostchanfs({"ls", "--json"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    return nlohmann::json::parse(r.out);
+  }
+  std::optional<ControllerWorld> world_;
 };
 
 }  // namespace hostchanfs::testing

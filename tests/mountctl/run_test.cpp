@@ -22,7 +22,9 @@
 
 #include "sys/mapping.hpp"
 #include "sys/unique_fd.hpp"
+#include "sys/unix_socket.hpp"
 #include "tests/mountctl/harness.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/fuse_required.hpp"
 
 namespace hostchanfs::testing {
@@ -30,18 +32,6 @@ namespace {
 
 using json = nlohmann::json;
 namespace fsys = std::filesystem;
-
-constexpr long kFuseSuperMagic = 0x65735546;
-
-bool is_fuse_mount(const std::string& path) {
-  struct statfs sf {};
-  return ::statfs(path.c_str(), &sf) == 0 && sf.f_type == kFuseSuperMagic;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -65,12 +55,8 @@ std::vector<std::string> dd_report(const std::string& text, const std::string& p
   return out;
 }
 
-class RunTest : public ::testing::Test {
+class RunTest : public ControllerFixture {
  protected:
-  void SetUp() override {
-    HOSTCHANFS_REQUIRE_FUSE();
-    world_.emplace();
-  }
   void TearDown() override {
     if (!world_) return;
     std::string work = world_->work();
@@ -89,16 +75,10 @@ class RunTest : public ::testing::Test {
     EXPECT_TRUE(world_->stop_controller());
     world_.reset();
   }
-  json ls() {
-    auto r = hostchanfs({"ls", "--json"});
-    EXPECT_EQ(r.status, 0) << r.err;
-    return json::parse(r.out);
-  }
   // Waits for the channel to be mounted at `host` (the container is then being made).
   void await_channel(const std::string& host, Cli& run) {
     ASSERT_TRUE(run.eventually([&] { return is_fuse_mount(host); })) << run.err_so_far();
   }
-  std::optional<ControllerWorld> world_;
 };
 
 TEST_F(RunTest, SeedDdPrintsWhatTmpfsPrintsAndTheHostSeesTheFile) {
@@ -195,16 +175,13 @@ sys.exit(0 if reply == b"pong" else 3)
   UniqueFd fifo(::open((host + "/fifo").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   ASSERT_TRUE(fifo);
   UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::string sock = host + "/sock";
-  ASSERT_LT(sock.size(), sizeof addr.sun_path);
-  std::memcpy(addr.sun_path, sock.c_str(), sock.size() + 1);
-  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  auto addr = unix_address(host + "/sock");
+  ASSERT_TRUE(addr);
+  ASSERT_EQ(::bind(listener.get(), addr.value().get(), addr.value().size()), 0);
   ASSERT_EQ(::listen(listener.get(), 1), 0);
   { std::ofstream(host + "/go") << ""; }
 
-  EXPECT_TRUE(run.eventually([&] { return slurp(host + "/c2h.txt") == "tsoh eht morf olleh"; }))
+  EXPECT_TRUE(run.eventually([&] { return read_file(host + "/c2h.txt") == "tsoh eht morf olleh"; }))
       << run.err_so_far();
   EXPECT_TRUE(run.eventually([&] { return std::memcmp(map + 100, "cont!", 5) == 0; }))
       << "a MAP_SHARED write in the container reaches the host's mapping";
@@ -325,7 +302,7 @@ TEST_F(RunTest, ContainerPathThroughASymlinkOutOfTheRootfsLandsInside) {
            "touch /link/chan/done && while [ ! -e /link/chan/host-done ]; do sleep 0.05; done"});
   await_channel(host, run);
   ASSERT_TRUE(run.eventually([&] { return exists(host + "/done"); })) << run.err_so_far();
-  EXPECT_EQ(slurp(host + "/f"), "hi\n");
+  EXPECT_EQ(read_file(host + "/f"), "hi\n");
   EXPECT_FALSE(exists(decoy.path() + "/chan")) << "the mount point was not made outside";
   EXPECT_TRUE(fsys::is_directory(rootfs + decoy.path() + "/chan")) << "it was made inside the rootfs";
   { std::ofstream(host + "/host-done") << ""; }

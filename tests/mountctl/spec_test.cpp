@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "mountctl/client.hpp"
+#include "mountctl/spec.hpp"
 
 namespace hostchanfs::mountctl {
 namespace {

@@ -2,7 +2,6 @@
 // on stdin, a container whose process is gone, a bad annotation), which must change
 // nothing: no host path, no controller, no channel.
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -12,6 +11,7 @@
 #include "mountctl/client.hpp"
 #include "mountctl/oci_hook.hpp"
 #include "tests/oci/oci_support.hpp"
+#include "tests/support/child_process.hpp"
 #include "tests/support/fuse_required.hpp"
 
 namespace hostchanfs::testing::oci {
@@ -90,23 +90,23 @@ TEST(OciState, RefusesWhatIsNoState) {
 
 TEST(OciBundle, RootPathIsRelativeToTheBundle) {
   TempDir dir;
-  write_file(dir.path() / "config.json", R"({"root":{"path":"rootfs"}})");
-  auto c = mountctl::read_bundle_config(dir.path().string());
+  write_file(dir / "config.json", R"({"root":{"path":"rootfs"}})");
+  auto c = mountctl::read_bundle_config(dir.path());
   ASSERT_TRUE(c) << c.error().message;
-  EXPECT_EQ(c.value().rootfs, (dir.path() / "rootfs").string());
+  EXPECT_EQ(c.value().rootfs, (dir / "rootfs").string());
   EXPECT_FALSE(c.value().root_uid);
-  write_file(dir.path() / "config.json", R"({"root":{"path":"/srv/root/"}})");
-  c = mountctl::read_bundle_config(dir.path().string());
+  write_file(dir / "config.json", R"({"root":{"path":"/srv/root/"}})");
+  c = mountctl::read_bundle_config(dir.path());
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c.value().rootfs, "/srv/root");
 }
 
 TEST(OciBundle, UserNamespaceMapsContainerRoot) {
   TempDir dir;
-  write_file(dir.path() / "config.json", R"({"root":{"path":"rootfs"},"linux":{
+  write_file(dir / "config.json", R"({"root":{"path":"rootfs"},"linux":{
       "uidMappings":[{"containerID":1,"hostID":500,"size":10},{"containerID":0,"hostID":100000,"size":1}],
       "gidMappings":[{"containerID":0,"hostID":200000,"size":65536}]}})");
-  auto c = mountctl::read_bundle_config(dir.path().string());
+  auto c = mountctl::read_bundle_config(dir.path());
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c.value().root_uid, 100000u);
   EXPECT_EQ(c.value().root_gid, 200000u);
@@ -116,7 +116,7 @@ TEST(OciBundle, UserNamespaceMapsContainerRoot) {
 
 TEST(OciBundle, RefusesAMissingConfig) {
   TempDir dir;
-  auto c = mountctl::read_bundle_config(dir.path().string());
+  auto c = mountctl::read_bundle_config(dir.path());
   ASSERT_FALSE(c);
   EXPECT_NE(c.error().message.find("config.json"), std::string::npos);
   EXPECT_FALSE(mountctl::read_bundle_config("relative/bundle"));
@@ -147,14 +147,13 @@ TEST(OciHook, DeadProcessFailsAndChangesNothing) {
   TempDir dir;
   BundleOptions options;
   options.args = {"/bin/true"};
-  make_bundle(dir.path() / "bundle", options);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) ::_exit(0);
-  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // now it is gone
+  make_bundle(dir / "bundle", options);
+  ChildProcess gone = ChildProcess::fork([] { return 0; });
+  pid_t child = gone.pid();
+  ASSERT_EQ(gone.wait(), 0);  // now it is gone (reaped)
 
-  auto host_path = dir.path() / "chan";
-  auto r = run_hook(state_json("dead", child, (dir.path() / "bundle").string(), "created",
+  auto host_path = dir / "chan";
+  auto r = run_hook(state_json("dead", child, (dir / "bundle").string(), "created",
                                host_path.string() + ":/chan:rw:1M"));
   EXPECT_NE(r.exit_code, 0) << r.describe();
   EXPECT_TRUE(one_line(r.err)) << r.err;
@@ -166,10 +165,10 @@ TEST(OciHook, DeadProcessFailsAndChangesNothing) {
 TEST(OciHook, PoststopOfAChannelThatIsGoneIsFine) {
   HOSTCHANFS_REQUIRE_FUSE();
   TempDir dir;
-  auto r = run_hook(state_json("gone", 0, dir.path().string(), "stopped",
-                               (dir.path() / "chan").string() + ":/chan:rw:1M"));
+  auto r = run_hook(state_json("gone", 0, dir.path(), "stopped",
+                               (dir / "chan").string() + ":/chan:rw:1M"));
   EXPECT_EQ(r.exit_code, 0) << r.describe();
-  EXPECT_FALSE(stdfs::exists(dir.path() / "chan"));
+  EXPECT_FALSE(stdfs::exists(dir / "chan"));
 }
 
 // A bad annotation fails the container's creation with the CLI's message, and leaves no
@@ -178,7 +177,7 @@ TEST(OciHook, BadAnnotationFailsCreation) {
   HOSTCHANFS_REQUIRE_FUSE();
   PrivateHost::get();
   TempDir dir;
-  auto host_path = dir.path() / "chan";
+  auto host_path = dir / "chan";
   std::string bad = host_path.string() + ":/chan:rw:12 parsecs";
   auto expected = mountctl::parse_spec(bad);
   ASSERT_FALSE(expected);
@@ -188,8 +187,8 @@ TEST(OciHook, BadAnnotationFailsCreation) {
     options.runtime = runtime;
     options.args = {"/bin/true"};
     options.channel = bad;
-    make_bundle(dir.path() / runtime, options);
-    OciContainer ct(runtime, dir.path() / runtime, "hc-bad-annotation-" + runtime);
+    make_bundle(dir / runtime, options);
+    OciContainer ct(runtime, dir / runtime, "hc-bad-annotation-" + runtime);
     auto created = ct.create();
     EXPECT_NE(created.exit_code, 0) << created.describe();
     // runc quotes the hook's stderr with Go escapes.

@@ -1,5 +1,4 @@
 #include "tests/oci/oci_support.hpp"
-#include "sys/read_file.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -27,9 +26,11 @@
 #include <thread>
 
 #include "mountctl/client.hpp"
+#include "sys/errno_text.hpp"
+#include "sys/pidfd.hpp"
+#include "sys/read_file.hpp"
 #include "sys/unique_fd.hpp"
-
-extern char** environ;
+#include "tests/support/mounts.hpp"
 
 namespace hostchanfs::testing::oci {
 namespace {
@@ -42,7 +43,7 @@ constexpr long kFuseSuperMagic = 0x65735546;
 constexpr auto kWaitLimit = 60s;
 
 [[noreturn]] void fail(const std::string& what) {
-  throw std::runtime_error(what + ": " + std::strerror(errno));
+  throw std::runtime_error(what + ": " + errno_text(errno));
 }
 
 void check(bool ok, const std::string& what) {
@@ -54,24 +55,6 @@ std::vector<std::string> split_words(const std::string& text) {
   std::vector<std::string> words;
   for (std::string w; in >> w;) words.push_back(w);
   return words;
-}
-
-// Mount points and their fstype/super options, from /proc/self/mountinfo.
-struct MountEntry {
-  std::string mount_point, fstype, super_options;
-};
-std::vector<MountEntry> mounts() {
-  std::ifstream in("/proc/self/mountinfo");
-  std::vector<MountEntry> result;
-  for (std::string line; std::getline(in, line);) {
-    auto dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    auto before = split_words(line.substr(0, dash));
-    auto after = split_words(line.substr(dash + 3));
-    if (before.size() < 5 || after.size() < 3) continue;
-    result.push_back({before[4], after[0], after[2]});
-  }
-  return result;
 }
 
 // Remove every child cgroup below `dir`, deepest first (a cgroup directory holds only
@@ -129,15 +112,9 @@ std::vector<pid_t> our_children() {
 
 // Reap a child we adopted, killing it if it does not end on SIGTERM.
 void terminate_child(pid_t pid) {
-  ::kill(pid, SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    pid_t r = ::waitpid(pid, nullptr, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) return;
-    std::this_thread::sleep_for(50ms);
+  if (auto pidfd = open_pidfd(pid)) terminate_pidfd(pidfd.value().get(), 20s);
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
 }
 
 class PrivateHostEnvironment : public ::testing::Environment {
@@ -165,40 +142,25 @@ CommandResult run_command(const std::vector<std::string>& argv, const CommandOpt
   check(::pipe2(in.data(), O_CLOEXEC) == 0 && ::pipe2(out.data(), O_CLOEXEC) == 0 &&
             ::pipe2(err.data(), O_CLOEXEC) == 0,
         "pipe2");
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
-  for (const auto& e : options.env) env_strings.push_back(e);
-  std::vector<char*> envp;
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  check(pid >= 0, "fork");
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    ::dup2(in[0], STDIN_FILENO);
-    if (!options.output_file.empty()) {
-      int fd = ::open(options.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      if (fd < 0) ::_exit(127);
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-    } else {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::dup2(err[1], STDERR_FILENO);
-    }
-    if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) ::_exit(127);
-    ::execvpe(args[0], args.data(), envp.data());
-    ::_exit(127);
+  UniqueFd in_r(in[0]), in_w(in[1]), out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
+  UniqueFd output_file;
+  if (!options.output_file.empty()) {
+    output_file.reset(::open(options.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    check(static_cast<bool>(output_file), "open " + options.output_file);
   }
-  UniqueFd in_w(in[1]), out_r(out[0]), err_r(err[0]);
-  ::close(in[0]);
-  ::close(out[1]);
-  ::close(err[1]);
+  Exec exec(argv);
+  exec.search_path().env(options.env).place_fd(in_r.get(), STDIN_FILENO);
+  if (output_file) {
+    exec.place_fd(output_file.get(), STDOUT_FILENO).place_fd(output_file.get(), STDERR_FILENO);
+  } else {
+    exec.place_fd(out_w.get(), STDOUT_FILENO).place_fd(err_w.get(), STDERR_FILENO);
+  }
+  if (!options.cwd.empty()) exec.cwd(options.cwd);
+  ChildProcess child = ChildProcess::spawn(exec);
+  in_r.reset();
+  out_w.reset();
+  err_w.reset();
+  output_file.reset();
 
   // Feed stdin (states are small: one write fits the pipe), then drain both outputs.
   if (!options.stdin_text.empty()) {
@@ -227,37 +189,11 @@ CommandResult run_command(const std::vector<std::string>& argv, const CommandOpt
       }
     }
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.exit_code = child.wait();
   return result;
 }
 
 // ---------------------------------------------------------------------------------------
-
-TempDir::TempDir(const std::string& prefix) {
-  std::string templ = "/tmp/" + prefix + "-XXXXXX";
-  check(::mkdtemp(templ.data()) != nullptr, "mkdtemp");
-  path_ = templ;
-  // Traversable by a container whose root is mapped to an unprivileged host uid.
-  check(::chmod(path_.c_str(), 0755) == 0, "chmod " + path_.string());
-}
-
-TempDir::~TempDir() {
-  // Refuse to descend into a mount (a channel that a failed test left mounted would
-  // otherwise lose its data, and a bind of / would be catastrophic): lazily detach
-  // anything still mounted below first, then remove the files.
-  for (const auto& m : mounts()) {
-    if (m.mount_point.rfind(path_.string() + "/", 0) == 0) {
-      ::umount2(m.mount_point.c_str(), MNT_DETACH);
-    }
-  }
-  std::error_code ec;
-  stdfs::remove_all(path_, ec);
-}
-
-std::string read_file(const stdfs::path& path) { return read_small_file(path.string()); }
 
 void write_file(const stdfs::path& path, const std::string& text) {
   std::ofstream out(path);
@@ -272,14 +208,8 @@ bool is_fuse_mount(const stdfs::path& path) {
 }
 
 bool wait_process_gone(pid_t pid) {
-  auto deadline = std::chrono::steady_clock::now() + kWaitLimit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
-    char state = process_state(pid);
-    if (state == 0 || state == 'Z' || state == 'X') return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return false;
+  auto pidfd = open_pidfd(pid);
+  return !pidfd || wait_pidfd(pidfd.value().get(), kWaitLimit);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -305,7 +235,7 @@ std::vector<std::string> PrivateHost::hook_env() const {
 }
 
 void PrivateHost::mount_missing_v1_controllers() {
-  auto all = mounts();
+  auto all = testing::mounts();
   const MountEntry* v2 = nullptr;
   bool any_v1 = false;
   std::set<std::string> v1_options;
@@ -322,7 +252,7 @@ void PrivateHost::mount_missing_v1_controllers() {
   // ours shows: a test running beside us has taken them from cgroup2 for itself and will
   // give them back when it ends, maybe while our containers run; a mount of ours keeps
   // the hierarchy (the kernel shares it) until we are done too.
-  auto wanted = split_words(read_file(stdfs::path(v2->mount_point) / "cgroup.controllers"));
+  auto wanted = split_words(read_small_file(v2->mount_point + "/cgroup.controllers"));
   std::ifstream proc_cgroups("/proc/cgroups");
   for (std::string line; std::getline(proc_cgroups, line);) {
     auto fields = split_words(line);
@@ -343,27 +273,20 @@ void PrivateHost::mount_missing_v1_controllers() {
 }
 
 void PrivateHost::start_controller() {
-  if (controller_pid_ > 0) return;
+  if (controller_.running()) return;
   auto log = dir() / "controller.log";
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  check(pid >= 0, "fork");
-  if (pid == 0) {
-    // SIGTERM makes the controller remove every channel and exit: even a test that is
-    // killed outright leaves no channel behind.
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent) ::_exit(127);
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0) ::dup2(fd, STDERR_FILENO);
-    ::execl(HOSTCHANFS_BIN, "hostchanfs", "controller", "--run-dir", run_dir_.c_str(), nullptr);
-    ::_exit(127);
-  }
-  controller_pid_ = pid;
+  UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  Exec exec({"hostchanfs", "controller", "--run-dir", run_dir_});
+  exec.program(HOSTCHANFS_BIN);
+  if (log_fd) exec.place_fd(log_fd.get(), STDERR_FILENO);
+  // SIGTERM makes the controller remove every channel and exit: even a test that is
+  // killed outright leaves no channel behind.
+  controller_ = ChildProcess::spawn(exec, SIGTERM);
   auto deadline = std::chrono::steady_clock::now() + kWaitLimit;
   while (!mountctl::ControllerClient::connect_existing(run_dir_)) {
-    if (std::chrono::steady_clock::now() > deadline || ::waitpid(pid, nullptr, WNOHANG) == pid) {
-      controller_pid_ = 0;
-      throw std::runtime_error("the test controller did not start: " + read_file(log));
+    if (std::chrono::steady_clock::now() > deadline || controller_.wait_for(0ms)) {
+      controller_ = ChildProcess();
+      throw std::runtime_error("the test controller did not start: " + read_small_file(log));
     }
     std::this_thread::sleep_for(20ms);
   }
@@ -379,7 +302,7 @@ std::vector<pid_t> PrivateHost::controllers_of_run_dir() const {
   for (const auto& entry : stdfs::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename();
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto cmdline = read_file(entry.path() / "cmdline");
+    auto cmdline = read_small_file((entry.path() / "cmdline").string());
     auto args = cmdline.find('\0');
     // argv[0] may be a full path; compare from its last component on.
     auto base = cmdline.substr(0, args).rfind('/');
@@ -391,10 +314,7 @@ std::vector<pid_t> PrivateHost::controllers_of_run_dir() const {
 }
 
 void PrivateHost::stop_controller() {
-  if (controller_pid_ > 0) {
-    terminate_child(controller_pid_);
-    controller_pid_ = 0;
-  }
+  controller_.terminate(20s);
   for (pid_t pid : controllers_of_run_dir()) {
     ::kill(pid, SIGTERM);
     ::waitpid(pid, nullptr, WNOHANG);
@@ -521,7 +441,7 @@ CommandResult OciContainer::create() {
   auto r = run_command(argv, to_log);
   // The runtime's own errors land in the log too; runc quotes a failed hook's stderr in
   // them, crun writes it to the bundle's hooks.log (see make_bundle).
-  r.err = read_file(log) + read_file(bundle_ / "hooks.log");
+  r.err = read_small_file(log.string()) + read_small_file((bundle_ / "hooks.log").string());
   return r;
 }
 
@@ -568,7 +488,7 @@ bool OciContainer::wait_stopped() {
   return false;
 }
 
-std::string OciContainer::output() const { return read_file(bundle_ / "output.log"); }
+std::string OciContainer::output() const { return read_small_file((bundle_ / "output.log").string()); }
 
 // ---------------------------------------------------------------------------------------
 

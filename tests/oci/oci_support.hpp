@@ -6,13 +6,18 @@
 
 #include <sys/types.h>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <optional>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "tests/support/child_process.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace hostchanfs::testing::oci {
 
@@ -37,26 +42,16 @@ struct CommandOptions {
   std::string output_file;
 };
 
-// Run argv[0] (searched in PATH) as a child with PR_SET_PDEATHSIG, wait for it.
+// Run argv[0] (searched in PATH) as a child that dies with us (ChildProcess), wait for it.
 CommandResult run_command(const std::vector<std::string>& argv, const CommandOptions& options = {});
 
 // ---------------------------------------------------------------------------------------
-// Files.
+// Files (TempDir and read_file are the tests' own, tests/support).
 
-// A fresh directory under /tmp, removed with its contents (never across a mount point).
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix = "hostchanfs-oci");
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir();
-  const stdfs::path& path() const { return path_; }
-
- private:
-  stdfs::path path_;
-};
-
-std::string read_file(const stdfs::path& path);
+using testing::read_file;
+using testing::TempDir;
+// The same, with a path.
+inline std::string read_file(const stdfs::path& path) { return testing::read_file(path.string()); }
 void write_file(const stdfs::path& path, const std::string& text);
 bool is_fuse_mount(const stdfs::path& path);
 // True once `pid` is gone (or a zombie), waiting a bounded while for it.
@@ -75,7 +70,7 @@ bool wait_process_gone(pid_t pid);
 class PrivateHost {
  public:
   static PrivateHost& get();
-  const stdfs::path& dir() const { return dir_.path(); }
+  stdfs::path dir() const { return dir_.path(); }
   const std::string& run_dir() const { return run_dir_; }
   // The environment the hook needs to find this test's controller.
   std::vector<std::string> hook_env() const;
@@ -92,7 +87,7 @@ class PrivateHost {
   TempDir dir_;
   std::string run_dir_;
   std::vector<std::pair<std::string, std::string>> v1_mounts_;  // controller, mount point
-  pid_t controller_pid_ = 0;
+  ChildProcess controller_;
   bool shut_down_ = false;
 };
 
@@ -117,6 +112,11 @@ inline constexpr unsigned kUserNsHostId = 100000;
 
 // <dir>/rootfs + <dir>/config.json.
 nlohmann::json make_bundle(const stdfs::path& dir, const BundleOptions& options);
+
+// The name of a test parameterised by runtime: its runtime ("runc", "crun").
+inline std::string runtime_name(const ::testing::TestParamInfo<std::string>& runtime) {
+  return runtime.param;
+}
 
 // A runc or crun container, deleted (by id, --force) when this object goes.
 class OciContainer {

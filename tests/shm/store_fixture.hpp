@@ -15,22 +15,18 @@
 #include <vector>
 
 #include "shm/store.hpp"
+#include "sys/errno_text.hpp"
 
 namespace hostchanfs::shm::testing {
-
-inline const char* errno_name(std::errc e) {
-  const char* n = ::strerrorname_np(static_cast<int>(e));
-  return n ? n : "E?";
-}
 
 // EXPECT_TRUE(Fails(store.op(...), ENOENT)): the call failed with exactly that errno.
 template <class T>
 ::testing::AssertionResult Fails(const Result<T>& r, int err) {
   if (!r.has_error())
-    return ::testing::AssertionFailure() << "succeeded, expected " << ::strerrorname_np(err);
+    return ::testing::AssertionFailure() << "succeeded, expected " << errno_name(err);
   if (r.error() != static_cast<std::errc>(err))
     return ::testing::AssertionFailure()
-           << "failed with " << errno_name(r.error()) << ", expected " << ::strerrorname_np(err);
+           << "failed with " << errno_name(r.error()) << ", expected " << errno_name(err);
   return ::testing::AssertionSuccess();
 }
 

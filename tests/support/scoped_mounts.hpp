@@ -1,4 +1,5 @@
-// Mounts for tests, each removed (and its directory deleted) when it goes out of scope:
+// Mounts for tests, each removed (and its directory deleted, temp_dir.hpp) when it goes
+// out of scope:
 //   ScopedTmpfs       a kernel tmpfs, the reference behaviour
 //   ScopedHostchanfs  a real `HOSTCHANFS_BIN serve` daemon, started and waited for
 // and what the kernel holds for a mount: read_ahead_kb().
@@ -15,36 +16,17 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "sys/errno_text.hpp"
+#include "sys/mount.hpp"
 #include "sys/read_file.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace hostchanfs::testing {
-
-// A fresh empty directory under /tmp, removed (if empty) on destruction.
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix = "hostchanfs-test") {
-    std::string templ = "/tmp/" + prefix + "-XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data())) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
-    path_ = buf.data();
-  }
-  ~TempDir() {
-    if (!path_.empty()) ::rmdir(path_.c_str());
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // A kernel tmpfs with mode=1777 and the given size (and inode limit, if not 0).
 class ScopedTmpfs {
@@ -53,9 +35,9 @@ class ScopedTmpfs {
     std::string opts = "mode=1777,size=" + std::to_string(size_bytes);
     if (inodes) opts += ",nr_inodes=" + std::to_string(inodes);
     if (::mount("tmpfs", dir_.path().c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts.c_str()) < 0)
-      throw std::runtime_error("mount tmpfs on " + dir_.path() + ": " + std::strerror(errno));
+      throw std::runtime_error("mount tmpfs on " + dir_.path() + ": " + errno_text(errno));
   }
-  ~ScopedTmpfs() { ::umount2(dir_.path().c_str(), MNT_DETACH); }
+  ~ScopedTmpfs() { (void)detach_mount(dir_.path()); }
   ScopedTmpfs(const ScopedTmpfs&) = delete;
   ScopedTmpfs& operator=(const ScopedTmpfs&) = delete;
   const std::string& path() const { return dir_.path(); }
@@ -95,14 +77,9 @@ class ScopedHostchanfs {
   int stop() {
     if (stopped_) return status_;
     stopped_ = true;
-    daemon_.signal(SIGTERM);
-    auto st = daemon_.wait_for(std::chrono::seconds(10));
-    if (!st) {
-      daemon_.signal(SIGKILL);
-      st = daemon_.wait();
-    }
-    ::umount2(dir_.path().c_str(), MNT_DETACH);  // normally already gone: harmless
-    status_ = *st;
+    daemon_.terminate(std::chrono::seconds(10));
+    (void)detach_mount(dir_.path());  // normally already gone: harmless
+    status_ = daemon_.wait();
     return status_;
   }
 

@@ -1,0 +1,98 @@
+// The flags of the channel commands: controller, mount, umount, ls, run
+// (mountctl/commands.hpp, mountctl/run.hpp).
+#include <memory>
+#include <string>
+
+#include "cli/command.hpp"
+#include "mountctl/commands.hpp"
+#include "mountctl/run.hpp"
+#include "mountctl/run_dir.hpp"
+
+namespace hostchanfs::cli {
+
+namespace {
+
+using RunDir = std::shared_ptr<std::string>;
+
+void add_controller(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("controller",
+                                 "Run the channel controller in the foreground (internal: "
+                                 "the other commands start it on demand)");
+  cmd->group("");  // hidden from the main --help
+  auto request = std::make_shared<mountctl::ControllerRequest>();
+  request->run_dir = mountctl::default_run_dir();
+  cmd->add_option("--run-dir", request->run_dir, "The controller's directory (socket, registry)");
+  cmd->callback([&exit_code, request] { exit_code = mountctl::controller_main(*request); });
+}
+
+void add_mount(CLI::App& app, int& exit_code, RunDir run_dir) {
+  auto* cmd = app.add_subcommand(
+      "mount", "Create a channel: mount it at the host path and print the bind mount to hand "
+               "to a container engine");
+  auto request = std::make_shared<mountctl::MountRequest>();
+  cmd->add_option("SPEC", request->spec, "<host path>:<container path>:<rw|ro>:<size>")->required();
+  cmd->add_option("--uid", request->options.uid, "Owner uid of the channel root (default 0)");
+  cmd->add_option("--gid", request->options.gid, "Owner gid of the channel root (default 0)");
+  cmd->add_option("--inodes", request->options.max_inodes, "Inode limit (default: one per 4 KiB of size)");
+  cmd->callback([&exit_code, request, run_dir] {
+    request->run_dir = *run_dir;
+    exit_code = mountctl::mount_main(*request);
+  });
+}
+
+void add_umount(CLI::App& app, int& exit_code, RunDir run_dir) {
+  auto* cmd = app.add_subcommand(
+      "umount", "Remove a channel: unmount it (lazily if busy) and delete the host path");
+  auto request = std::make_shared<mountctl::UmountRequest>();
+  cmd->add_option("HOST_PATH", request->host_path, "The channel's host path")->required();
+  cmd->callback([&exit_code, request, run_dir] {
+    request->run_dir = *run_dir;
+    exit_code = mountctl::umount_main(*request);
+  });
+}
+
+void add_ls(CLI::App& app, int& exit_code, RunDir run_dir) {
+  auto* cmd = app.add_subcommand("ls", "List every channel with its usage and daemon state");
+  auto request = std::make_shared<mountctl::LsRequest>();
+  cmd->add_flag("--json", request->json, "Print a JSON array instead of a table");
+  cmd->callback([&exit_code, request, run_dir] {
+    request->run_dir = *run_dir;
+    exit_code = mountctl::ls_main(*request);
+  });
+}
+
+void add_run(CLI::App& app, int& exit_code, RunDir run_dir) {
+  auto* cmd = app.add_subcommand(
+      "run", "Run CMD as a minimal container with host channels bound in; the channels go "
+             "when CMD ends");
+  auto request = std::make_shared<mountctl::RunRequest>();
+  cmd->add_option("--host-channel", request->specs,
+                  "<host path>:<container path>:<rw|ro>:<size> (repeatable)")
+      ->required()
+      ->allow_extra_args(false);
+  cmd->add_option("--rootfs", request->rootfs,
+                  "The container's root directory (default: the host's /, read-only)");
+  cmd->add_option("--user", request->user, "Run CMD as U[:G] (uid or name, gid or group)");
+  cmd->add_option("CMD", request->command, "The command and its arguments (after --)")->required();
+  cmd->callback([&exit_code, request, run_dir] {
+    request->run_dir = *run_dir;
+    exit_code = mountctl::run_main(*request);
+  });
+}
+
+}  // namespace
+
+void add_channel_commands(CLI::App& app, int& exit_code) {
+  // The run dir is global so that every command (and a test) can point at its own
+  // controller: --run-dir or $HOSTCHANFS_RUN_DIR.
+  auto run_dir = std::make_shared<std::string>(mountctl::default_run_dir());
+  app.add_option("--run-dir", *run_dir,
+                 "The controller's directory (default /run/hostchanfs, or $HOSTCHANFS_RUN_DIR)");
+  add_controller(app, exit_code);
+  add_mount(app, exit_code, run_dir);
+  add_umount(app, exit_code, run_dir);
+  add_ls(app, exit_code, run_dir);
+  add_run(app, exit_code, run_dir);
+}
+
+}  // namespace hostchanfs::cli

@@ -1,0 +1,38 @@
+// The flags of `hostchanfs serve` (fs/serve.hpp).
+#include <memory>
+
+#include "cli/command.hpp"
+#include "fs/serve.hpp"
+
+namespace hostchanfs::cli {
+
+void add_serve_command(CLI::App& app, int& exit_code) {
+  struct Flags {
+    fs::ServeRequest request;
+    std::string cache = "exact";
+  };
+  auto flags = std::make_shared<Flags>();
+  fs::ServeOptions& o = flags->request.options;
+  auto* cmd = app.add_subcommand("serve", "Run one channel's FUSE daemon in the foreground");
+  cmd->add_option("--size", flags->request.size, "Byte quota (bytes, or with a k/m/g suffix: 32M)")->required();
+  cmd->add_option("--inodes", flags->request.inodes, "Inode limit (default: one per 4 KiB page, at least 1024)");
+  cmd->add_option("--uid", o.uid, "Owner of the root directory");
+  cmd->add_option("--gid", o.gid, "Group of the root directory");
+  cmd->add_option("--ready-fd", o.ready_fd,
+                  "Write \"ready\\n\" to this descriptor once mounted, then close it");
+  cmd->add_option("--fuse-fd", o.fuse_fd, "An open /dev/fuse the caller has already mounted");
+  cmd->add_option("--meta-fd", o.meta_fd, "The store's metadata memfd");
+  cmd->add_option("--data-fd", o.data_fd, "The store's data memfd");
+  cmd->add_option("--cache", flags->cache,
+                  "exact (default): ENOSPC at the write that crosses the quota, as tmpfs; "
+                  "writeback: small writes are gathered by the kernel, faster, but ENOSPC "
+                  "then surfaces at fsync/close")
+      ->check(CLI::IsMember({"exact", "writeback"}));
+  cmd->add_option("mountpoint", o.mountpoint, "Where to mount (an empty directory)")->required();
+  cmd->callback([flags, &exit_code] {
+    flags->request.writeback_cache = flags->cache == "writeback";
+    exit_code = fs::serve_main(flags->request);
+  });
+}
+
+}  // namespace hostchanfs::cli

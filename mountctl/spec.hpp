@@ -1,0 +1,46 @@
+// The channel spec, as iSulad's --host-channel defines it, made exact (DESIGN.md):
+// <host path>:<container path>:<rw|ro>:<size>
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "mountctl/error.hpp"
+#include "sys/result.hpp"
+
+namespace hostchanfs::mountctl {
+
+inline constexpr std::uint64_t kDefaultChannelSize = 64ull << 20;  // empty size field
+inline constexpr std::uint64_t kMinChannelSize = 4096;             // one page
+
+struct ChannelSpec {
+  std::string host_path;       // absolute, cleaned
+  std::string container_path;  // absolute, cleaned
+  bool read_only = false;      // empty mode field means rw
+  std::uint64_t size_bytes = kDefaultChannelSize;
+
+  // The canonical text: "/a:/b:rw:33554432".
+  std::string to_string() const;
+  bool operator==(const ChannelSpec&) const = default;
+};
+
+// The memory limits a size is checked against (from /proc/meminfo; tests pass their own).
+struct MemoryInfo {
+  std::uint64_t total_bytes = 0;
+  std::uint64_t available_bytes = 0;
+  static Result<MemoryInfo> read();
+};
+
+// Syntax, path cleaning and the size limits (min one page, max half of MemTotal, not
+// above MemAvailable). Does NOT look at the host path: whether it already exists is
+// checked by the controller at create() (so an idempotent re-create can succeed).
+// Errors are kBadInput with a one-line message naming the field and its value.
+Expected<ChannelSpec> parse_spec(std::string_view text);
+Expected<ChannelSpec> parse_spec(std::string_view text, const MemoryInfo& mem);
+
+// "//a/./b/" -> "/a/b"; ".." is resolved lexically ("/a/../b" -> "/b"). Only for absolute
+// paths (the caller checks that first).
+std::string clean_path(std::string_view absolute_path);
+
+}  // namespace hostchanfs::mountctl
