@@ -48,6 +48,14 @@ struct Fixture {
   P::Region& r() { return *region; }
 };
 
+// `changes(tx)` in one committed tx (a benchmark's setup).
+template <class Changes>
+void in_one_tx(P::Region& r, Changes&& changes) {
+  P::Tx tx(r);
+  changes(tx);
+  tx.commit();
+}
+
 std::vector<S::PageKey> random_page_keys(std::size_t n) {
   std::mt19937_64 rng(1);
   std::vector<S::PageKey> keys(n);
@@ -55,44 +63,40 @@ std::vector<S::PageKey> random_page_keys(std::size_t n) {
   return keys;
 }
 
-void BM_TxEmpty(benchmark::State& state) {
+// One tx per iteration, `body` its changes.
+template <class Body>
+void txs(benchmark::State& state, Body&& body) {
   Fixture f(state);
   if (!f.ok) return;
+  auto& sb = f.r().user_as<S::Superblock>();
   for (auto _ : state) {
     P::Tx tx(f.r());
+    body(tx, sb);
     tx.commit();
   }
+}
+
+void BM_TxEmpty(benchmark::State& state) {
+  txs(state, [](P::Tx&, S::Superblock&) {});
 }
 BENCHMARK(BM_TxEmpty);
 
 // One logged 8-byte change, committed: the least a mutation costs.
 void BM_TxOneWrite(benchmark::State& state) {
-  Fixture f(state);
-  if (!f.ok) return;
-  auto& sb = f.r().user_as<S::Superblock>();
-  for (auto _ : state) {
-    P::Tx tx(f.r());
-    tx.set(sb.pages_used, sb.pages_used + 1);
-    tx.commit();
-  }
+  txs(state, [](P::Tx& tx, S::Superblock& sb) { tx.set(sb.pages_used, sb.pages_used + 1); });
 }
 BENCHMARK(BM_TxOneWrite);
 
 // A tx of 16 logged writes to distinct words: the cost per logged change.
 void BM_TxSixteenWrites(benchmark::State& state) {
-  Fixture f(state);
-  if (!f.ok) return;
-  auto& sb = f.r().user_as<S::Superblock>();
-  for (auto _ : state) {
-    P::Tx tx(f.r());
-    for (int i = 0; i < 11; ++i) tx.set(sb.reserved[i], sb.reserved[i] + 1);
+  txs(state, [](P::Tx& tx, S::Superblock& sb) {
+    for (auto& w : sb.reserved) tx.set(w, w + 1);
     tx.set(sb.pages_used, sb.pages_used + 1);
     tx.set(sb.inodes_used, sb.inodes_used + 1);
     tx.set(sb.dedupe_seq, sb.dedupe_seq + 1);
     tx.set(sb.quota_pages, sb.quota_pages);
     tx.set(sb.max_inodes, sb.max_inodes);
-    tx.commit();
-  }
+  });
 }
 BENCHMARK(BM_TxSixteenWrites);
 
@@ -119,23 +123,13 @@ void BM_TreeEraseInsert(benchmark::State& state) {
   if (!f.ok) return;
   S::PageTree t(f.r(), S::kPages);
   auto keys = random_page_keys(200000);
-  {
-    P::Tx tx(f.r());
+  in_one_tx(f.r(), [&](P::Tx& tx) {
     for (std::size_t i = 0; i < 100000; ++i) (void)t.insert(tx, keys[i], 1u);
-    tx.commit();
-  }
+  });
   std::size_t i = 0;
   for (auto _ : state) {
-    {
-      P::Tx tx(f.r());
-      benchmark::DoNotOptimize(t.erase(tx, keys[i % 200000]));
-      tx.commit();
-    }
-    {
-      P::Tx tx(f.r());
-      benchmark::DoNotOptimize(t.insert(tx, keys[(i + 100000) % 200000], 1u));
-      tx.commit();
-    }
+    in_one_tx(f.r(), [&](P::Tx& tx) { benchmark::DoNotOptimize(t.erase(tx, keys[i % 200000])); });
+    in_one_tx(f.r(), [&](P::Tx& tx) { benchmark::DoNotOptimize(t.insert(tx, keys[(i + 100000) % 200000], 1u)); });
     ++i;
   }
   state.SetItemsProcessed(state.iterations() * 2);
@@ -147,11 +141,9 @@ void BM_TreeFind(benchmark::State& state) {
   if (!f.ok) return;
   S::PageTree t(f.r(), S::kPages);
   auto keys = random_page_keys(static_cast<std::size_t>(state.range(0)));
-  {
-    P::Tx tx(f.r());
+  in_one_tx(f.r(), [&](P::Tx& tx) {
     for (const auto& k : keys) (void)t.insert(tx, k, 1u);
-    tx.commit();
-  }
+  });
   std::size_t i = 0;
   for (auto _ : state) benchmark::DoNotOptimize(t.find(keys[i++ % keys.size()]));
 }
@@ -162,11 +154,9 @@ void BM_TreeScan64(benchmark::State& state) {
   Fixture f(state);
   if (!f.ok) return;
   S::CookieTree t(f.r(), S::kDirByCookie);
-  {
-    P::Tx tx(f.r());
+  in_one_tx(f.r(), [&](P::Tx& tx) {
     for (std::uint32_t c = 0; c < 100000; ++c) (void)t.insert(tx, S::DirCookieKey{1, 0, c}, c);
-    tx.commit();
-  }
+  });
   std::uint32_t start = 0;
   for (auto _ : state) {
     std::uint64_t sum = 0;
@@ -186,11 +176,10 @@ void BM_TreeRangeErase(benchmark::State& state) {
   S::PageTree t(f.r(), S::kPages);
   for (auto _ : state) {
     state.PauseTiming();
-    for (std::uint64_t base = 0; base < kQuotaPages; base += 16384) {
-      P::Tx tx(f.r());
-      for (std::uint64_t p = base; p < base + 16384; ++p) (void)t.insert(tx, S::page_key(9, 0, p), static_cast<std::uint32_t>(p));
-      tx.commit();
-    }
+    for (std::uint64_t base = 0; base < kQuotaPages; base += 16384)
+      in_one_tx(f.r(), [&](P::Tx& tx) {
+        for (std::uint64_t p = base; p < base + 16384; ++p) (void)t.insert(tx, S::page_key(9, 0, p), static_cast<std::uint32_t>(p));
+      });
     state.ResumeTiming();
     for (bool done = false; !done;) {
       P::Tx tx(f.r());
@@ -287,43 +276,25 @@ void BM_LookupLike(benchmark::State& state) {
 }
 BENCHMARK(BM_LookupLike);
 
-void BM_SlotAllocFree(benchmark::State& state) {
+// One item taken and given back, in two txs (a page's free punches it; so does a slot's
+// when its page has no other live slot).
+template <class Allocator>
+void alloc_free_pairs(benchmark::State& state, std::size_t index) {
   Fixture f(state);
   if (!f.ok) return;
-  P::SlotTable inodes(f.r(), S::kInodes);
+  Allocator a(f.r(), index);
   for (auto _ : state) {
-    std::uint32_t s = 0;
-    {
-      P::Tx tx(f.r());
-      s = *inodes.alloc(tx);
-      tx.commit();
-    }
-    P::Tx tx(f.r());
-    inodes.free(tx, s);
-    tx.commit();
+    std::uint32_t item = 0;
+    in_one_tx(f.r(), [&](P::Tx& tx) { item = *a.alloc(tx); });
+    in_one_tx(f.r(), [&](P::Tx& tx) { a.free(tx, item); });
   }
   state.SetItemsProcessed(state.iterations() * 2);
 }
+
+void BM_SlotAllocFree(benchmark::State& state) { alloc_free_pairs<P::SlotTable>(state, S::kInodes); }
 BENCHMARK(BM_SlotAllocFree);
 
-// A data page taken and given back (the free punches it): two txs.
-void BM_PageAllocFree(benchmark::State& state) {
-  Fixture f(state);
-  if (!f.ok) return;
-  P::PagePool data(f.r(), S::kDataPool);
-  for (auto _ : state) {
-    std::uint32_t p = 0;
-    {
-      P::Tx tx(f.r());
-      p = *data.alloc(tx);
-      tx.commit();
-    }
-    P::Tx tx(f.r());
-    data.free(tx, p);
-    tx.commit();
-  }
-  state.SetItemsProcessed(state.iterations() * 2);
-}
+void BM_PageAllocFree(benchmark::State& state) { alloc_free_pairs<P::PagePool>(state, S::kDataPool); }
 BENCHMARK(BM_PageAllocFree);
 
 }  // namespace

@@ -24,7 +24,10 @@
 // old node's count; a merge logs the receiving range and frees the emptied page (punched
 // at commit). Nothing here writes outside a tx. Readers (find, lower_bound, Cursor) take no
 // lock: the caller keeps them away from a tree while a tx changes it, and a Cursor is
-// invalid after any change to its tree.
+// invalid after any change to its tree. Note that "changes it" means any change to the
+// tree, not only to the reader's keys: a split or merge moves other keys between nodes,
+// so a tree shared by all inodes (the page map) needs a lock of its own (readers shared
+// while they walk it, txs that change it exclusive); a per-inode lock is not enough.
 //
 // Space: insert() checks first that the arena has a page for every split it may need
 // and returns ENOSPC without changing anything when not. erase() never allocates.
@@ -494,22 +497,22 @@ class BTree {
       if (!ctx.ok()) return;
       ++nodes;
       const NodeHeader* n = t.node(id);
-      std::string where = name + ": node " + std::to_string(id);
-      if (n->magic != kNodeMagic) return ctx.fail(where + " is not a node (no magic)");
+      auto where = [&] { return name + ": node " + std::to_string(id); };  // only on a problem
+      if (n->magic != kNodeMagic) return ctx.fail(where() + " is not a node (no magic)");
       if (n->level != level || n->tree != t.index_)
-        return ctx.fail(where + " is at level " + std::to_string(n->level) + " of tree " + std::to_string(n->tree) +
+        return ctx.fail(where() + " is at level " + std::to_string(n->level) + " of tree " + std::to_string(n->tree) +
                         ", expected level " + std::to_string(level) + " of tree " + std::to_string(t.index_));
       std::uint32_t min = root ? (level ? 2 : 1) : t.min_fill(level);
       if (n->count < min || n->count > t.cap(level))
-        return ctx.fail(where + " (level " + std::to_string(level) + ") has " + std::to_string(n->count) +
+        return ctx.fail(where() + " (level " + std::to_string(level) + ") has " + std::to_string(n->count) +
                         " entries, outside [" + std::to_string(min) + ", " + std::to_string(t.cap(level)) + "]");
       if (level == 0) {
         const Leaf* e = leaves(n);
         for (std::uint32_t i = 0; i < n->count; ++i) {
           if ((lo && ordered(e[i].key, *lo)) || (hi && !ordered(e[i].key, *hi)))
-            return ctx.fail(where + ": entry " + std::to_string(i) + " is outside the range its parents give");
+            return ctx.fail(where() + ": entry " + std::to_string(i) + " is outside the range its parents give");
           if (i && !ordered(e[i - 1].key, e[i].key))
-            return ctx.fail(where + ": entries " + std::to_string(i - 1) + " and " + std::to_string(i) + " are out of order");
+            return ctx.fail(where() + ": entries " + std::to_string(i - 1) + " and " + std::to_string(i) + " are out of order");
         }
         entries += n->count;
         return;
@@ -517,12 +520,12 @@ class BTree {
       const Inner* e = inners(n);
       for (std::uint32_t i = 1; i < n->count; ++i) {
         if ((lo && ordered(e[i].key, *lo)) || (hi && !ordered(e[i].key, *hi)))
-          return ctx.fail(where + ": separator " + std::to_string(i) + " is outside the range its parents give");
+          return ctx.fail(where() + ": separator " + std::to_string(i) + " is outside the range its parents give");
         if (i > 1 && !ordered(e[i - 1].key, e[i].key))
-          return ctx.fail(where + ": separators " + std::to_string(i - 1) + " and " + std::to_string(i) + " are out of order");
+          return ctx.fail(where() + ": separators " + std::to_string(i - 1) + " and " + std::to_string(i) + " are out of order");
       }
       for (std::uint32_t i = 0; i < n->count && ctx.ok(); ++i) {
-        if (e[i].child >= t.arena_.capacity()) return ctx.fail(where + ": child " + std::to_string(i) + " is no arena page");
+        if (e[i].child >= t.arena_.capacity()) return ctx.fail(where() + ": child " + std::to_string(i) + " is no arena page");
         visit(e[i].child, level - 1, i ? &e[i].key : lo, i + 1 < n->count ? &e[i + 1].key : hi, false);
       }
     }

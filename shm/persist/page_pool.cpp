@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "shm/persist/free_stack.hpp"
 #include "shm/persist/tx.hpp"
 
 namespace hostchanfs::shm::persist {
@@ -16,25 +17,15 @@ std::byte* PagePool::page(std::uint32_t page) const noexcept {
   return d_->file == 0 ? region_->at(file_offset(page)) : nullptr;
 }
 
+FreeStack PagePool::stack() const noexcept {
+  return FreeStack{stack_, d_->top, d_->high_water, d_->capacity, d_->name};
+}
+
 std::optional<std::uint32_t> PagePool::alloc(Tx& tx) const {
-  std::uint32_t page = 0;
-  bool from_stack = d_->top > 0;
-  if (from_stack) {
-    page = stack_[d_->top - 1];
-  } else if (d_->high_water < d_->capacity) {
-    page = d_->high_water;
-  } else {
-    return std::nullopt;
-  }
   // The undo punch goes first: whatever this tx writes into the page, a rollback leaves
   // it a hole, as every free page is.
-  tx.undo_punch(d_->file, file_offset(page), kPage);
-  if (from_stack) {
-    tx.set(d_->top, d_->top - 1);
-  } else {
-    tx.set(d_->high_water, d_->high_water + 1);
-  }
-  if (d_->file == 0) tx.note_fresh(file_offset(page), kPage);
+  auto page = stack().take(tx, [&](std::uint32_t p) { tx.undo_punch(d_->file, file_offset(p), kPage); });
+  if (page && d_->file == 0) tx.note_fresh(file_offset(*page), kPage);
   return page;
 }
 
@@ -46,9 +37,7 @@ void PagePool::free(Tx& tx, std::uint32_t page) const {
 }
 
 void PagePool::release(Tx& tx, std::uint32_t page) const {
-  if (d_->top >= d_->capacity) fatal(std::string("free stack of pool ") + d_->name + " overflows: a page freed twice");
-  tx.set(stack_[d_->top], page);
-  tx.set(d_->top, d_->top + 1);
+  stack().push(tx, page);
   tx.commit_punch(d_->file, file_offset(page), kPage);
 }
 

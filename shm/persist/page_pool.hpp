@@ -24,6 +24,7 @@
 namespace hostchanfs::shm::persist {
 
 class Tx;
+struct FreeStack;
 
 class PagePool {
  public:
@@ -50,6 +51,7 @@ class PagePool {
   friend class Tx;
   // Commit's half of free(): push the page and schedule its punch.
   void release(Tx& tx, std::uint32_t page) const;
+  FreeStack stack() const noexcept;
 
   const Region* region_;
   std::size_t index_;

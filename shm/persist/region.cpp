@@ -132,6 +132,11 @@ Checked<RegionHeader> plan(const Schema& schema, std::size_t files) {
   return h;
 }
 
+// Slot pages that hold a slot below the high-water mark: the others were never touched.
+std::uint64_t used_slot_pages(const TableDesc& t) {
+  return (std::uint64_t{t.high_water} + t.slots_per_page - 1) / t.slots_per_page;
+}
+
 // The schema as the region records it: capacities and sizes from `h`.
 Schema as_recorded(const Schema& schema, const RegionHeader& h) {
   Schema s = schema;
@@ -163,21 +168,22 @@ void CheckContext::fail(std::string what) {
   if (problem_.empty()) problem_ = std::move(what);
 }
 
+// The messages are made only on a problem: check() runs over every page at attach.
 void CheckContext::use_page(std::size_t pool, std::uint64_t page, std::string_view owner) {
   if (!ok()) return;
   if (pool >= used_.size()) return fail("no pool " + std::to_string(pool) + " (used by " + std::string(owner) + ")");
-  std::string where = "page " + std::to_string(page) + " of pool " + name_of(region_.header().pool[pool].name);
+  auto where = [&] { return "page " + std::to_string(page) + " of pool " + name_of(region_.header().pool[pool].name); };
   if (page >= used_[pool].size())
-    return fail(where + ", used by " + std::string(owner) + ", is at or beyond the high-water mark");
-  if (free_[pool][page]) return fail(where + ", used by " + std::string(owner) + ", is also on the free stack");
-  if (used_[pool][page]) return fail(where + " is used twice (again by " + std::string(owner) + ")");
+    return fail(where() + ", used by " + std::string(owner) + ", is at or beyond the high-water mark");
+  if (free_[pool][page]) return fail(where() + ", used by " + std::string(owner) + ", is also on the free stack");
+  if (used_[pool][page]) return fail(where() + " is used twice (again by " + std::string(owner) + ")");
   used_[pool][page] = true;
 }
 
 void CheckContext::free_page(std::size_t pool, std::uint64_t page) {
-  std::string where = "page " + std::to_string(page) + " of pool " + name_of(region_.header().pool[pool].name);
-  if (page >= free_[pool].size()) return fail(where + " is on the free stack but at or beyond the high-water mark");
-  if (free_[pool][page]) return fail(where + " is on the free stack twice");
+  auto where = [&] { return "page " + std::to_string(page) + " of pool " + name_of(region_.header().pool[pool].name); };
+  if (page >= free_[pool].size()) return fail(where() + " is on the free stack but at or beyond the high-water mark");
+  if (free_[pool][page]) return fail(where() + " is on the free stack twice");
   free_[pool][page] = true;
 }
 
@@ -348,15 +354,13 @@ void Region::check_tables(CheckContext& ctx) const {
       if (table.live(s)) return ctx.fail(name + ": slot " + std::to_string(s) + " is live and on the free stack");
       on_stack[s] = true;
     }
+    // Only what lies below the high-water mark is read: the rest was never touched, and
+    // reading it would fault memory in for nothing.
     std::uint64_t live = 0;
-    std::vector<std::uint32_t> per_page(t.pages, 0);
-    for (std::uint32_t s = 0; s < t.capacity; ++s) {
+    const std::uint64_t used_pages = used_slot_pages(t);
+    std::vector<std::uint32_t> per_page(used_pages, 0);
+    for (std::uint32_t s = 0; s < t.high_water; ++s) {
       bool is_live = table.gen_live_[s] & 1;
-      if (s >= t.high_water) {
-        if (table.gen_live_[s] != 0)
-          return ctx.fail(name + ": slot " + std::to_string(s) + " beyond the high-water mark was used");
-        continue;
-      }
       if (!is_live && !on_stack[s])
         return ctx.fail(name + ": slot " + std::to_string(s) + " is neither live nor free (leaked)");
       if (is_live) {
@@ -366,7 +370,7 @@ void Region::check_tables(CheckContext& ctx) const {
     }
     if (live != t.live)
       return ctx.fail(name + ": " + std::to_string(live) + " live slots, its count says " + std::to_string(t.live));
-    for (std::uint64_t p = 0; p < t.pages; ++p)
+    for (std::uint64_t p = 0; p < used_pages; ++p)
       if (per_page[p] != table.page_live_[p])
         return ctx.fail(name + ": slot page " + std::to_string(p) + " has " + std::to_string(per_page[p]) +
                         " live slots, its count says " + std::to_string(table.page_live_[p]));
@@ -400,10 +404,13 @@ void Region::check_holes(CheckContext& ctx) const {
   for (std::uint32_t i = 0; i < h.tables && ctx.ok(); ++i) {
     const TableDesc& t = h.table[i];
     SlotTable table(*this, i);
-    for (std::uint64_t p = 0; p < t.pages; ++p)
+    const std::uint64_t used_pages = used_slot_pages(t);
+    for (std::uint64_t p = 0; p < used_pages; ++p)
       if (table.page_live_[p] == 0 && holds_data(fd(), t.slots_offset + p * kPage, kPage))
         return ctx.fail("table " + name_of(t.name) + ": slot page " + std::to_string(p) +
                         " has no live slot but holds data (not punched)");
+    if (holds_data(fd(), t.slots_offset + used_pages * kPage, (t.pages - used_pages) * kPage))
+      return ctx.fail("table " + name_of(t.name) + ": a slot page beyond the high-water mark holds data");
   }
 }
 

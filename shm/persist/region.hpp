@@ -20,7 +20,11 @@
 //  2. The one exception: volatile cells (SlotTable::cell), 8-byte atomics that no tx ever
 //     logs (a tx that tries aborts loudly). A replay restores whole byte ranges, so any
 //     other field changed outside a tx would be overwritten by a rollback of a tx that
-//     logged its neighbourhood.
+//     logged its neighbourhood. Beyond the cells, only the layer itself writes outside
+//     the undo protocol, and only where no undo is needed: the log's state word and its
+//     records; punches of pages that are free when punched (a commit's freed pages after
+//     its commit point, a rolled-back tx's allocations during the rollback); the cells of
+//     a slot it hands out (zeroed); the header at create(), before the magic.
 //  3. Readers do not take the tx mutex. The caller's own locks keep readers away from what
 //     a tx changes, from its first write until commit() or the rollback returns (commit
 //     also punches freed pages: a reader must not hold a pointer into a freed node).

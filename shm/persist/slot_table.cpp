@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "shm/persist/free_stack.hpp"
 #include "shm/persist/tx.hpp"
 
 namespace hostchanfs::shm::persist {
@@ -20,25 +21,19 @@ std::byte* SlotTable::slot(std::uint32_t s) const noexcept {
                      (s % d_->slots_per_page) * std::uint64_t{d_->slot_size});
 }
 
+FreeStack SlotTable::stack() const noexcept {
+  return FreeStack{stack_, d_->top, d_->high_water, d_->capacity, d_->name};
+}
+
 std::optional<std::uint32_t> SlotTable::alloc(Tx& tx) const {
-  std::uint32_t s = 0;
-  bool from_stack = d_->top > 0;
-  if (from_stack) {
-    s = stack_[d_->top - 1];
-  } else if (d_->high_water < d_->capacity) {
-    s = d_->high_water;
-  } else {
-    return std::nullopt;
-  }
-  std::uint64_t page = s / d_->slots_per_page;
-  std::uint64_t page_offset = d_->slots_offset + page * kPage;
   // A page with no live slot is a hole; if this tx rolls back it must be one again.
-  if (page_live_[page] == 0) tx.undo_punch(0, page_offset, kPage);
-  if (from_stack) {
-    tx.set(d_->top, d_->top - 1);
-  } else {
-    tx.set(d_->high_water, d_->high_water + 1);
-  }
+  auto taken = stack().take(tx, [&](std::uint32_t s) {
+    std::uint64_t page = s / d_->slots_per_page;
+    if (page_live_[page] == 0) tx.undo_punch(0, d_->slots_offset + page * kPage, kPage);
+  });
+  if (!taken) return std::nullopt;
+  const std::uint32_t s = *taken;
+  const std::uint64_t page = s / d_->slots_per_page;
   tx.set(page_live_[page], static_cast<std::uint16_t>(page_live_[page] + 1));
   tx.set(gen_live_[s], gen_live_[s] | 1);
   tx.set(d_->live, d_->live + 1);
@@ -53,12 +48,10 @@ void SlotTable::free(Tx& tx, std::uint32_t s) const {
 }
 
 void SlotTable::release(Tx& tx, std::uint32_t s) const {
-  if (!live(s) || d_->top >= d_->capacity)
-    fatal("slot " + std::to_string(s) + " of table " + d_->name + " freed twice in one tx");
+  if (!live(s)) fatal("slot " + std::to_string(s) + " of table " + d_->name + " freed twice in one tx");
   std::uint64_t page = s / d_->slots_per_page;
   tx.set(gen_live_[s], ((gen_live_[s] >> 1) + 1) << 1);
-  tx.set(stack_[d_->top], s);
-  tx.set(d_->top, d_->top + 1);
+  stack().push(tx, s);
   tx.set(d_->live, d_->live - 1);
   tx.set(page_live_[page], static_cast<std::uint16_t>(page_live_[page] - 1));
   if (page_live_[page] == 0) tx.commit_punch(0, d_->slots_offset + page * kPage, kPage);

@@ -34,6 +34,7 @@
 namespace hostchanfs::shm::persist {
 
 class Tx;
+struct FreeStack;
 
 class SlotTable {
  public:
@@ -66,6 +67,7 @@ class SlotTable {
   friend class Tx;
   friend class Region;
   void release(Tx& tx, std::uint32_t slot) const;
+  FreeStack stack() const noexcept;
 
   const Region* region_;
   std::size_t index_;

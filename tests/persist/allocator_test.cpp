@@ -48,13 +48,8 @@ TEST(PagePool, HandsOutFromTheHighWaterMarkThenReusesFreedPagesLastFirst) {
 TEST(PagePool, AFreedPageIsPunchedAtCommit) {
   TestRegion r;
   PagePool data(r.region(), kData);
-  std::uint32_t page = 0;
-  {
-    Tx tx(r.region());
-    page = *data.alloc(tx);
-    write_tag(r.region(), page, 77);
-    tx.commit();
-  }
+  std::uint32_t page = alloc_committed(r.region(), data);
+  write_tag(r.region(), page, 77);
   ASSERT_TRUE(holds_data(r.data_fd(), page * kPage));
   Tx tx(r.region());
   data.free(tx, page);
@@ -99,15 +94,22 @@ TEST(PagePool, APageFreedInATxIsNotHandedOutAgainByIt) {
   EXPECT_TRUE(r->check(CheckLevel::kDeep));
 }
 
+// `capacity` allocations succeed, the next says there is nothing left; a rollback gives
+// them all back.
+template <class Allocator>
+void expect_exhausted_after(Region& r, const Allocator& a, int capacity) {
+  Tx tx(r);
+  for (int i = 0; i < capacity; ++i) EXPECT_TRUE(a.alloc(tx));
+  EXPECT_FALSE(a.alloc(tx));
+  tx.abort();
+  EXPECT_EQ(a.high_water(), 0u);
+}
+
 TEST(PagePool, AnExhaustedPoolSaysSo) {
   TestOptions o;
   o.data_pages = 3;
   TestRegion r(o);
-  PagePool data(r.region(), kData);
-  Tx tx(r.region());
-  for (int i = 0; i < 3; ++i) EXPECT_TRUE(data.alloc(tx));
-  EXPECT_FALSE(data.alloc(tx));
-  tx.abort();
+  expect_exhausted_after(r.region(), PagePool(r.region(), kData), 3);
 }
 
 TEST(SlotTable, SlotsHaveGenerationsAndLiveBits) {
@@ -144,12 +146,7 @@ TEST(SlotTable, SlotsHaveGenerationsAndLiveBits) {
 TEST(SlotTable, VolatileCellsChangeOutsideTxsAndStartAtZero) {
   TestRegion r;
   SlotTable names(r.region(), kNames);
-  std::uint32_t s = 0;
-  {
-    Tx tx(r.region());
-    s = *names.alloc(tx);
-    tx.commit();
-  }
+  std::uint32_t s = alloc_committed(r.region(), names);
   names.cell(s, 0).fetch_add(5);
   names.cell(s, 1).store(2);
   {
@@ -211,12 +208,8 @@ TEST(SlotTable, AFullTableSaysSo) {
   TestOptions o;
   o.names = 5;
   TestRegion r(o);
-  SlotTable names(r.region(), kNames);
-  Tx tx(r.region());
-  for (int i = 0; i < 5; ++i) EXPECT_TRUE(names.alloc(tx));
-  EXPECT_FALSE(names.alloc(tx));
-  tx.abort();
-  EXPECT_EQ(names.live_count(), 0u);
+  expect_exhausted_after(r.region(), SlotTable(r.region(), kNames), 5);
+  EXPECT_EQ(SlotTable(r.region(), kNames).live_count(), 0u);
 }
 
 }  // namespace

@@ -73,7 +73,7 @@ inline Schema test_schema(const TestOptions& o = {}) {
   s.check = [](const Region& r, CheckContext& ctx) {
     FileTree files(r, kFiles);
     for (auto c = files.begin(); c.valid() && ctx.ok(); c.next())
-      ctx.use_page(kData, c.value(), "files entry " + std::to_string(c.key()));
+      ctx.use_page(kData, c.value(), "the files tree");
   };
   return s;
 }
@@ -110,6 +110,16 @@ class TestRegion {
   UniqueFd meta_, data_;
   std::unique_ptr<Region> region_;
 };
+
+// One item of a pool or table, taken in a tx of its own.
+template <class Allocator>
+std::uint32_t alloc_committed(Region& r, const Allocator& a) {
+  Tx tx(r);
+  auto item = a.alloc(tx);
+  if (!item) throw std::runtime_error("alloc_committed: nothing left");
+  tx.commit();
+  return *item;
+}
 
 inline std::uint64_t read_tag(const Region& r, std::uint32_t page) {
   std::uint64_t tag = 0;

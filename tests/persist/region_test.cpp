@@ -196,35 +196,29 @@ TEST(Attach, RefusesASlotBothLiveAndFree) {
       "is live and on the free stack");
 }
 
+// A damage that leaves one record in the log, as a dead tx would (`state` its word).
+std::function<void(Region&)> log_one_record(std::function<LogRecord(const Region&)> record, std::uint64_t state) {
+  return [=](Region& r) {
+    auto* log = at<LogHeader>(r, r.header().log_offset);
+    *reinterpret_cast<LogRecord*>(log + 1) = record(r);
+    log->state = state;
+  };
+}
+
 TEST(Attach, RefusesALogRecordOutOfBounds) {
-  expect_refused(
-      [](Region& r) {
-        auto* log = at<LogHeader>(r, r.header().log_offset);
-        auto* rec = reinterpret_cast<LogRecord*>(log + 1);
-        *rec = LogRecord{r.header().region_size - 4, 64, RecordKind::kBytes, 0};
-        log->state = 1;
-      },
-      "undo log record 1 of 1: restores bytes beyond the region");
+  expect_refused(log_one_record([](const Region& r) { return LogRecord{r.header().region_size - 4, 64, RecordKind::kBytes, 0}; }, 1),
+                 "undo log record 1 of 1: restores bytes beyond the region");
 }
 
 TEST(Attach, RefusesALogRecordOfNoKnownKind) {
-  expect_refused(
-      [](Region& r) {
-        auto* log = at<LogHeader>(r, r.header().log_offset);
-        *reinterpret_cast<LogRecord*>(log + 1) = LogRecord{0, 8, static_cast<RecordKind>(9), 0};
-        log->state = 1;
-      },
-      "unknown kind 9");
+  expect_refused(log_one_record([](const Region&) { return LogRecord{0, 8, static_cast<RecordKind>(9), 0}; }, 1),
+                 "unknown kind 9");
 }
 
 TEST(Attach, RefusesAPunchOutsideEveryPool) {
-  expect_refused(
-      [](Region& r) {
-        auto* log = at<LogHeader>(r, r.header().log_offset);
-        *reinterpret_cast<LogRecord*>(log + 1) = LogRecord{0, kPage, RecordKind::kCommitPunch, 0};  // the header
-        log->state = 1 | kCommitted;
-      },
-      "punches outside every pool");
+  // A commit's punch of the header page.
+  expect_refused(log_one_record([](const Region&) { return LogRecord{0, kPage, RecordKind::kCommitPunch, 0}; }, 1 | kCommitted),
+                 "punches outside every pool");
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <atomic>
+#include <random>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -108,6 +111,48 @@ TEST(Tx, ConcurrentTxsAreSerialized) {
   std::uint64_t per_thread = kTxs - (kTxs + 6) / 7;
   EXPECT_EQ(u.counter, kThreads * per_thread);
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(u.reserved[t], per_thread);
+}
+
+// Readers walk a tree under the caller's lock (shared) while writers change it in txs under
+// the same lock (exclusive): the pattern the store follows. Run under TSan.
+TEST(Tx, ReadersUnderTheCallersLockSeeWholeTxs) {
+  TestRegion r;
+  U64Tree t(r.region(), kSmall);
+  std::shared_mutex lock;
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> torn{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 2; ++i)
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        {
+          std::shared_lock lk(lock);
+          // Each tx inserts or erases the pair (k, k + 1) together: never one without the other.
+          for (std::uint64_t k = 0; k < 200; k += 2)
+            if (t.contains(k) != t.contains(k + 1)) ++torn;
+        }
+        std::this_thread::yield();  // glibc's shared_mutex prefers readers: let the writer in
+      }
+    });
+  std::mt19937_64 rng(8);
+  for (int i = 0; i < 3000; ++i) {
+    std::unique_lock lk(lock);
+    std::uint64_t k = rng() % 100 * 2;
+    Tx tx(r.region());
+    if (t.contains(k)) {
+      t.erase(tx, k);
+      t.erase(tx, k + 1);
+    } else {
+      ASSERT_TRUE(t.insert(tx, k, 0));
+      ASSERT_TRUE(t.insert(tx, k + 1, 0));
+    }
+    if (i % 5 == 0) continue;  // rolled back, under the lock
+    tx.commit();
+  }
+  stop = true;
+  for (auto& th : readers) th.join();
+  EXPECT_EQ(torn.load(), 0u);
+  EXPECT_TRUE(r->check());
 }
 
 // --- misuse aborts loudly (the region stays recoverable: see the crash tests) ---
