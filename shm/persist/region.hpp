@@ -29,7 +29,9 @@
 //     a tx changes, from its first write until commit() or the rollback returns (commit
 //     also punches freed pages: a reader must not hold a pointer into a freed node).
 //  4. One tx at a time per region (a process-local mutex, taken by the Tx constructor);
-//     nesting on one thread aborts.
+//     nesting on one thread aborts. One process at a time changes a region: the next
+//     attaches only once the last is dead (the controller's restart guarantees it), so
+//     nothing shared stands in for the mutex.
 //  5. A tx is bounded by the log (Schema::log_bytes); one that would overflow aborts the
 //     process loudly: a bug in the caller, who must chunk big operations (BTree::erase_range
 //     stops after N entries, Tx::log_room says what is left).

@@ -47,21 +47,28 @@ void punch_or_die(const Region& r, std::uint32_t file, std::uint64_t offset, std
           std::to_string(file) + ": " + errno_text(errno));
 }
 
-// Is a punch of [offset, offset + len) of `file` one a tx can have made: whole pages of
-// a pool in that file, or (file 0) of a table's slot pages?
+// Is a punch of [offset, offset + len) of `file` one a tx can have made: whole pages, all
+// of them in pools of that file or (file 0) in tables' slot pages? Runs of pages are
+// merged into one record, so a run may cross from one area into the next.
 bool punch_in_bounds(const Region& r, std::uint32_t file, std::uint64_t offset, std::uint64_t len) {
   const RegionHeader& h = r.header();
-  if (len == 0 || offset % kPage || len % kPage) return false;
-  for (std::uint32_t i = 0; i < h.pools; ++i) {
-    const PoolDesc& p = h.pool[i];
-    if (p.file == file && offset >= p.base && offset + len <= p.base + p.capacity * kPage) return true;
+  if (len == 0 || offset % kPage || len % kPage || offset + len < offset) return false;
+  struct Extent {
+    std::uint64_t begin, end;
+  };
+  Extent extents[kMaxPools + kMaxTables];
+  std::size_t n = 0;
+  for (std::uint32_t i = 0; i < h.pools && i < kMaxPools; ++i)
+    if (h.pool[i].file == file) extents[n++] = {h.pool[i].base, h.pool[i].base + h.pool[i].capacity * kPage};
+  for (std::uint32_t i = 0; file == 0 && i < h.tables && i < kMaxTables; ++i)
+    extents[n++] = {h.table[i].slots_offset, h.table[i].slots_offset + h.table[i].pages * kPage};
+  for (std::uint64_t at = offset; at < offset + len;) {
+    std::size_t k = 0;
+    while (k < n && !(extents[k].begin <= at && at < extents[k].end)) ++k;
+    if (k == n) return false;
+    at = extents[k].end;
   }
-  if (file != 0) return false;
-  for (std::uint32_t i = 0; i < h.tables; ++i) {
-    const TableDesc& t = h.table[i];
-    if (offset >= t.slots_offset && offset + len <= t.slots_offset + t.pages * kPage) return true;
-  }
-  return false;
+  return true;
 }
 
 }  // namespace

@@ -262,6 +262,36 @@ TEST(Crash, AllocatorsAndTreesInOneTxAreAllOrNothing) {
   sweep(sc);
 }
 
+// A commit whose freed pages make one run across two areas: the names table's last slot
+// page and the arena's first page, which follows it. Recovery after a death among the
+// punches must take the merged run for what it is.
+TEST(Crash, APunchRunAcrossTwoAreasIsFinished) {
+  Scenario sc{[](Region& r) {
+                insert_small_and_count(r, 1);  // the tree's root leaf: arena page 0
+                SlotTable names(r, kNames);
+                Tx tx(r);
+                for (std::uint32_t i = 0; i < names.capacity(); ++i) {
+                  auto s = names.alloc(tx);
+                  NameSlot n{i, 1, {'n'}};
+                  tx.fresh(names.slot(*s), &n, sizeof n);
+                }
+                tx.commit();
+              },
+              [](Region& r) {
+                SlotTable names(r, kNames);
+                U64Tree small(r, kSmall);
+                const std::uint32_t per_page = kPage / sizeof(NameSlot);
+                Tx tx(r);
+                for (std::uint32_t s = (names.capacity() - 1) / per_page * per_page; s < names.capacity(); ++s)
+                  names.free(tx, s);
+                if (!small.erase(tx, 1)) throw std::runtime_error("no key 1");
+                tx.commit();
+                if (r.offset_of(names.slot(names.capacity() - 1)) / kPage + 1 != r.header().arena_offset / kPage)
+                  throw std::runtime_error("the table's last page does not touch the arena");
+              }};
+  sweep(sc);
+}
+
 // A death during recovery itself: the op dies at k, a second process dies at step j of
 // its recovery (replaying the undo log, or finishing a commit's punches), and a third
 // attaches: the op is still wholly there or wholly absent.
