@@ -1,0 +1,44 @@
+#include "shm/persist/page_pool.hpp"
+
+#include <string>
+
+#include "shm/persist/free_stack.hpp"
+#include "shm/persist/tx.hpp"
+
+namespace hostchanfs::shm::persist {
+
+PagePool::PagePool(const Region& region, std::size_t index)
+    : region_(&region), index_(index), d_(&region.header().pool[index]),
+      stack_(reinterpret_cast<std::uint32_t*>(region.at(d_->stack_offset))) {
+  if (index >= region.header().pools) fatal("no pool " + std::to_string(index));
+}
+
+std::byte* PagePool::page(std::uint32_t page) const noexcept {
+  return d_->file == 0 ? region_->at(file_offset(page)) : nullptr;
+}
+
+FreeStack PagePool::stack() const noexcept {
+  return FreeStack{stack_, d_->top, d_->high_water, d_->capacity, d_->name};
+}
+
+std::optional<std::uint32_t> PagePool::alloc(Tx& tx) const {
+  // The undo punch goes first: whatever this tx writes into the page, a rollback leaves
+  // it a hole, as every free page is.
+  auto page = stack().take(tx, [&](std::uint32_t p) { tx.undo_punch(d_->file, file_offset(p), kPage); });
+  if (page && d_->file == 0) tx.note_fresh(file_offset(*page), kPage);
+  return page;
+}
+
+void PagePool::free(Tx& tx, std::uint32_t page) const {
+  if (page >= d_->high_water)
+    fatal("free of page " + std::to_string(page) + " of pool " + d_->name +
+          ", beyond its high-water mark " + std::to_string(d_->high_water));
+  tx.defer_pool_free(index_, page);
+}
+
+void PagePool::release(Tx& tx, std::uint32_t page) const {
+  stack().push(tx, page);
+  tx.commit_punch(d_->file, file_offset(page), kPage);
+}
+
+}  // namespace hostchanfs::shm::persist
