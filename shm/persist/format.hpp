@@ -27,7 +27,7 @@ namespace hostchanfs::shm::persist {
 
 inline constexpr std::uint64_t kPage = 4096;
 inline constexpr char kRegionMagic[8] = {'H', 'C', 'P', 'E', 'R', 'S', 'I', 'S'};
-inline constexpr std::uint32_t kFormatVersion = 1;
+inline constexpr std::uint32_t kFormatVersion = 2;
 
 inline constexpr std::size_t kMaxPools = 4;    // pool 0 is the arena
 inline constexpr std::size_t kMaxTables = 8;
@@ -121,6 +121,8 @@ enum class RecordKind : std::uint16_t {
   kUndoPunch = 2,    // undo: punch [target, target + len) of file `file` (a rolled-back
                      // allocation: the page is free again and must be a hole)
   kCommitPunch = 3,  // on commit: punch [target, target + len) of file `file` (a freed page)
+  kFileBytes = 4,    // undo: write the payload back to [target, target + len) of extra file
+                     // `file` (Tx::write_file: an in-place change of a page in use)
 };
 
 struct LogRecord {
@@ -128,7 +130,7 @@ struct LogRecord {
   std::uint32_t len;
   RecordKind kind;
   std::uint16_t file;
-  // kBytes: len bytes of payload follow, padded to 8
+  // kBytes, kFileBytes: len bytes of payload follow, padded to 8
 };
 static_assert(sizeof(LogRecord) == 16);
 
