@@ -1,5 +1,6 @@
-// PagePool: which data pages are free, in which order they come back, and that a freed
-// page's memory goes back to the system at once. SlotPool, the free list under it.
+// PageMap and the data pool: which data page holds each page of a file, which pages are
+// free, in which order freed pages come back, and that a freed page's memory goes back to
+// the system when its tx commits.
 #include <algorithm>
 #include <vector>
 
@@ -8,85 +9,114 @@
 namespace hostchanfs::shm::testing {
 namespace {
 
-using PagePoolTest = PartsTest;
+class PageMapTest : public PartsTest {
+ protected:
+  static constexpr Ino kFile = 2;
+  // File page `index` of kFile = a page taken from the pool.
+  void give(std::uint64_t index, std::uint32_t flags = 0) {
+    in_tx([&](Tx& tx) {
+      auto page = pool_.alloc(tx);
+      ASSERT_TRUE(page);
+      ASSERT_TRUE(pages_.insert(tx, kFile, rec::kFileFork, index, *page | flags));
+    });
+  }
+  PageMap::Dropped drop(std::uint64_t from, std::uint64_t to, bool all = false) {
+    PageMap::Dropped d;
+    in_tx([&](Tx& tx) { d = pages_.drop(tx, kFile, all, from, to, 1000, pool_); });
+    return d;
+  }
+  std::vector<std::uint64_t> indexes() {
+    std::vector<PageEntry> out;
+    pages_.collect(kFile, rec::kFileFork, 0, UINT64_MAX, out);
+    std::vector<std::uint64_t> v;
+    for (auto& e : out) v.push_back(e.index);
+    return v;
+  }
+};
 
-TEST(SlotPool, HandsOutNeverUsedNumbersInOrderThenTheLastGivenBack) {
-  HeapSegment segment;
-  SlotPool pool(3, alloc_in<std::uint32_t>(segment.get()));
-  std::uint32_t a = 9, b = 9, c = 9, d = 9;
-  ASSERT_TRUE(pool.take(a));
-  ASSERT_TRUE(pool.take(b));
-  ASSERT_TRUE(pool.take(c));
-  EXPECT_EQ(std::vector<std::uint32_t>({a, b, c}), std::vector<std::uint32_t>({0, 1, 2}));
-  EXPECT_FALSE(pool.take(d));  // all three taken
-  pool.give(0);
-  pool.give(2);
-  ASSERT_TRUE(pool.take(d));
-  EXPECT_EQ(d, 2u);
-  ASSERT_TRUE(pool.take(d));
-  EXPECT_EQ(d, 0u);
-  EXPECT_FALSE(pool.take(d));
-  EXPECT_EQ(pool.high_water, 3u);
-}
-
-TEST_F(PagePoolTest, AFreshPoolHandsOutPagesInAscendingOrder) {
-  EXPECT_EQ(pages_.capacity(), kQuotaPages);
-  for (std::uint32_t want = 0; want < kQuotaPages; ++want) EXPECT_EQ(pages_.take(), want);
-}
-
-TEST_F(PagePoolTest, TakingMoreThanTheQuotaPaidForAborts) {
-  for (std::uint64_t i = 0; i < kQuotaPages; ++i) pages_.take();
-  EXPECT_DEATH(pages_.take(), "");
+TEST_F(PageMapTest, AFreshPoolHandsOutPagesInAscendingOrderThenNone) {
+  EXPECT_EQ(pool_.capacity(), kQuotaPages);
+  for (std::uint32_t want = 0; want < kQuotaPages; ++want) EXPECT_EQ(take_page(), want);
+  Tx tx(region_);
+  EXPECT_FALSE(pool_.alloc(tx));  // the quota never lets a writer get here
 }
 
 // Dropped pages go back highest first, so the next file's pages ascend again and lie in
 // runs (one pread/pwrite per run).
-TEST_F(PagePoolTest, DroppedPagesComeBackInAscendingOrder) {
-  PageTable& pt = new_page_table();
-  for (std::uint64_t index = 0; index < 6; ++index) pt.emplace(index, pages_.take());
-  pt[5] |= kUnwritten;  // a fallocated page: its flag does not travel with the page
-  EXPECT_EQ(pages_.drop(pt, 0), 6u);
-  EXPECT_TRUE(pt.empty());
-  for (std::uint32_t want = 0; want < 6; ++want) EXPECT_EQ(pages_.take(), want);
-  EXPECT_EQ(pages_.take(), 6u);  // then the never-used ones
+TEST_F(PageMapTest, DroppedPagesComeBackInAscendingOrder) {
+  for (std::uint64_t index = 0; index < 6; ++index) give(index, index == 5 ? kUnwritten : 0);
+  auto d = drop(0, rec::kNoWork);
+  EXPECT_EQ(d.entries, 6u);
+  EXPECT_EQ(d.charged, 6u);
+  EXPECT_TRUE(d.done);
+  EXPECT_TRUE(indexes().empty());
+  for (std::uint32_t want = 0; want < 6; ++want) EXPECT_EQ(take_page(), want);
+  EXPECT_EQ(take_page(), 6u);  // then the never-used ones
 }
 
-TEST_F(PagePoolTest, DropRemovesOnlyTheRangeAsked) {
-  PageTable& pt = new_page_table();
-  for (std::uint64_t index : {0, 1, 4, 5, 9}) pt.emplace(index, pages_.take());
-  EXPECT_EQ(pages_.drop(pt, 1, 5), 2u);  // 1 and 4; 5 is the end, not inside
-  std::vector<std::uint64_t> left;
-  for (auto& [index, page] : pt) left.push_back(index);
-  EXPECT_EQ(left, std::vector<std::uint64_t>({0, 5, 9}));
-  EXPECT_EQ(pages_.drop(pt, 6, 9), 0u);  // nothing there
-  EXPECT_EQ(pages_.drop(pt, 7, 7), 0u);  // an empty range
-  EXPECT_EQ(pages_.drop(pt, 5), 2u);     // 5 and 9: to the end of the file
-  EXPECT_EQ(pt.size(), 1u);
+TEST_F(PageMapTest, DropRemovesOnlyTheRangeAsked) {
+  for (std::uint64_t index : {0, 1, 4, 5, 9}) give(index);
+  EXPECT_EQ(drop(1, 5).entries, 2u);  // 1 and 4; 5 is the end, not inside
+  EXPECT_EQ(indexes(), std::vector<std::uint64_t>({0, 5, 9}));
+  EXPECT_EQ(drop(6, 9).entries, 0u);  // nothing there
+  EXPECT_EQ(drop(5, rec::kNoWork).entries, 2u);  // 5 and 9: to the end of the file
+  EXPECT_EQ(indexes().size(), 1u);
 }
 
-TEST_F(PagePoolTest, FreeingPunchesThePagesOutOfTheMemfd) {
-  PageTable& pt = new_page_table();
+TEST_F(PageMapTest, AllForksGoAndOnlyFileAndSymlinkPagesAreCharged) {
+  give(0);
+  in_tx([&](Tx& tx) {
+    auto page = pool_.alloc(tx);
+    ASSERT_TRUE(page && pages_.insert(tx, kFile, rec::kXattrFork, 0, *page));
+  });
+  auto d = drop(0, rec::kNoWork, true);
+  EXPECT_EQ(d.entries, 2u);
+  EXPECT_EQ(d.charged, 1u);
+}
+
+TEST_F(PageMapTest, FreeingPunchesThePagesOutOfTheMemfd) {
   std::vector<std::byte> page(kPageSize, std::byte{0x5a});
+  for (std::uint64_t index = 0; index < 3; ++index) give(index);
+  std::vector<PageEntry> all;
+  pages_.collect(kFile, rec::kFileFork, 0, 2, all);
   iovec iov{page.data(), page.size()};
-  for (std::uint64_t index = 0; index < 3; ++index) pt.emplace(index, pages_.take());
   for (std::uint64_t index = 0; index < 3; ++index)
-    ASSERT_EQ(data_.write(pt, index * kPageSize, (index + 1) * kPageSize, {&iov, 1}).bytes, kPageSize);
+    ASSERT_EQ(data_.write(all, index * kPageSize, (index + 1) * kPageSize, {&iov, 1}).bytes, kPageSize);
   const off_t region = static_cast<off_t>(3 * kPageSize);
   ASSERT_TRUE(holds_memory(data_.fd(), 0, region));
-  pages_.drop(pt, 1, 2);
+  drop(1, 2);
   EXPECT_TRUE(holds_memory(data_.fd(), 0, kPageSize));
   EXPECT_FALSE(holds_memory(data_.fd(), kPageSize, kPageSize));
   EXPECT_TRUE(holds_memory(data_.fd(), 2 * kPageSize, kPageSize));
-  pages_.drop(pt, 0);
+  drop(0, rec::kNoWork);
   EXPECT_FALSE(holds_memory(data_.fd(), 0, region));
 }
 
-// A page whose table entry could not be made goes back as it is, and is the next one out.
-TEST_F(PagePoolTest, APutBackPageIsTheNextOneTaken) {
-  std::uint32_t page = pages_.take();
-  pages_.take();
-  pages_.put_back(page);
-  EXPECT_EQ(pages_.take(), page);
+// A page taken in a tx that rolls back is free again, a hole, and the next one out.
+TEST_F(PageMapTest, APageOfARolledBackTxIsTheNextOneTaken) {
+  std::uint32_t page = 0;
+  {
+    Tx tx(region_);
+    page = *pool_.alloc(tx);
+    std::byte b{1};
+    ASSERT_EQ(::pwrite(data_.fd(), &b, 1, static_cast<off_t>(page * kPageSize)), 1);
+  }
+  EXPECT_FALSE(holds_memory(data_.fd(), static_cast<off_t>(page * kPageSize), kPageSize));
+  EXPECT_EQ(take_page(), page);
+}
+
+TEST_F(PageMapTest, SeekingDataAndHoles) {
+  give(2);
+  give(3, kUnwritten);
+  give(4);
+  EXPECT_EQ(pages_.next_data(kFile, 0), 2u);
+  EXPECT_EQ(pages_.next_data(kFile, 3), 4u);  // unwritten: a hole
+  EXPECT_EQ(pages_.next_data(kFile, 5), UINT64_MAX);
+  EXPECT_EQ(pages_.next_hole(kFile, 0), 0u);
+  EXPECT_EQ(pages_.next_hole(kFile, 2), 3u);
+  EXPECT_EQ(pages_.count(kFile, rec::kFileFork, 0, 3), 2u);
+  EXPECT_TRUE(pages_.any_from(kFile, rec::kFileFork, 4));
+  EXPECT_FALSE(pages_.any_from(kFile, rec::kFileFork, 5));
 }
 
 }  // namespace
