@@ -289,6 +289,8 @@ class Store {
   // Every invariant attach checks, and that every free page is a hole (for tests); the
   // first problem as one line.
   std::optional<std::string> verify() const;
+  // Open handles of `ino` (for tests and diagnostics); ESTALE when there is no such inode.
+  Result<std::uint32_t> open_handles(Ino ino) const;
 
   struct Impl;
 

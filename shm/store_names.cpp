@@ -165,6 +165,13 @@ Result<void> Store::open(Ino ino, const Request& req) {
   return success();
 }
 
+Result<std::uint32_t> Store::open_handles(Ino ino) const {
+  std::shared_lock lk(impl_->ns_mutex);
+  HC_TRY(r, impl_->inodes.get(ino));
+  std::shared_lock ilk(impl_->stripe(ino));
+  return r->opens;
+}
+
 void Store::release(Ino ino, const Request& req) {
   auto& s = *impl_;
   // Counted from the start, before any lock: see Impl::releases_in_flight.
