@@ -25,10 +25,12 @@ constexpr std::uint64_t kMiB = 1 << 20;
 constexpr std::uint64_t kFileSpan = 64 * kMiB;  // writes and reads cycle over this much
 constexpr shm::Caller kRootCaller{0, 0, true};  // bench/run.sh runs as root
 
-// A fresh store big enough that no benchmark meets the quota or the inode limit.
+// A fresh store big enough that no benchmark meets the quota or the inode limit (2M
+// inodes need a quota of 8 GiB for their metadata to stay within its bound; both memfds
+// are sparse: only what a benchmark writes costs memory).
 std::unique_ptr<Store> make_store(benchmark::State& state) {
   shm::StoreOptions opts;
-  opts.size_bytes = 256 * kMiB;
+  opts.size_bytes = 8192 * kMiB;
   opts.max_inodes = 1 << 21;
   auto store = Store::create(opts);
   if (!store) {

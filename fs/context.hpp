@@ -34,6 +34,10 @@ inline shm::Caller caller_of(fuse_req_t req) {
   return shm::Caller{ctx->uid, ctx->gid, ctx->uid == 0};
 }
 
+// The identity of the request being handled on this thread (fs/session_io.hpp), for the
+// store's mutating calls: their outcome is recorded, so a resend is answered, not redone.
+shm::Request request_of(fuse_req_t req);
+
 // A FUSE offset or length (off_t) as the store's unsigned type; nullopt when negative,
 // which the handler answers with EINVAL.
 inline std::optional<std::uint64_t> unsigned_arg(off_t v) {

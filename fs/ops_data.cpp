@@ -17,14 +17,15 @@ void prepare_handle(fuse_file_info* fi) { fi->keep_cache = 1; }
 }  // namespace
 
 void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto r = filesystem_of(req).store.open(ino);
+  auto r = filesystem_of(req).store.open(ino, request_of(req));
   if (!r) return reply_error(req, r.error(), "open", ino);
   prepare_handle(fi);
+  // Not received (interrupted): the handle is closed again, as no request of the kernel's.
   if (fuse_reply_open(req, fi) != 0) filesystem_of(req).store.release(ino);
 }
 
 void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
-  auto made = filesystem_of(req).store.create_and_open(parent, name, mode, caller_of(req));
+  auto made = filesystem_of(req).store.create_and_open(parent, name, mode, caller_of(req), request_of(req));
   if (!made) return reply_error(req, made.error(), "create", parent);
   prepare_handle(fi);
   reply_create(req, made.value(), fi);
@@ -63,7 +64,7 @@ void write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off, fus
     if (n < 0) return reply_error(req, static_cast<std::errc>(-n), "write", ino);
     iov.push_back(iovec{bounce.data(), static_cast<std::size_t>(n)});
   }
-  auto r = fs.store.write(ino, static_cast<std::uint64_t>(off), iov, caller_of(req));
+  auto r = fs.store.write(ino, static_cast<std::uint64_t>(off), iov, caller_of(req), request_of(req));
   if (!r) return reply_error(req, r.error(), "write", ino);
   fuse_reply_write(req, r.value());
 }
@@ -81,7 +82,7 @@ void fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
 }
 
 void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
-  filesystem_of(req).store.release(ino);
+  filesystem_of(req).store.release(ino, request_of(req));
   reply_ok(req);
 }
 
@@ -89,7 +90,7 @@ void fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
                fuse_file_info* /*fi*/) {
   auto from = unsigned_arg(offset), len = unsigned_arg(length);
   if (!from || !len) return reply_error(req, std::errc::invalid_argument, "fallocate", ino);
-  auto r = filesystem_of(req).store.fallocate(ino, mode, *from, *len);
+  auto r = filesystem_of(req).store.fallocate(ino, mode, *from, *len, request_of(req));
   if (!r) return reply_error(req, r.error(), "fallocate", ino);
   reply_ok(req);
 }
@@ -110,7 +111,8 @@ void copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_
   if (!in_from || !out_from)
     return reply_error(req, std::errc::invalid_argument, "copy_file_range", ino_in);
   auto r = filesystem_of(req).store.copy_file_range(ino_in, *in_from, ino_out, *out_from, len,
-                                                    static_cast<unsigned>(flags), caller_of(req));
+                                                    static_cast<unsigned>(flags), caller_of(req),
+                                                    request_of(req));
   if (!r) return reply_error(req, r.error(), "copy_file_range", ino_in);
   fuse_reply_write(req, r.value());
 }

@@ -60,7 +60,7 @@ void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
   if (to_set & FUSE_SET_ATTR_CTIME) change.ctime = attr->st_ctim;
   change.kill_suid_sgid =
       (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID | FUSE_SET_ATTR_KILL_PRIV)) != 0;
-  auto r = filesystem_of(req).store.setattr(ino, change, caller_of(req));
+  auto r = filesystem_of(req).store.setattr(ino, change, caller_of(req), request_of(req));
   if (!r) return reply_error(req, r.error(), "setattr", ino);
   reply_attr(req, r.value());
 }
@@ -72,35 +72,35 @@ void readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  reply_created(req, filesystem_of(req).store.mknod(parent, name, mode, rdev, caller_of(req)),
+  reply_created(req, filesystem_of(req).store.mknod(parent, name, mode, rdev, caller_of(req), request_of(req)),
                 "mknod", parent);
 }
 
 void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  reply_created(req, filesystem_of(req).store.mkdir(parent, name, mode, caller_of(req)), "mkdir",
+  reply_created(req, filesystem_of(req).store.mkdir(parent, name, mode, caller_of(req), request_of(req)), "mkdir",
                 parent);
 }
 
 void symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
-  reply_created(req, filesystem_of(req).store.symlink(parent, name, target, caller_of(req)),
+  reply_created(req, filesystem_of(req).store.symlink(parent, name, target, caller_of(req), request_of(req)),
                 "symlink", parent);
 }
 
 void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
-  reply_created(req, filesystem_of(req).store.link(ino, new_parent, new_name), "link", ino);
+  reply_created(req, filesystem_of(req).store.link(ino, new_parent, new_name, request_of(req)), "link", ino);
 }
 
 void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  reply_done(req, filesystem_of(req).store.unlink(parent, name), "unlink", parent);
+  reply_done(req, filesystem_of(req).store.unlink(parent, name, request_of(req)), "unlink", parent);
 }
 
 void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  reply_done(req, filesystem_of(req).store.rmdir(parent, name), "rmdir", parent);
+  reply_done(req, filesystem_of(req).store.rmdir(parent, name, request_of(req)), "rmdir", parent);
 }
 
 void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
             const char* new_name, unsigned int flags) {
-  reply_done(req, filesystem_of(req).store.rename(parent, name, new_parent, new_name, flags),
+  reply_done(req, filesystem_of(req).store.rename(parent, name, new_parent, new_name, flags, request_of(req)),
              "rename", parent);
 }
 

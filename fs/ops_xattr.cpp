@@ -28,7 +28,7 @@ void reply_sized(fuse_req_t req, size_t size, Fetch fetch, const char* op, fuse_
 void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
               int flags) {
   auto bytes = std::span(reinterpret_cast<const std::byte*>(value), size);
-  auto r = filesystem_of(req).store.setxattr(ino, name, bytes, flags);
+  auto r = filesystem_of(req).store.setxattr(ino, name, bytes, flags, request_of(req));
   if (!r) return reply_error(req, r.error(), "setxattr", ino);
   reply_ok(req);
 }
@@ -48,7 +48,7 @@ void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-  auto r = filesystem_of(req).store.removexattr(ino, name);
+  auto r = filesystem_of(req).store.removexattr(ino, name, request_of(req));
   if (!r) return reply_error(req, r.error(), "removexattr", ino);
   reply_ok(req);
 }

@@ -3,9 +3,12 @@
 #include <cerrno>
 #include <cstring>  // strerrorname_np
 
+#include "fs/session_io.hpp"
 #include "sys/errno_text.hpp"
 
 namespace hostchanfs::fs {
+
+shm::Request request_of(fuse_req_t /*req*/) { return shm::Request{current_unique()}; }
 
 fuse_entry_param entry_of(const shm::Attr& attr) {
   fuse_entry_param e{};

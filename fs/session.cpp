@@ -78,7 +78,10 @@ Result<std::unique_ptr<shm::Store>> open_store(const ServeOptions& o) {
   UniqueFd meta(o.meta_fd), data(o.data_fd);
   HC_TRY(meta_size, fd_size(meta.get()));
   if (meta_size == 0) return shm::Store::create_in(so, std::move(meta), std::move(data));
-  return shm::Store::attach(std::move(meta), std::move(data));
+  std::string why;
+  auto attached = shm::Store::attach(std::move(meta), std::move(data), &why);
+  if (!attached) log::get("fs")->error("{}: refusing the store in --meta-fd {}: {}", o.mountpoint, o.meta_fd, why);
+  return attached;
 }
 
 void signal_ready(int fd, const std::shared_ptr<spdlog::logger>& log) {

@@ -21,8 +21,11 @@ struct InitState {
 };
 InitState g_init;
 
+thread_local std::uint64_t t_unique = 0;  // see current_unique()
+
 ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) {
   ssize_t n = ::read(fd, buf, len);
+  t_unique = n >= static_cast<ssize_t>(sizeof(fuse_in_header)) ? static_cast<const fuse_in_header*>(buf)->unique : 0;
   if (!g_init.replied.load(std::memory_order_relaxed) &&
       n >= static_cast<ssize_t>(sizeof(fuse_in_header) + offsetof(fuse_init_in, flags) +
                                  sizeof(std::uint32_t))) {
@@ -70,5 +73,7 @@ Result<void> use_session_io(fuse_session* se, UniqueFd fuse_fd) {
 }
 
 bool killpriv_v2_negotiated() { return g_init.negotiated.load(); }
+
+std::uint64_t current_unique() noexcept { return t_unique; }
 
 }  // namespace hostchanfs::fs

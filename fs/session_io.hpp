@@ -6,6 +6,8 @@
 // on chown, on a setattr that asks for it), which is exactly what the flag promises.
 #pragma once
 
+#include <cstdint>
+
 #include "fs/context.hpp"  // FUSE_USE_VERSION, fuse_lowlevel.h
 
 #include "sys/result.hpp"
@@ -19,5 +21,15 @@ Result<void> use_session_io(fuse_session* se, UniqueFd fuse_fd);
 
 // Whether the kernel accepted FUSE_HANDLE_KILLPRIV_V2 in INIT (for logs and tests).
 bool killpriv_v2_negotiated();
+
+// The unique id of the request this thread is handling (with bit 63, FUSE_UNIQUE_RESEND,
+// when the kernel resent it), 0 outside a handler. libfuse 3.14 keeps fuse_req's unique
+// to itself, but every request passes through io_read first: it stashes the header's
+// unique in a thread_local of the thread that read it. That is the thread that handles
+// it: fuse_session_loop_mt's workers each loop over fuse_session_receive_buf_int (our
+// read) then fuse_session_process_buf_int, which calls the handler synchronously, on the
+// same thread, before the next read (no queue between threads); our handlers reply
+// before they return, so no other request is read on the thread while one is handled.
+std::uint64_t current_unique() noexcept;
 
 }  // namespace hostchanfs::fs

@@ -1,7 +1,5 @@
 #include "shm/data_region.hpp"
 
-#include <fcntl.h>
-#include <linux/falloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,13 +20,12 @@ off_t data_offset(std::uint32_t value) {
   return static_cast<off_t>(std::uint64_t{page_number(value)} * kPageSize);
 }
 
-// The last page of the run that starts at `it`: file pages that follow each other, up to
-// byte `end` of the file, whose data pages follow each other too (one pread/pwrite).
-template <class It>
-It last_of_run(It it, It pages_end, std::uint64_t end) {
-  for (auto next = std::next(it); next != pages_end && next->first == it->first + 1 &&
-                                  next->first * kPageSize < end &&
-                                  data_offset(next->second) == data_offset(it->second) + off_t{kPageSize};
+// The last entry of the run that starts at `it`: pages whose indexes follow each other, up
+// to byte `end`, whose data pages follow each other too (one pread/pwrite).
+const PageEntry* last_of_run(const PageEntry* it, const PageEntry* pages_end, std::uint64_t end) {
+  for (const PageEntry* next = it + 1; next != pages_end && next->index == it->index + 1 &&
+                                       next->index * kPageSize < end &&
+                                       data_offset(next->value) == data_offset(it->value) + off_t{kPageSize};
        ++next)
     it = next;
   return it;
@@ -91,56 +88,57 @@ Result<void> pread_all(int fd, std::byte* out, std::size_t len, off_t at) {
   return success();
 }
 
-void punch_range(int fd, off_t at, off_t len) {
-  ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, len);
-}
-
 }  // namespace
 
-Result<void> DataRegion::read(const PageTable& pt, std::uint64_t offset,
-                              std::span<std::byte> out) const {
+Result<void> DataRegion::read(std::span<const PageEntry> pages, std::uint64_t offset, std::span<std::byte> out) const {
   const std::uint64_t end = offset + out.size();
-  auto it = pt.lower_bound(offset / kPageSize);
+  const PageEntry* it = std::lower_bound(pages.data(), pages.data() + pages.size(), offset / kPageSize,
+                                         [](const PageEntry& e, std::uint64_t i) { return e.index < i; });
+  const PageEntry* pages_end = pages.data() + pages.size();
   for (std::uint64_t pos = offset; pos < end;) {
     std::byte* dst = out.data() + (pos - offset);
-    if (it == pt.end() || it->first > pos / kPageSize) {  // a hole, up to the next page
-      std::uint64_t hole_end = it == pt.end() ? end : std::min(end, it->first * kPageSize);
+    if (it == pages_end || it->index > pos / kPageSize) {  // a hole, up to the next page
+      std::uint64_t hole_end = it == pages_end ? end : std::min(end, it->index * kPageSize);
       std::memset(dst, 0, hole_end - pos);
       pos = hole_end;
       continue;
     }
-    off_t at = data_offset(it->second) + static_cast<off_t>(pos % kPageSize);
-    it = last_of_run(it, pt.end(), end);
-    std::uint64_t run_end = std::min(end, (it->first + 1) * kPageSize);
-    HC_TRYV(pread_all(fd_.get(), dst, run_end - pos, at));
+    if (!is_written(it->value)) {  // reserved, never written: zeros (and a hole in the memfd)
+      std::uint64_t page_end = std::min(end, (it->index + 1) * kPageSize);
+      std::memset(dst, 0, page_end - pos);
+      pos = page_end;
+      ++it;
+      continue;
+    }
+    off_t at = data_offset(it->value) + static_cast<off_t>(pos % kPageSize);
+    it = last_of_run(it, pages_end, end);
+    std::uint64_t run_end = std::min(end, (it->index + 1) * kPageSize);
+    HC_TRYV(pread_all(fd_, dst, run_end - pos, at));
     pos = run_end;
     ++it;
   }
   return success();
 }
 
-DataRegion::Written DataRegion::write(PageTable& pt, std::uint64_t offset, std::uint64_t end,
+DataRegion::Written DataRegion::write(std::span<const PageEntry> pages, std::uint64_t offset, std::uint64_t end,
                                       std::span<const iovec> data) const {
   Written w;
   IovCursor source(data);
   // A FUSE write comes in one or two buffers: its slices fit here without an allocation.
   boost::container::small_vector<iovec, 4> slices;
-  auto it = pt.lower_bound(offset / kPageSize);
-  while (offset + w.bytes < end) {
+  const PageEntry* pages_end = pages.data() + pages.size();
+  const PageEntry* it = std::lower_bound(pages.data(), pages_end, offset / kPageSize,
+                                         [](const PageEntry& e, std::uint64_t i) { return e.index < i; });
+  while (offset + w.bytes < end && it != pages_end) {
     std::uint64_t pos = offset + w.bytes;
-    auto run_first = it;
-    off_t at = data_offset(it->second) + static_cast<off_t>(pos % kPageSize);
-    it = last_of_run(it, pt.end(), end);
-    std::uint64_t run_end = std::min(end, (it->first + 1) * kPageSize);
+    off_t at = data_offset(it->value) + static_cast<off_t>(pos % kPageSize);
+    it = last_of_run(it, pages_end, end);
+    std::uint64_t run_end = std::min(end, (it->index + 1) * kPageSize);
     slices.clear();
     source.take(run_end - pos, slices);
-    if (auto put = pwrite_all(fd_.get(), {slices.data(), slices.size()}, at); !put) {
+    if (auto put = pwrite_all(fd_, {slices.data(), slices.size()}, at); !put) {
       w.error = put.error();
       break;
-    }
-    for (auto p = run_first;; ++p) {
-      p->second &= ~kUnwritten;
-      if (p == it) break;
     }
     w.bytes = run_end - offset;
     ++it;
@@ -148,24 +146,10 @@ DataRegion::Written DataRegion::write(PageTable& pt, std::uint64_t offset, std::
   return w;
 }
 
-void DataRegion::zero(const PageTable& pt, std::uint64_t index, std::uint64_t from,
-                      std::uint64_t to) const {
-  if (from >= to) return;
-  auto it = pt.find(index);
-  if (it != pt.end())
-    punch_range(fd_.get(), data_offset(it->second) + static_cast<off_t>(from),
-                static_cast<off_t>(to - from));
-}
-
-void DataRegion::punch(std::span<const std::uint32_t> pages) const {
-  std::size_t i = 0;
-  while (i < pages.size()) {
-    std::size_t j = i + 1;
-    while (j < pages.size() && pages[j] == pages[j - 1] + 1) ++j;
-    punch_range(fd_.get(), static_cast<off_t>(std::uint64_t{pages[i]} * kPageSize),
-                static_cast<off_t>((j - i) * kPageSize));
-    i = j;
-  }
+bool DataRegion::zero(persist::Tx& tx, std::uint32_t page, std::uint64_t from, std::uint64_t to) const {
+  static const std::byte zeros[kPageSize] = {};
+  if (from >= to) return true;
+  return tx.write_file(kDataFile, std::uint64_t{page} * kPageSize + from, zeros, to - from);
 }
 
 }  // namespace hostchanfs::shm

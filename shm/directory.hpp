@@ -1,88 +1,71 @@
-// A directory's index: its entries ordered by name (lookup) and by cookie (stable readdir
-// offsets). Cookies grow monotonically per directory and are never reused, so an offset
-// handed to the kernel stays meaningful while entries come and go; 1 and 2 are "." and
-// "..", which are not stored. Lives in the managed segment (persistent: part of
-// kLayoutVersion). Callers hold the store's namespace lock: exclusive to change it,
-// shared to read it.
+// Directory: every directory's entries, as slots of the dirent table (the name inline)
+// indexed by two B+trees of the meta region: dir.cookie, (dir, cookie) -> slot, for
+// readdir; dir.name, (dir, SipHash(name), slot), for lookup (a hash keyed by the region's
+// random seed: a client cannot make names collide on purpose; a collision costs one more
+// name compare). Cookies grow monotonically per directory (InodeRecord::next_cookie) and
+// are never reused, so an offset handed to the kernel stays meaningful while entries come
+// and go; 1 and 2 are "." and "..", which are not stored.
 //
-// The member functions are the whole interface the store uses; a different index (a
-// B+tree) replaces this file and directory.cpp, nothing else.
+// Callers hold the store's namespace lock: exclusive to change a directory (every change
+// in the caller's tx), shared to read one. The trees are changed under it alone, so a
+// reader holding it shared may walk them.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
-#include <boost/multi_index/member.hpp>
-#include <boost/multi_index/ordered_index.hpp>
-#include <boost/multi_index_container.hpp>
-
-#include "shm/segment.hpp"
+#include "shm/persist/slot_table.hpp"
+#include "shm/persist/store_schema.hpp"
+#include "shm/store.hpp"
 
 namespace hostchanfs::shm {
 
-struct DirEntryRec {
-  DirEntryRec(std::string_view n, std::uint64_t i, std::uint64_t c, std::uint32_t t,
-              const Alloc<char>& a)
-      : name(n.data(), n.size(), a), ino(i), cookie(c), type(t) {}
-  String name;
-  std::uint64_t ino;
-  std::uint64_t cookie;
-  std::uint32_t type;  // S_IFMT bits
-};
+using persist::store::DirentRecord;
+using persist::store::InodeRecord;
 
 inline constexpr std::uint64_t kFirstCookie = 3;
 
+inline std::string_view name_of(const DirentRecord& e) { return {e.name, e.name_len}; }
+inline mode_t type_of(const DirentRecord& e) { return static_cast<mode_t>(e.type) << 12; }
+
 class Directory {
  public:
-  explicit Directory(const Alloc<DirEntryRec>& a) : entries_(a) {}
+  using Tx = persist::Tx;
+  explicit Directory(const persist::Region& region);
 
-  const DirEntryRec* find(std::string_view name) const;
-  // A new entry with the next cookie; bip::bad_alloc when the segment is full (then
-  // nothing changed).
-  void add(std::string_view name, std::uint64_t ino, mode_t mode);
-  // false when there is no such name.
-  bool remove(std::string_view name);
+  // The slot of entry `name` in directory `dir`, or nullopt.
+  std::optional<std::uint32_t> find(Ino dir, std::string_view name) const;
+  const DirentRecord& entry(std::uint32_t slot) const { return slots_.at<DirentRecord>(slot); }
+
+  // A new entry with the directory's next cookie. ENOSPC when a slot or an index node
+  // cannot be had (the caller's tx then rolls back what was done).
+  Result<void> add(Tx& tx, Ino dir, InodeRecord& dir_rec, std::string_view name, Ino ino, mode_t mode);
+  void remove(Tx& tx, std::uint32_t slot);
   // Point an existing entry at another inode (rename over it, exchange): its name and
   // cookie stay.
-  void retarget(const DirEntryRec& entry, std::uint64_t ino, mode_t mode);
-  bool empty() const noexcept { return entries_.empty(); }
+  void retarget(Tx& tx, std::uint32_t slot, Ino ino, mode_t mode);
+  bool empty(Ino dir) const;
 
-  // The entries whose cookie is `cookie` or later, in cookie order, while `f(entry)`
-  // returns true.
+  // The entries of `dir` whose cookie is `cookie` or later, in cookie order, while
+  // `f(entry)` returns true.
   template <class F>
-  void list_from(std::uint64_t cookie, F&& f) const {
-    auto& idx = entries_.get<ByCookie>();
-    for (auto it = idx.lower_bound(cookie < kFirstCookie ? kFirstCookie : cookie); it != idx.end(); ++it)
-      if (!f(*it)) break;
+  void list_from(Ino dir, std::uint64_t cookie, F&& f) const {
+    const auto d = static_cast<std::uint32_t>(dir);
+    for (auto c = by_cookie_.lower_bound(persist::store::cookie_key(d, std::max(cookie, kFirstCookie)));
+         c.valid() && c.key().dir == d; c.next())
+      if (!f(entry(c.value()))) break;
   }
 
- private:
-  struct NameLess {
-    using is_transparent = void;
-    static std::string_view sv(const String& s) noexcept { return view(s); }
-    static std::string_view sv(std::string_view s) noexcept { return s; }
-    template <class A, class B>
-    bool operator()(const A& a, const B& b) const noexcept {
-      return sv(a) < sv(b);
-    }
-  };
-  struct ByName {};
-  struct ByCookie {};
-  using Index = boost::multi_index::multi_index_container<
-      DirEntryRec,
-      boost::multi_index::indexed_by<
-          boost::multi_index::ordered_unique<
-              boost::multi_index::tag<ByName>,
-              boost::multi_index::member<DirEntryRec, String, &DirEntryRec::name>, NameLess>,
-          boost::multi_index::ordered_unique<
-              boost::multi_index::tag<ByCookie>,
-              boost::multi_index::member<DirEntryRec, std::uint64_t, &DirEntryRec::cookie>>>,
-      Alloc<DirEntryRec>>;
+  const persist::SlotTable& slots() const noexcept { return slots_; }
 
-  Index entries_;
-  std::uint64_t next_cookie_ = kFirstCookie;
+ private:
+  const persist::Region& region_;
+  persist::SlotTable slots_;
+  persist::store::CookieTree by_cookie_;
+  persist::store::NameTree by_name_;
 };
 
 }  // namespace hostchanfs::shm

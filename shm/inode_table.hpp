@@ -1,71 +1,78 @@
-// InodeTable: the fixed table of inode slots at the start of the meta region, and the
-// lifetime of what each slot holds (the rule is written on InodeRec, shm/inode.hpp).
-// Inode numbers are slot indices (ino 1 is the root, slot k of the pool is ino k + 2)
-// with a generation that changes every time a slot is reused.
+// InodeTable: the inode slots of the meta region (persist::SlotTable of InodeRecord).
+// Inode numbers are slot indices + 1 (slot 0 is the root, ino 1), with the slot's
+// generation, which the table bumps every time the slot is freed, so (ino, generation)
+// never names two inodes.
 //
-// Not locked itself: the caller holds the store's namespace lock, exclusive for
-// allocate(), settle(), free() and anything that may free a slot, shared for the rest.
+// The kernel's lookup count is the slot's volatile cell: an atomic, changed outside any tx
+// (a lookup changes nothing else), never rolled back. It survives a daemon's death with
+// the region, as the kernel's own count survives on the FUSE connection. A count made just
+// before a death whose reply never reached the kernel over-counts: the inode then lingers
+// until unmount (bounded, and never a use after free). Every other field changes in a tx.
+//
+// Not locked itself: the caller holds the store's locks (shm/store_impl.hpp).
 #pragma once
 
+#include <sys/stat.h>
+
+#include <atomic>
 #include <cstdint>
 #include <utility>
 
-#include "shm/inode.hpp"
-#include "shm/page_pool.hpp"
+#include "shm/persist/slot_table.hpp"
+#include "shm/persist/store_schema.hpp"
 #include "shm/quota.hpp"
-#include "shm/segment.hpp"
-#include "shm/slot_pool.hpp"
 #include "shm/store.hpp"
 
 namespace hostchanfs::shm {
 
+using persist::store::InodeRecord;
+
+// The type bits of a mode are read without the inode's lock (they never change); the
+// permission bits change under it, with Tx::set_relaxed: a relaxed atomic load.
+inline mode_t load_mode(const InodeRecord& r) {
+  return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(r.mode)).load(std::memory_order_relaxed);
+}
+inline bool is_dir(const InodeRecord& r) { return S_ISDIR(load_mode(r)); }
+inline bool is_reg(const InodeRecord& r) { return S_ISREG(load_mode(r)); }
+
 class InodeTable {
  public:
-  InodeTable(InodeRec* table, std::uint64_t max_inodes, SlotPool& free_slots, Segment& segment,
-             Quota& quota, PagePool& pages) noexcept
-      : table_(table), max_inodes_(max_inodes), free_(free_slots), segment_(segment),
-        quota_(quota), pages_(pages) {}
+  using Tx = persist::Tx;
+  explicit InodeTable(const persist::Region& region) : slots_(region, persist::store::kInodes) {}
+
+  static Ino ino_of(std::uint32_t slot) noexcept { return Ino{slot} + 1; }
+  static std::uint32_t slot_of(Ino ino) noexcept { return static_cast<std::uint32_t>(ino - 1); }
 
   // The live inode `ino`, or nullptr (0, out of range, or a free slot).
-  InodeRec* find(Ino ino) const;
+  InodeRecord* find(Ino ino) const;
   // The same as a result: ESTALE for an inode that is not (or no longer) there.
-  Result<InodeRec*> get(Ino ino) const;
-  Attr attr_of(Ino ino, const InodeRec& r) const;
+  Result<InodeRecord*> get(Ino ino) const;
+  // The live inode `ino` if it is still that generation.
+  InodeRecord* find(Ino ino, std::uint64_t generation) const;
+  std::uint64_t generation(Ino ino) const { return slots_.generation(slot_of(ino)); }
+  Attr attr_of(Ino ino, const InodeRecord& r) const;
 
-  // A fresh inode with one link, owned by `caller` (tmpfs's ownership rules), its times
-  // now, its inode count charged. ENOSPC when the inode limit or the slots run out.
-  Result<std::pair<Ino, InodeRec*>> allocate(mode_t mode, const InodeRec& parent,
-                                             const Caller& caller);
-  // Free the slot at once (a creation that failed halfway, or settle()).
-  void free(Ino ino, InodeRec& r);
-  // After a change that may have dropped the last name or handle: give the charge back
-  // if no name and no handle is left, and free the slot if the kernel's lookups are
-  // gone too. Namespace lock exclusive.
-  void settle(Ino ino, InodeRec& r);
-
-  // Drop the file pages [first, end) of `r`, refunding them.
-  void drop_pages(InodeRec& r, std::uint64_t first, std::uint64_t end = UINT64_MAX);
+  // A fresh inode holding `init` (the caller fills owner, mode, times, size), its inode
+  // count charged. ENOSPC when the inode limit or the slots run out (nothing changed).
+  Result<std::pair<Ino, InodeRecord*>> allocate(Tx& tx, Quota& quota, const InodeRecord& init);
+  // The slot goes when `tx` commits (the caller has given everything it held back).
+  void free(Tx& tx, Ino ino) { slots_.free(tx, slot_of(ino)); }
 
   // The kernel's lookup count. forget() returns true when it reached 0; a count going
   // below 0 is logged (inode, count, change) and aborts: the kernel and the store no
   // longer agree on what exists.
-  static void add_lookup(InodeRec& r) { r.lookups.fetch_add(1); }
-  static bool forget(Ino ino, InodeRec& r, std::uint64_t n);
-  // Open handles. close() returns true when it was the last handle of an inode without
-  // a name (so it may be freed).
-  static void open(InodeRec& r) { r.opens.fetch_add(1); }
-  static bool close(InodeRec& r);
+  void add_lookup(Ino ino) const { lookup_cell(ino).fetch_add(1); }
+  void set_lookups(Ino ino, std::uint64_t n) const { lookup_cell(ino).store(n); }
+  std::uint64_t lookups(Ino ino) const { return lookup_cell(ino).load(); }
+  bool forget(Ino ino, std::uint64_t n) const;
+
+  const persist::SlotTable& slots() const noexcept { return slots_; }
 
  private:
-  void release_charge(InodeRec& r);
-  void give_back_pages(InodeRec& r);
-
-  InodeRec* table_;
-  std::uint64_t max_inodes_;
-  SlotPool& free_;
-  Segment& segment_;
-  Quota& quota_;
-  PagePool& pages_;
+  std::atomic<std::uint64_t>& lookup_cell(Ino ino) const {
+    return slots_.cell(slot_of(ino), persist::store::kLookups);
+  }
+  persist::SlotTable slots_;
 };
 
 }  // namespace hostchanfs::shm

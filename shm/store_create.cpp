@@ -1,73 +1,86 @@
-// New inodes: mknod, mkdir, symlink, and create-and-open. Each makes the inode, its own
-// objects in the segment and its entry in the parent, all or nothing.
+// New inodes: mknod, mkdir, symlink, and create-and-open. Each makes the inode, its entry
+// in the parent and (a long symlink) its target's page in one tx, with the request's
+// outcome: all or nothing, and exactly once.
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <mutex>
 
 #include "shm/store_impl.hpp"
-#include "sys/scope_guard.hpp"
 
 namespace hostchanfs::shm {
 
 namespace {
 
-// The objects a new inode of its type owns in the segment; bip::bad_alloc when full.
-void make_contents(Segment& segment, InodeRec& r, Ino parent_ino, std::string_view symlink_target) {
+// The record a new inode of `mode` starts with (its owner, times, kind-specific fields).
+InodeRecord new_record(mode_t mode, dev_t rdev, const InodeRecord& parent, Ino parent_ino,
+                       std::string_view symlink_target, const Caller& caller, bool open) {
+  InodeRecord r{};
+  set_new_owner(r, mode, parent, caller);
+  r.nlink = 1;
+  r.rdev = rdev;
+  r.opens = open ? 1 : 0;
+  r.work_from = rec::kNoWork;
+  stamp_new(r, now());
   if (S_ISDIR(r.mode)) {
-    r.dir = make_in<Directory>(segment, alloc_in<DirEntryRec>(segment));
     r.nlink = 2;
     r.size = kEmptyDirSize;
     r.parent = parent_ino;
-  } else if (S_ISREG(r.mode)) {
-    r.pages = make_in<PageTable>(segment, alloc_in<PageMapValue>(segment));
+    r.next_cookie = kFirstCookie;
   } else if (S_ISLNK(r.mode)) {
-    r.symlink = make_in<String>(segment, symlink_target.data(), symlink_target.size(),
-                                alloc_in<char>(segment));
     r.size = symlink_target.size();
+    if (is_long_symlink(symlink_target.size())) {
+      r.pages_held = 1;
+    } else {
+      std::memcpy(r.inline_target, symlink_target.data(), symlink_target.size());
+    }
   }
+  return r;
+}
+
+// A long symlink's target in a page of its own (fork 2), charged as tmpfs charges it.
+Result<void> store_target(Store::Impl& s, Tx& tx, Ino ino, std::string_view target) {
+  auto page = s.data_pool.alloc(tx);
+  if (!page) persist::fatal("symlink: the data pool is empty though the quota had room");
+  // The page is fresh in this tx: a rollback punches it, so no undo is needed.
+  const off_t at = static_cast<off_t>(std::uint64_t{*page} * kPageSize);
+  if (::pwrite(s.data_fd.get(), target.data(), target.size(), at) != static_cast<ssize_t>(target.size()))
+    return errno ? last_errc() : std::errc::io_error;
+  return s.pages.insert(tx, ino, rec::kSymlinkFork, 0, *page);
 }
 
 }  // namespace
 
 Result<Attr> Store::Impl::make_node(Ino parent_ino, std::string_view name, mode_t mode, dev_t rdev,
-                                    std::string_view symlink_target, const Caller& caller,
-                                    bool open) {
+                                    std::string_view symlink_target, const Caller& caller, bool open,
+                                    const Request& req, Mutation op) {
+  if (auto done = replayed(req, op)) return entry_of(*done);
   HC_TRYV(check_name(name));
   std::unique_lock lk(ns_mutex);
   HC_TRY(parent, live_dir_of(parent_ino));
-  if (parent->dir->find(name)) return std::errc::file_exists;
-  // A long symlink's page is charged before the inode; once made, the inode carries it
-  // (pages_held), and freeing the inode gives it back.
-  bool long_link = S_ISLNK(mode) && is_long_symlink(symlink_target.size());
-  if (long_link && !quota.reserve_pages(1, false)) return std::errc::no_space_on_device;
-  ScopeGuard unreserve([&] {
-    if (long_link) quota.unreserve_pages(1);
-  });
-  HC_TRY(made, inodes.allocate(mode, *parent, caller));
+  if (dirs.find(parent_ino, name)) return std::errc::file_exists;
+  const InodeRecord init = new_record(mode, rdev, *parent, parent_ino, symlink_target, caller, open);
+  const bool long_link = S_ISLNK(mode) && is_long_symlink(symlink_target.size());
+  Tx tx(*region);
+  if (long_link && !quota.reserve_pages(tx, 1, false)) return std::errc::no_space_on_device;
+  HC_TRY(made, inodes.allocate(tx, quota, init));
   auto [ino, r] = made;
-  r->pages_held = long_link ? 1 : 0;
-  unreserve.dismiss();
-  r->rdev = rdev;
-  ScopeGuard undo([&, ino = ino, r = r] {
-    r->nlink = 0;
-    inodes.free(ino, *r);
-  });
-  try {
-    make_contents(segment(), *r, parent_ino, symlink_target);
-    add_entry(*parent, name, ino, r->mode);
-  } catch (const bip::bad_alloc&) {
-    return std::errc::no_space_on_device;
+  if (long_link) {
+    HC_TRYV(store_target(*this, tx, ino, symlink_target));
   }
-  undo.dismiss();
-  if (S_ISDIR(r->mode)) ++parent->nlink;
-  touch_mc(*parent, get_time(r->ctime_s, r->ctime_ns));
-  r->lookups.store(1);
-  if (open) r->opens.store(1);
+  HC_TRYV(add_entry(tx, parent_ino, *parent, name, ino, mode));
+  if (S_ISDIR(mode)) tx.set(parent->nlink, parent->nlink + 1);
+  touch_mc(tx, *parent, get_time(r->ctime_s, r->ctime_ns));
+  // Counted before the commit: a resend finds its record only if this count was made.
+  inodes.set_lookups(ino, 1);
+  dedupe.record(tx, req, op, ino, inodes.generation(ino));
+  tx.commit();
   return inodes.attr_of(ino, *r);
 }
 
-Result<Attr> Store::mknod(Ino parent, std::string_view name, mode_t mode, dev_t rdev,
-                          const Caller& caller) {
+Result<Attr> Store::mknod(Ino parent, std::string_view name, mode_t mode, dev_t rdev, const Caller& caller,
+                          const Request& req) {
   switch (mode & S_IFMT) {
     case 0:
       mode |= S_IFREG;
@@ -82,23 +95,23 @@ Result<Attr> Store::mknod(Ino parent, std::string_view name, mode_t mode, dev_t 
       return std::errc::invalid_argument;
   }
   if (!S_ISCHR(mode) && !S_ISBLK(mode)) rdev = 0;
-  return impl_->make_node(parent, name, mode, rdev, {}, caller, false);
+  return impl_->make_node(parent, name, mode, rdev, {}, caller, false, req, Mutation::kMknod);
 }
 
-Result<Attr> Store::create_and_open(Ino parent, std::string_view name, mode_t mode,
-                                    const Caller& caller) {
-  return impl_->make_node(parent, name, S_IFREG | (mode & ~S_IFMT), 0, {}, caller, true);
+Result<Attr> Store::create_and_open(Ino parent, std::string_view name, mode_t mode, const Caller& caller,
+                                    const Request& req) {
+  return impl_->make_node(parent, name, S_IFREG | (mode & ~S_IFMT), 0, {}, caller, true, req, Mutation::kCreate);
 }
 
-Result<Attr> Store::mkdir(Ino parent, std::string_view name, mode_t mode, const Caller& caller) {
-  return impl_->make_node(parent, name, S_IFDIR | (mode & 07777), 0, {}, caller, false);
+Result<Attr> Store::mkdir(Ino parent, std::string_view name, mode_t mode, const Caller& caller, const Request& req) {
+  return impl_->make_node(parent, name, S_IFDIR | (mode & 07777), 0, {}, caller, false, req, Mutation::kMkdir);
 }
 
-Result<Attr> Store::symlink(Ino parent, std::string_view name, std::string_view target,
-                            const Caller& caller) {
+Result<Attr> Store::symlink(Ino parent, std::string_view name, std::string_view target, const Caller& caller,
+                            const Request& req) {
   if (target.empty()) return std::errc::no_such_file_or_directory;
   if (target.size() > kSymlinkMax) return std::errc::filename_too_long;
-  return impl_->make_node(parent, name, S_IFLNK | 0777, 0, target, caller, false);
+  return impl_->make_node(parent, name, S_IFLNK | 0777, 0, target, caller, false, req, Mutation::kSymlink);
 }
 
 }  // namespace hostchanfs::shm

@@ -1,53 +1,81 @@
 // Store::Impl: the parts of the store wired together, the locks that make it thread-safe,
-// and the few steps the public operations share. The operations themselves are grouped
-// in store_names.cpp (lookup, attributes, links, rename, listings, handles),
-// store_create.cpp (new inodes), store_data.cpp (read, write, fallocate, seek, copy) and
-// store_xattrs.cpp; store.cpp makes, attaches and accounts.
+// and the steps the public operations share. The operations themselves are grouped in
+// store_names.cpp, store_rename.cpp, store_create.cpp, store_data.cpp and
+// store_xattrs.cpp; store.cpp makes, attaches and accounts; lifetime.cpp is the lifetime
+// of an inode (below).
+//
+// Locks (process-local: a re-attaching daemon starts with fresh ones; none lives in the
+// region). Order: an intent lease (writes), ns_mutex, one stripe, page_map_lock, the tx
+// mutex (innermost, taken by persist::Tx). Never two stripes at once.
+//   ns_mutex     exclusive: every change of the namespace (entries, nlink, parent, an
+//                inode slot's liveness, kChargeReleased, an inode's pages going back).
+//                Shared: everything else. Directory trees change only under it exclusive,
+//                so readers holding it shared walk them unlocked.
+//   stripes      per inode (ino % kStripes), with ns_mutex shared: the inode's attributes,
+//                size, times, opens, xattrs and its page-map entries (exclusive to change,
+//                shared to read). mode's type bits are read without it (load_mode).
+//   page_map_lock the page map's tree, shared by all inodes: a tx that changes it under
+//                ns_mutex shared holds it exclusive (with the stripe), readers under
+//                ns_mutex shared hold it shared while they walk the tree, not while they
+//                copy data. Under ns_mutex exclusive neither is needed.
+// The kernel's lookup counts are atomics (InodeTable), changed under ns_mutex shared.
+//
+// Lifetime of an inode (lifetime.cpp). Its charge (its inode count now, its pages by page
+// map work) goes back when its last name and its last open handle are gone (nlink == 0,
+// opens == 0), as on tmpfs; its slot goes when, in addition, the kernel's lookup count is
+// 0 (the kernel may still name it until it forgets it). The root is never freed. Work on
+// the page map that one tx cannot hold (dropping a big file's pages, a big fallocate) is
+// recorded in the inode (work_from, flags) by the tx of the operation and done in txs of
+// sb.chunk_pages entries each, holding the operation's locks throughout; attach finishes
+// what a dead process left.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string_view>
-#include <utility>
 
+#include "shm/data_region.hpp"
+#include "shm/dedupe.hpp"
+#include "shm/directory.hpp"
 #include "shm/inode_table.hpp"
-#include "shm/layout.hpp"
-#include "shm/page_pool.hpp"
+#include "shm/intents.hpp"
+#include "shm/page_map.hpp"
+#include "shm/persist/page_pool.hpp"
+#include "shm/persist/region.hpp"
 #include "shm/quota.hpp"
 #include "shm/store.hpp"
 #include "shm/tmpfs_rules.hpp"
+#include "sys/unique_fd.hpp"
 
 namespace hostchanfs::shm {
 
 inline constexpr std::size_t kStripes = 256;
 
+using persist::Tx;
+namespace rec = persist::store;
+
 struct Store::Impl {
-  explicit Impl(Regions r)
-      : regions(std::move(r)),
-        quota(*regions.header),
-        pages(*regions.page_slots, regions.data),
-        inodes(regions.table, regions.header->max_inodes, *regions.inode_slots, *regions.segment,
-               quota, pages) {}
+  Impl(UniqueFd data_memfd, std::unique_ptr<persist::Region> meta_region);
 
-  Regions regions;  // both memfds, the meta mapping, the segment
+  UniqueFd data_fd;  // the region's extra file 1: declared first, so it outlives the region
+  std::unique_ptr<persist::Region> region;
+  rec::Superblock& sb;
   Quota quota;
-  PagePool pages;
   InodeTable inodes;
+  Directory dirs;
+  PageMap pages;
+  persist::PagePool data_pool;
+  DataRegion data;
+  Intents intents;
+  Dedupe dedupe;
 
-  // The locks are process-local: a re-attaching daemon starts with fresh ones. Lock
-  // order: ns_mutex, then at most one stripe, then PagePool's mutex (innermost). The
-  // quota's counters and the lookup and open counts are atomics, under no lock of their
-  // own. What each lock guards in an inode is written on InodeRec (shm/inode.hpp).
-  //
-  // Exclusive: every change of the namespace (create, link, unlink, rename, freeing an
-  // inode slot). Shared: everything else. Directory contents change only under it
-  // exclusive, so readers holding it shared walk them without a stripe.
   mutable std::shared_mutex ns_mutex;
-  // Per inode (ino % kStripes): attributes, page table, xattrs. Taken after ns_mutex
-  // (shared), one at a time: never two stripes at once.
   mutable std::array<std::shared_mutex, kStripes> stripes;
+  mutable std::shared_mutex page_map_lock;
   // Releases between their start and their end. The kernel sends RELEASE after close(2)
   // returns, so a program's statfs right after closing (and unlinking) a file may be
   // handled while the release still runs; statfs waits for these, so that the space of
@@ -55,22 +83,21 @@ struct Store::Impl {
   mutable std::atomic<int> releases_in_flight{0};
 
   std::shared_mutex& stripe(Ino ino) const { return stripes[ino % kStripes]; }
-  Segment& segment() const { return *regions.segment; }
-  const DataRegion& data() const { return regions.data; }
 
-  Attr locked_attr(Ino ino, const InodeRec& r) const {
+  Attr locked_attr(Ino ino, const InodeRecord& r) const {
     std::shared_lock lk(stripe(ino));
     return inodes.attr_of(ino, r);
   }
-  // With no lock held: free `ino` if it is still that generation and unreferenced.
-  void free_if_unreferenced(Ino ino, std::uint64_t generation) {
-    std::unique_lock lk(ns_mutex);
-    InodeRec* r = inodes.find(ino);
-    if (r && r->generation == generation) inodes.settle(ino, *r);
-  }
+
+  // --- exactly once (dedupe.hpp) ---
+  // What `req` did, if it is a resend of a request that was applied (no lock held).
+  std::optional<Outcome> replayed(const Request& req, Mutation op);
+  // The entry a resent create, mkdir, mknod, symlink or link gets: the inode it made (its
+  // lookup was counted by the tx that made it). ENOENT when it is gone since.
+  Result<Attr> entry_of(const Outcome& o) const;
 
   // --- directory inodes (namespace lock held) ---
-  Result<InodeRec*> dir_of(Ino ino) const {
+  Result<InodeRecord*> dir_of(Ino ino) const {
     HC_TRY(r, inodes.get(ino));
     if (!is_dir(*r)) return std::errc::not_a_directory;
     return r;
@@ -78,34 +105,59 @@ struct Store::Impl {
   // A directory that may receive a new entry: not one already removed (a removed
   // directory the kernel still holds, e.g. a cwd, must stay empty, or freeing it would
   // leak entries).
-  Result<InodeRec*> live_dir_of(Ino ino) const {
+  Result<InodeRecord*> live_dir_of(Ino ino) const {
     HC_TRY(r, dir_of(ino));
     if (r->nlink == 0) return std::errc::no_such_file_or_directory;
     return r;
   }
-  // The inode that `name` in directory `dir` names.
-  Result<std::pair<Ino, InodeRec*>> named(const InodeRec& dir, std::string_view name) const {
-    const DirEntryRec* e = dir.dir->find(name);
-    if (!e) return std::errc::no_such_file_or_directory;
-    HC_TRY(r, inodes.get(e->ino));
-    return std::pair{e->ino, r};
-  }
+  struct Named {
+    std::uint32_t slot;  // the entry
+    Ino ino;
+    InodeRecord* r;
+  };
+  Result<Named> named(Ino dir, std::string_view name) const;
   // An entry in, or out, and the directory's size with it (namespace lock exclusive).
-  // add_entry throws bip::bad_alloc when the segment is full; then nothing changed.
-  static void add_entry(InodeRec& dir, std::string_view name, Ino ino, mode_t mode) {
-    dir.dir->add(name, ino, mode);
-    dir.size += kBogoDirentSize;
-  }
-  static void remove_entry(InodeRec& dir, std::string_view name) {
-    if (dir.dir->remove(name)) dir.size -= kBogoDirentSize;
-  }
+  Result<void> add_entry(Tx& tx, Ino dir, InodeRecord& d, std::string_view name, Ino ino, mode_t mode);
+  void remove_entry(Tx& tx, InodeRecord& d, std::uint32_t slot);
   // Is `ancestor` on the path from `ino` up to the root?
   bool is_ancestor(Ino ancestor, Ino ino) const;
 
   // A new inode of `mode` named `name` in `parent`, all or nothing (store_create.cpp).
   // It counts one kernel lookup, and one open handle when `open`.
   Result<Attr> make_node(Ino parent, std::string_view name, mode_t mode, dev_t rdev,
-                         std::string_view symlink_target, const Caller& caller, bool open);
+                         std::string_view symlink_target, const Caller& caller, bool open,
+                         const Request& req, Mutation op);
+
+  // --- data (store_data.cpp) ---
+  // A write in pieces of at most 1 MiB, each all or nothing, each recording `op` with the
+  // bytes written so far (`done` went before this call: copy_file_range's chunks).
+  Result<std::size_t> write_all(Ino ino, std::uint64_t offset, std::span<const iovec> source,
+                                const Caller& caller, const Request& req, Mutation op, std::uint64_t done);
+  Result<std::size_t> write_piece(Ino ino, InodeRecord& r, std::uint64_t offset, std::span<const iovec> source,
+                                  std::size_t len, const Intents::Lease& lease, const Caller& caller,
+                                  const Request& req, Mutation op, std::uint64_t done);
+
+  // --- lifetime (lifetime.cpp) ---
+  // In the tx of a change that may have dropped the last name or handle (namespace lock
+  // exclusive): the charge goes back if none is left, and the slot too if the kernel's
+  // lookups are gone and nothing is left to drop. Pages to drop become the inode's work.
+  void settle(Tx& tx, Ino ino, InodeRecord& r);
+  // After that tx commits (namespace lock still exclusive): the work, then the slot.
+  void finish(Ino ino, std::uint64_t generation);
+  // With no lock held: take the namespace lock and finish `ino` if it is still that
+  // generation (the last lookup forgotten, the last handle released).
+  void free_if_unreferenced(Ino ino, std::uint64_t generation);
+  // Every page of `r` goes back (its xattr charge now, its pages as work).
+  void drop_everything(Tx& tx, InodeRecord& r);
+  // Work on the page map recorded in `r`, done in txs; the caller holds ns_mutex
+  // exclusive, or shared with the inode's stripe (run_work_shared takes page_map_lock for
+  // each tx).
+  static bool has_work(const InodeRecord& r) { return r.work_from != rec::kNoWork; }
+  void work_step(Ino ino, InodeRecord& r);
+  void run_work_shared(Ino ino, InodeRecord& r);
+  // At attach: give back what write intents hold, finish every inode's work, release or
+  // free what no name, handle or lookup holds any longer.
+  void recover();
 };
 
 }  // namespace hostchanfs::shm

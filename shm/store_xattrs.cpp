@@ -1,13 +1,20 @@
-// Extended attributes: getxattr, setxattr, listxattr, removexattr. Their bytes are charged
-// to the quota in whole pages per inode (Quota::recharge_xattrs).
+// Extended attributes: getxattr, setxattr, listxattr, removexattr. An inode's xattrs are
+// one blob in its data pages (shm/xattr_blob.hpp), charged to the quota in whole pages
+// per inode (Quota::recharge_xattrs). A change rewrites the blob from the entry it changes
+// on, in one tx: the bytes it overwrites are undo-logged (Tx::write_file), bytes beyond
+// the old length need no undo (nothing reads past the length), pages the blob no longer
+// needs go back at commit. So a change needs no page beyond what the new blob takes, and
+// a full quota never stops a change that frees or keeps space.
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "shm/store_impl.hpp"
-#include "sys/scope_guard.hpp"
+#include "shm/xattr_blob.hpp"
 
 namespace hostchanfs::shm {
 
@@ -30,104 +37,172 @@ Result<XattrNs> check_xattr_name(std::string_view name) {
   return ns;
 }
 
-XattrList::iterator find_xattr(XattrList& list, std::string_view name) {
-  return std::find_if(list.begin(), list.end(),
-                      [&](const XattrRec& x) { return view(x.name) == name; });
+// The blob of `r` into `out` (the inode's stripe held).
+Result<void> read_blob(const Store::Impl& s, Ino ino, const InodeRecord& r, std::vector<std::byte>& out) {
+  out.resize(r.xattr_len);
+  if (r.xattr_len == 0) return success();
+  thread_local std::vector<PageEntry> blob_pages;
+  {
+    std::shared_lock pm(s.page_map_lock);
+    s.pages.collect(ino, rec::kXattrFork, 0, pages_for(r.xattr_len) - 1, blob_pages);
+  }
+  return s.data.read(blob_pages, 0, out);
+}
+
+bool pwrite_exact(int fd, const std::byte* src, std::size_t n, std::uint64_t at) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, src, n, static_cast<off_t>(at));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    src += w;
+    n -= static_cast<std::size_t>(w);
+    at += static_cast<std::uint64_t>(w);
+  }
+  return true;
+}
+
+// In `tx` (page-map lock exclusive): bytes [at, at + bytes.size()) of the blob of `r`
+// become `bytes`, and the blob's length `new_len` (the bytes between stay).
+Result<void> rewrite_blob(Store::Impl& s, Tx& tx, Ino ino, InodeRecord& r, std::size_t at,
+                          std::span<const std::byte> bytes, std::size_t new_len) {
+  const std::size_t old_len = r.xattr_len;
+  const std::uint64_t old_pages = pages_for(old_len), new_pages = pages_for(new_len);
+  thread_local std::vector<PageEntry> blob;
+  s.pages.collect(ino, rec::kXattrFork, 0, UINT64_MAX, blob);
+  if (blob.size() != old_pages) persist::fatal("xattrs: the blob's pages do not match its length");
+  for (std::uint64_t p = old_pages; p < new_pages; ++p) {
+    auto page = s.data_pool.alloc(tx);
+    if (!page) persist::fatal("setxattr: the data pool is empty though the quota had room");
+    HC_TRYV(s.pages.insert(tx, ino, rec::kXattrFork, p, *page));
+    blob.push_back({p, *page});
+  }
+  for (std::size_t pos = at; pos < at + bytes.size();) {
+    const PageEntry& page = blob[pos / kPageSize];
+    const std::size_t seg_end = std::min<std::size_t>(at + bytes.size(), (pos / kPageSize + 1) * kPageSize);
+    // Below the old length: bytes in use, logged; at or beyond it: nobody reads them.
+    const std::size_t logged_end = std::clamp(old_len, pos, seg_end);
+    const std::uint64_t base = std::uint64_t{page.value} * kPageSize - page.index * kPageSize;
+    const std::byte* src = bytes.data() + (pos - at);
+    if (logged_end > pos && !tx.write_file(kDataFile, base + pos, src, logged_end - pos)) return last_errc();
+    if (seg_end > logged_end && !pwrite_exact(s.data_fd.get(), src + (logged_end - pos), seg_end - logged_end, base + logged_end))
+      return errno ? last_errc() : std::errc::io_error;
+    pos = seg_end;
+  }
+  for (std::uint64_t p = new_pages; p < old_pages; ++p)
+    if (auto gone = s.pages.erase(tx, ino, rec::kXattrFork, p)) s.data_pool.free(tx, *gone);
+  if (new_len != old_len) tx.set(r.xattr_len, static_cast<std::uint32_t>(new_len));
+  return success();
+}
+
+// A change of an inode's xattrs from `at` on (rewrite_blob) and its charge, in one tx.
+Result<void> change_xattrs(Store::Impl& s, Ino ino, InodeRecord& r, std::uint64_t new_bytes, std::size_t at,
+                           std::span<const std::byte> bytes, std::size_t new_len, const Request& req, Mutation op) {
+  std::unique_lock pm(s.page_map_lock);
+  Tx tx(*s.region);
+  HC_TRYV(s.quota.recharge_xattrs(tx, r.xattr_bytes, new_bytes));
+  HC_TRYV(rewrite_blob(s, tx, ino, r, at, bytes, new_len));
+  tx.set(r.xattr_bytes, new_bytes);
+  touch_c(tx, r, now());
+  s.dedupe.record(tx, req, op, ino);
+  tx.commit();
+  return success();
 }
 
 }  // namespace
 
 Result<std::size_t> Store::getxattr(Ino ino, std::string_view name, std::span<std::byte> out) {
   HC_TRYV(check_xattr_name(name));
-  std::shared_lock lk(impl_->ns_mutex);
-  HC_TRY(r, impl_->inodes.get(ino));
-  std::shared_lock ilk(impl_->stripe(ino));
-  if (!r->xattrs) return std::errc::no_message_available;  // ENODATA
-  auto it = find_xattr(*r->xattrs, name);
-  if (it == r->xattrs->end()) return std::errc::no_message_available;
-  if (out.empty()) return it->value.size();
-  if (out.size() < it->value.size()) return std::errc::result_out_of_range;
-  std::memcpy(out.data(), it->value.data(), it->value.size());
-  return it->value.size();
+  auto& s = *impl_;
+  std::shared_lock lk(s.ns_mutex);
+  HC_TRY(r, s.inodes.get(ino));
+  std::shared_lock ilk(s.stripe(ino));
+  thread_local std::vector<std::byte> blob;
+  HC_TRYV(read_blob(s, ino, *r, blob));
+  auto found = XattrBlob(blob).find(name);
+  if (!found) return std::errc::no_message_available;  // ENODATA
+  if (out.empty()) return found->value.size();
+  if (out.size() < found->value.size()) return std::errc::result_out_of_range;
+  std::copy(found->value.begin(), found->value.end(), out.begin());
+  return found->value.size();
 }
 
-Result<void> Store::setxattr(Ino ino, std::string_view name, std::span<const std::byte> value,
-                             int flags) {
+Result<void> Store::setxattr(Ino ino, std::string_view name, std::span<const std::byte> value, int flags,
+                             const Request& req) {
   if (name.empty()) return std::errc::invalid_argument;
   if (name.size() > kXattrNameMax) return std::errc::result_out_of_range;
   if (value.size() > kXattrValueMax) return std::errc::argument_list_too_long;
   if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) return std::errc::invalid_argument;
   HC_TRY(ns, check_xattr_name(name));
   auto& s = *impl_;
+  if (s.replayed(req, Mutation::kSetxattr)) return success();
   std::shared_lock lk(s.ns_mutex);
   HC_TRY(r, s.inodes.get(ino));
   // As the VFS does for user.*: only regular files and directories carry them.
   if (ns == XattrNs::kUser && !is_reg(*r) && !is_dir(*r)) return std::errc::operation_not_permitted;
   std::unique_lock ilk(s.stripe(ino));
-  std::string_view v(reinterpret_cast<const char*>(value.data()), value.size());
-  try {
-    if (!r->xattrs) r->xattrs = make_in<XattrList>(s.segment(), alloc_in<XattrRec>(s.segment()));
-    auto& list = *r->xattrs;
-    auto it = find_xattr(list, name);
-    if (it != list.end() && (flags & XATTR_CREATE)) return std::errc::file_exists;
-    if (it == list.end() && (flags & XATTR_REPLACE)) return std::errc::no_message_available;
-    const std::uint64_t old_bytes = r->xattr_bytes;
-    std::uint64_t bytes = old_bytes + xattr_cost(name.size(), value.size());
-    if (it != list.end()) bytes -= xattr_cost(name.size(), it->value.size());
-    HC_TRYV(s.quota.recharge_xattrs(old_bytes, bytes));
-    r->xattr_bytes = bytes;
-    ScopeGuard undo([&] {
-      (void)s.quota.recharge_xattrs(bytes, old_bytes);  // only gives back
-      r->xattr_bytes = old_bytes;
-    });
-    if (it != list.end()) {
-      it->value.assign(v.data(), v.size());
-    } else {
-      list.emplace_back(name, v, alloc_in<char>(s.segment()));
+  thread_local std::vector<std::byte> blob, bytes;
+  HC_TRYV(read_blob(s, ino, *r, blob));
+  auto found = XattrBlob(blob).find(name);
+  if (found && (flags & XATTR_CREATE)) return std::errc::file_exists;
+  if (!found && (flags & XATTR_REPLACE)) return std::errc::no_message_available;
+  std::uint64_t new_bytes = r->xattr_bytes + xattr_cost(name.size(), value.size());
+  if (found) new_bytes -= xattr_cost(name.size(), found->value.size());
+  bytes.clear();
+  XattrBlob::encode(bytes, name, value);
+  std::size_t at = blob.size(), new_len = blob.size() + bytes.size();
+  if (found) {
+    at = found->offset;
+    if (bytes.size() == found->size) {
+      new_len = blob.size();  // same size: in place
+    } else {  // the entry and everything after it, shifted
+      bytes.insert(bytes.end(), blob.begin() + static_cast<std::ptrdiff_t>(found->offset + found->size), blob.end());
+      new_len = at + bytes.size();
     }
-    undo.dismiss();
-  } catch (const bip::bad_alloc&) {
-    return std::errc::no_space_on_device;
   }
-  touch_c(*r, now());
-  return success();
+  if (new_len > kXattrBlobMax) return std::errc::no_space_on_device;
+  return change_xattrs(s, ino, *r, new_bytes, at, bytes, new_len, req, Mutation::kSetxattr);
 }
 
 Result<std::size_t> Store::listxattr(Ino ino, std::span<char> out) {
-  std::shared_lock lk(impl_->ns_mutex);
-  HC_TRY(r, impl_->inodes.get(ino));
-  std::shared_lock ilk(impl_->stripe(ino));
-  std::size_t need = 0;
-  if (r->xattrs)
-    for (const auto& x : *r->xattrs) need += x.name.size() + 1;
-  if (out.empty()) return need;
-  if (out.size() < need) return std::errc::result_out_of_range;
-  std::size_t pos = 0;
-  if (r->xattrs)
-    for (const auto& x : *r->xattrs) {
-      std::memcpy(out.data() + pos, x.name.data(), x.name.size());
-      pos += x.name.size();
-      out[pos++] = '\0';
-    }
-  return need;
-}
-
-Result<void> Store::removexattr(Ino ino, std::string_view name) {
-  HC_TRYV(check_xattr_name(name));
   auto& s = *impl_;
   std::shared_lock lk(s.ns_mutex);
   HC_TRY(r, s.inodes.get(ino));
+  std::shared_lock ilk(s.stripe(ino));
+  thread_local std::vector<std::byte> blob;
+  HC_TRYV(read_blob(s, ino, *r, blob));
+  std::size_t need = 0;
+  XattrBlob(blob).for_each([&](const XattrEntry& e) {
+    need += e.name.size() + 1;
+    return true;
+  });
+  if (out.empty()) return need;
+  if (out.size() < need) return std::errc::result_out_of_range;
+  std::size_t pos = 0;
+  XattrBlob(blob).for_each([&](const XattrEntry& e) {
+    std::memcpy(out.data() + pos, e.name.data(), e.name.size());
+    pos += e.name.size();
+    out[pos++] = '\0';
+    return true;
+  });
+  return need;
+}
+
+Result<void> Store::removexattr(Ino ino, std::string_view name, const Request& req) {
+  HC_TRYV(check_xattr_name(name));
+  auto& s = *impl_;
+  if (s.replayed(req, Mutation::kRemovexattr)) return success();
+  std::shared_lock lk(s.ns_mutex);
+  HC_TRY(r, s.inodes.get(ino));
   std::unique_lock ilk(s.stripe(ino));
-  if (!r->xattrs) return std::errc::no_message_available;
-  auto& list = *r->xattrs;
-  auto it = find_xattr(list, name);
-  if (it == list.end()) return std::errc::no_message_available;
-  std::uint64_t bytes = r->xattr_bytes - xattr_cost(it->name.size(), it->value.size());
-  list.erase(it);
-  (void)s.quota.recharge_xattrs(r->xattr_bytes, bytes);  // only gives back
-  r->xattr_bytes = bytes;
-  touch_c(*r, now());
-  return success();
+  thread_local std::vector<std::byte> blob;
+  HC_TRYV(read_blob(s, ino, *r, blob));
+  auto found = XattrBlob(blob).find(name);
+  if (!found) return std::errc::no_message_available;
+  const std::uint64_t new_bytes = r->xattr_bytes - xattr_cost(name.size(), found->value.size());
+  const std::size_t end = found->offset + found->size;
+  std::span<const std::byte> rest(blob.data() + end, blob.size() - end);
+  return change_xattrs(s, ino, *r, new_bytes, found->offset, rest, blob.size() - found->size, req,
+                       Mutation::kRemovexattr);
 }
 
 }  // namespace hostchanfs::shm

@@ -9,7 +9,7 @@ Result<void> check_name(std::string_view name) {
   return success();
 }
 
-void set_new_owner(InodeRec& r, mode_t mode, const InodeRec& parent, const Caller& caller) {
+void set_new_owner(InodeRecord& r, mode_t mode, const InodeRecord& parent, const Caller& caller) {
   r.uid = caller.uid;
   r.gid = caller.gid;
   if (parent.mode & S_ISGID) {

@@ -7,10 +7,12 @@
 #include <time.h>
 
 #include <cstddef>
+#include <cstring>
 #include <cstdint>
 #include <string_view>
 
-#include "shm/inode.hpp"
+#include "shm/persist/store_schema.hpp"
+#include "shm/persist/tx.hpp"
 #include "shm/store.hpp"
 
 namespace hostchanfs::shm {
@@ -35,31 +37,40 @@ inline mode_t without_suid_sgid(mode_t mode) {
   return mode;
 }
 
+using persist::store::InodeRecord;
+
 // A new inode belongs to its caller, except under a setgid directory (BSD group
 // semantics): the parent's group, and a new directory keeps the setgid bit. Sets uid, gid
-// and mode of `r`.
-void set_new_owner(InodeRec& r, mode_t mode, const InodeRec& parent, const Caller& caller);
+// and mode of `r` (a record not yet in the region).
+void set_new_owner(InodeRecord& r, mode_t mode, const InodeRecord& parent, const Caller& caller);
 
 // --- times: which operation sets which is decided by the operations; these set them.
 timespec now();
-inline void set_time(std::int64_t& s, std::uint32_t& ns, const timespec& ts) {
-  s = ts.tv_sec;
-  ns = static_cast<std::uint32_t>(ts.tv_nsec);
+// Each in the tx that makes the change (a record in the region).
+inline void set_time(persist::Tx& tx, std::int64_t& s, std::uint32_t& ns, const timespec& ts) {
+  tx.set(s, static_cast<std::int64_t>(ts.tv_sec));
+  tx.set(ns, static_cast<std::uint32_t>(ts.tv_nsec));
 }
 inline timespec get_time(std::int64_t s, std::uint32_t ns) {
   return timespec{static_cast<time_t>(s), static_cast<long>(ns)};
 }
-// The contents changed (data, entries): mtime and ctime.
-inline void touch_mc(InodeRec& r, const timespec& ts) {
-  set_time(r.mtime_s, r.mtime_ns, ts);
-  set_time(r.ctime_s, r.ctime_ns, ts);
+// The contents changed (data, entries): mtime and ctime (adjacent fields: two writes).
+inline void touch_mc(persist::Tx& tx, InodeRecord& r, const timespec& ts) {
+  static_assert(offsetof(InodeRecord, ctime_s) == offsetof(InodeRecord, mtime_s) + 8);
+  static_assert(offsetof(InodeRecord, ctime_ns) == offsetof(InodeRecord, mtime_ns) + 4);
+  const std::int64_t s[2] = {ts.tv_sec, ts.tv_sec};
+  const std::uint32_t ns[2] = {static_cast<std::uint32_t>(ts.tv_nsec), static_cast<std::uint32_t>(ts.tv_nsec)};
+  tx.write(&r.mtime_s, s, sizeof s);
+  tx.write(&r.mtime_ns, ns, sizeof ns);
 }
 // Only the inode changed (links, attributes, xattrs): ctime.
-inline void touch_c(InodeRec& r, const timespec& ts) { set_time(r.ctime_s, r.ctime_ns, ts); }
-// A new inode: all three now.
-inline void touch_new(InodeRec& r, const timespec& ts) {
-  set_time(r.atime_s, r.atime_ns, ts);
-  touch_mc(r, ts);
+inline void touch_c(persist::Tx& tx, InodeRecord& r, const timespec& ts) {
+  set_time(tx, r.ctime_s, r.ctime_ns, ts);
+}
+// A new inode (a record not yet in the region): all three now.
+inline void stamp_new(InodeRecord& r, const timespec& ts) {
+  r.atime_s = r.mtime_s = r.ctime_s = ts.tv_sec;
+  r.atime_ns = r.mtime_ns = r.ctime_ns = static_cast<std::uint32_t>(ts.tv_nsec);
 }
 
 }  // namespace hostchanfs::shm

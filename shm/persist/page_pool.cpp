@@ -1,5 +1,7 @@
 #include "shm/persist/page_pool.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <string>
 
 #include "shm/persist/free_stack.hpp"
@@ -25,7 +27,10 @@ std::optional<std::uint32_t> PagePool::alloc(Tx& tx) const {
   // The undo punch goes first: whatever this tx writes into the page, a rollback leaves
   // it a hole, as every free page is.
   auto page = stack().take(tx, [&](std::uint32_t p) { tx.undo_punch(d_->file, file_offset(p), kPage); });
-  if (page && d_->file == 0) tx.note_fresh(file_offset(*page), kPage);
+  if (!page) return page;
+  for (auto& spare : d_->spares)  // in use now (a rollback makes it a hole again)
+    if (spare == *page) tx.set(spare, kNoNode);
+  if (d_->file == 0) tx.note_fresh(file_offset(*page), kPage);
   return page;
 }
 
@@ -38,7 +43,24 @@ void PagePool::free(Tx& tx, std::uint32_t page) const {
 
 void PagePool::release(Tx& tx, std::uint32_t page) const {
   stack().push(tx, page);
-  tx.commit_punch(d_->file, file_offset(page), kPage);
+  // In the region, the pages freed last stay unpunched (the spares): they are the next
+  // ones taken, from the top of the stack. The oldest spare makes room, punched now.
+  std::uint32_t punched = page;
+  if (d_->file == 0) {
+    auto* slot = std::find(std::begin(d_->spares), std::end(d_->spares), kNoNode);
+    if (slot == std::end(d_->spares)) {
+      slot = std::begin(d_->spares) + (page % kSpares);  // any: all are free pages
+      punched = *slot;
+    } else {
+      punched = kNoNode;
+    }
+    tx.set(*slot, page);
+  }
+  if (punched != kNoNode) tx.commit_punch(d_->file, file_offset(punched), kPage);
+}
+
+bool PagePool::is_spare(std::uint32_t page) const noexcept {
+  return std::find(std::begin(d_->spares), std::end(d_->spares), page) != std::end(d_->spares);
 }
 
 }  // namespace hostchanfs::shm::persist

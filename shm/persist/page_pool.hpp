@@ -6,7 +6,10 @@
 // Invariants (checked by Region::check):
 //   top <= high_water <= capacity; the stack holds `top` distinct pages below high_water;
 //   every page below high_water is either on the stack or in use by exactly one owner;
-//   every free page (on the stack or at/above high_water) is a hole in its file.
+//   every free page (on the stack or at/above high_water) is a hole in its file, except,
+//   in the region's own pool (the arena), the spares: the kSpares pages freed last, left
+//   unpunched because they are the next ones taken (a tree that gains and loses a node
+//   over and over would otherwise punch it and fault it back each time).
 //
 // Crash rules: the stack, top and high_water change only inside a tx. alloc() logs an
 // undo punch before the page changes hands, so a rolled-back allocation leaves the page a
@@ -46,6 +49,7 @@ class PagePool {
   std::uint32_t free_on_stack() const noexcept { return d_->top; }
   std::uint32_t in_use() const noexcept { return d_->high_water - d_->top; }
   std::uint32_t stack_entry(std::uint32_t i) const noexcept { return stack_[i]; }
+  bool is_spare(std::uint32_t page) const noexcept;
 
  private:
   friend class Tx;

@@ -71,6 +71,7 @@ Checked<RegionHeader> plan(const Schema& schema, std::size_t files) {
     p.file = file;
     p.capacity = static_cast<std::uint32_t>(capacity);
     p.base = base;
+    for (auto& spare : p.spares) spare = kNoNode;
     p.stack_offset = off;
     off += round_to_page(capacity * 4);
     return success();
@@ -95,6 +96,7 @@ Checked<RegionHeader> plan(const Schema& schema, std::size_t files) {
     t.capacity = static_cast<std::uint32_t>(s.capacity);
     t.slots_per_page = static_cast<std::uint32_t>(kPage / s.slot_size);
     t.cells = s.cells;
+    t.spare_page = kNoNode;
     t.pages = (s.capacity + t.slots_per_page - 1) / t.slots_per_page;
     if (t.slots_per_page > 0xffff) return protocol("table " + s.name + ": slots too small");
     t.gen_live_offset = off;
@@ -287,6 +289,8 @@ Checked<void> Region::verify_geometry(const Schema& schema) const {
     PoolDesc a = want.pool[i], b = h.pool[i];
     a.top = b.top = 0;
     a.high_water = b.high_water = 0;
+    std::memset(a.spares, 0, sizeof a.spares);
+    std::memset(b.spares, 0, sizeof b.spares);
     if (i == 0) a.base = b.base = 0;  // the arena's: checked with the geometry below
     if (differs(a, b)) return protocol("pool " + name_of(h.pool[i].name) + " does not match the schema's " +
                                        name_of(want.pool[i].name));
@@ -300,6 +304,7 @@ Checked<void> Region::verify_geometry(const Schema& schema) const {
     TableDesc a = want.table[i], b = h.table[i];
     a.top = b.top = a.high_water = b.high_water = 0;
     a.live = b.live = 0;
+    a.spare_page = b.spare_page = 0;
     if (differs(a, b)) return protocol("table " + name_of(h.table[i].name) + " does not match the schema's " +
                                        name_of(want.table[i].name));
   }
@@ -395,9 +400,12 @@ void Region::check_holes(CheckContext& ctx) const {
     std::string name = "pool " + name_of(p.name);
     if (holds_data(fd, pool.file_offset(p.high_water), std::uint64_t{p.capacity - p.high_water} * kPage))
       return ctx.fail(name + ": a page beyond the high-water mark holds data");
+    for (std::uint32_t spare : p.spares)
+      if (spare != kNoNode && (p.file != 0 || spare >= p.high_water))
+        return ctx.fail(name + ": spare page " + std::to_string(spare) + " cannot be one");
     for (std::uint32_t k = 0; k < p.top; ++k) {
       std::uint32_t page = pool.stack_entry(k);
-      if (holds_data(fd, pool.file_offset(page), kPage))
+      if (!pool.is_spare(page) && holds_data(fd, pool.file_offset(page), kPage))
         return ctx.fail(name + ": free page " + std::to_string(page) + " holds data (not punched)");
     }
   }
@@ -406,7 +414,7 @@ void Region::check_holes(CheckContext& ctx) const {
     SlotTable table(*this, i);
     const std::uint64_t used_pages = used_slot_pages(t);
     for (std::uint64_t p = 0; p < used_pages; ++p)
-      if (table.page_live_[p] == 0 && holds_data(fd(), t.slots_offset + p * kPage, kPage))
+      if (table.page_live_[p] == 0 && p != t.spare_page && holds_data(fd(), t.slots_offset + p * kPage, kPage))
         return ctx.fail("table " + name_of(t.name) + ": slot page " + std::to_string(p) +
                         " has no live slot but holds data (not punched)");
     if (holds_data(fd(), t.slots_offset + used_pages * kPage, (t.pages - used_pages) * kPage))

@@ -34,6 +34,7 @@ std::optional<std::uint32_t> SlotTable::alloc(Tx& tx) const {
   if (!taken) return std::nullopt;
   const std::uint32_t s = *taken;
   const std::uint64_t page = s / d_->slots_per_page;
+  if (page == d_->spare_page) tx.set(d_->spare_page, kNoNode);  // in use again
   tx.set(page_live_[page], static_cast<std::uint16_t>(page_live_[page] + 1));
   tx.set(gen_live_[s], gen_live_[s] | 1);
   tx.set(d_->live, d_->live + 1);
@@ -54,7 +55,12 @@ void SlotTable::release(Tx& tx, std::uint32_t s) const {
   stack().push(tx, s);
   tx.set(d_->live, d_->live - 1);
   tx.set(page_live_[page], static_cast<std::uint16_t>(page_live_[page] - 1));
-  if (page_live_[page] == 0) tx.commit_punch(0, d_->slots_offset + page * kPage, kPage);
+  if (page_live_[page] != 0) return;
+  // The page emptied last stays unpunched (the spare): the slot freed last, on top of the
+  // stack, is the next one taken. The spare before it is punched now, if still empty.
+  const std::uint32_t old = d_->spare_page;
+  tx.set(d_->spare_page, static_cast<std::uint32_t>(page));
+  if (old != kNoNode && old != page && page_live_[old] == 0) tx.commit_punch(0, d_->slots_offset + old * kPage, kPage);
 }
 
 }  // namespace hostchanfs::shm::persist

@@ -8,7 +8,8 @@
 //   top <= high_water <= capacity; live == the number of live slots; each slot below
 //   high_water is either live or on the stack, never both, never twice; slots at or above
 //   high_water are not live and have generation 0; page_live[p] counts the live slots of
-//   slot page p, and a page with none is a hole.
+//   slot page p, and a page with none is a hole, except the spare page: the one emptied
+//   last, left unpunched because the slot freed last is the next one taken.
 //
 // Crash rules: the stack, the generations, the live bits and the counts change only
 // inside a tx. A slot from alloc() is fresh for that tx (writes to it need no undo; a

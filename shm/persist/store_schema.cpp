@@ -17,20 +17,18 @@ Schema schema(std::uint64_t quota_pages, std::uint64_t max_inodes) {
   s.log_bytes = kLogBytes;
   s.pools = {PoolSpec{"data", 1, quota_pages, 0}};
   s.tables = {
-      TableSpec{"inodes", sizeof(InodeRecord), max_inodes + 1, 2},
+      TableSpec{"inodes", sizeof(InodeRecord), max_inodes + 1, 1},
       TableSpec{"dirents", sizeof(DirentRecord), max_inodes, 0},
-      TableSpec{"dedupe", sizeof(DedupeRecord), kDedupeSlots, 0},
   };
   s.trees = {
       tree_spec<PageKey, std::uint32_t>("pages"),
       tree_spec<DirCookieKey, std::uint32_t>("dir.cookie"),
       tree_spec<DirNameKey, Empty>("dir.name"),
-      tree_spec<std::uint64_t, std::uint32_t>("dedupe"),
   };
   // Each tree at its most entries: one page-map entry per quota page (data, unwritten,
   // xattr blob or long symlink pages are all quota pages), one of each directory index
   // per name (every name costs an inode of the limit, as tmpfs counts links).
-  const std::uint64_t most[] = {quota_pages, max_inodes, max_inodes, kDedupeSlots};
+  const std::uint64_t most[] = {quota_pages, max_inodes, max_inodes};
   std::uint64_t nodes = kArenaSlack;
   for (std::size_t i = 0; i < s.trees.size(); ++i)
     nodes += btree_max_nodes(most[i], s.trees[i].leaf_cap, s.trees[i].inner_cap);
@@ -40,6 +38,23 @@ Schema schema(std::uint64_t quota_pages, std::uint64_t max_inodes) {
 
 std::uint64_t meta_bytes(std::uint64_t quota_pages, std::uint64_t max_inodes) {
   return Region::size_for(schema(quota_pages, max_inodes));
+}
+
+std::uint64_t inodes_allowed(std::uint64_t quota_pages) {
+  // meta_bytes grows with the inode limit: the largest limit within the bound, by halving.
+  const std::uint64_t limit = meta_limit(quota_pages);
+  // 0 from meta_bytes: no region can be planned (a capacity too large).
+  std::uint64_t lo = 0, hi = (std::uint64_t{1} << 31) - 1;
+  while (lo < hi) {
+    std::uint64_t mid = lo + (hi - lo + 1) / 2;
+    std::uint64_t bytes = meta_bytes(quota_pages, mid);
+    if (bytes != 0 && bytes <= limit) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
 }
 
 namespace {

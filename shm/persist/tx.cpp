@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "shm/persist/crash_point.hpp"
@@ -47,12 +49,13 @@ void punch_or_die(const Region& r, std::uint32_t file, std::uint64_t offset, std
           std::to_string(file) + ": " + errno_text(errno));
 }
 
-// Is a punch of [offset, offset + len) of `file` one a tx can have made: whole pages, all
-// of them in pools of that file or (file 0) in tables' slot pages? Runs of pages are
-// merged into one record, so a run may cross from one area into the next.
-bool punch_in_bounds(const Region& r, std::uint32_t file, std::uint64_t offset, std::uint64_t len) {
+// Does [offset, offset + len) of `file` lie inside areas a tx may change there: the pools
+// of that file or (file 0) the tables' slot pages? A punch must be whole pages. Runs of
+// pages are merged into one record, so a range may cross from one area into the next.
+bool in_bounds(const Region& r, std::uint32_t file, std::uint64_t offset, std::uint64_t len, bool whole_pages) {
   const RegionHeader& h = r.header();
-  if (len == 0 || offset % kPage || len % kPage || offset + len < offset) return false;
+  if (len == 0 || offset + len < offset) return false;
+  if (whole_pages && (offset % kPage || len % kPage)) return false;
   struct Extent {
     std::uint64_t begin, end;
   };
@@ -67,6 +70,36 @@ bool punch_in_bounds(const Region& r, std::uint32_t file, std::uint64_t offset, 
     while (k < n && !(extents[k].begin <= at && at < extents[k].end)) ++k;
     if (k == n) return false;
     at = extents[k].end;
+  }
+  return true;
+}
+
+bool pwrite_all(int fd, const void* src, std::size_t n, std::uint64_t offset) {
+  const auto* p = static_cast<const std::byte*>(src);
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(offset));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+    offset += static_cast<std::uint64_t>(w);
+  }
+  return true;
+}
+
+bool pread_all(int fd, void* dst, std::size_t n, std::uint64_t offset) {
+  auto* p = static_cast<std::byte*>(dst);
+  while (n > 0) {
+    ssize_t got = ::pread(fd, p, n, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return false;
+    if (got == 0) {  // beyond the end of the file: reads as zeros
+      std::memset(p, 0, n);
+      return true;
+    }
+    p += got;
+    n -= static_cast<std::size_t>(got);
+    offset += static_cast<std::uint64_t>(got);
   }
   return true;
 }
@@ -103,8 +136,13 @@ Checked<std::uint64_t> settle_log(Region& region) {
         break;
       case RecordKind::kUndoPunch:
       case RecordKind::kCommitPunch:
-        if (rec.file > h.files || !punch_in_bounds(region, rec.file, rec.target, rec.len))
+        if (rec.file > h.files || !in_bounds(region, rec.file, rec.target, rec.len, true))
           return bad(i, "punches outside every pool");
+        break;
+      case RecordKind::kFileBytes:
+        size += round_to_8(rec.len);
+        if (rec.file == 0 || rec.file > h.files || !in_bounds(region, rec.file, rec.target, rec.len, false))
+          return bad(i, "restores file bytes outside every pool");
         break;
       default:
         return bad(i, "has an unknown kind " + std::to_string(static_cast<unsigned>(rec.kind)));
@@ -131,6 +169,10 @@ Checked<std::uint64_t> settle_log(Region& region) {
       crash_point::before();
       if (rec.kind == RecordKind::kBytes) {
         std::memcpy(region.at(rec.target), reinterpret_cast<const std::byte*>(&rec + 1), rec.len);
+      } else if (rec.kind == RecordKind::kFileBytes) {
+        if (!pwrite_all(region.file(rec.file), &rec + 1, rec.len, rec.target))
+          return Fault{last_errc(), "rolling back a tx: writing back bytes of file " + std::to_string(rec.file) +
+                                        ": " + errno_text(errno)};
       } else if (!punch(region.file(rec.file), rec.target, rec.len)) {
         return Fault{last_errc(), "rolling back a tx: punching file " + std::to_string(rec.file) +
                                       ": " + errno_text(errno)};
@@ -184,9 +226,10 @@ void Tx::note_fresh(std::uint64_t offset, std::uint64_t len) {
 
 void Tx::publish_count() { store_state(log_header(region_), st_.count); }
 
-void Tx::append(RecordKind kind, std::uint32_t file, std::uint64_t target, std::uint32_t len,
+bool Tx::append(RecordKind kind, std::uint32_t file, std::uint64_t target, std::uint32_t len,
                 const void* payload) {
-  std::uint64_t size = sizeof(LogRecord) + (kind == RecordKind::kBytes ? round_to_8(len) : 0);
+  const bool has_payload = kind == RecordKind::kBytes || kind == RecordKind::kFileBytes;
+  std::uint64_t size = sizeof(LogRecord) + (has_payload ? round_to_8(len) : 0);
   const std::uint64_t log_bytes = region_.header().log_bytes;
   if (st_.tail + size + st_.commit_reserve > log_bytes)
     fatal("tx log overflow: " + std::to_string(st_.count) + " records, " + std::to_string(st_.tail) +
@@ -198,10 +241,14 @@ void Tx::append(RecordKind kind, std::uint32_t file, std::uint64_t target, std::
   rec->kind = kind;
   rec->file = static_cast<std::uint16_t>(file);
   if (kind == RecordKind::kBytes) std::memcpy(rec + 1, payload, len);
+  // kFileBytes: the old bytes come from the file itself. A failed read leaves the record
+  // uncounted, so nothing refers to it.
+  if (kind == RecordKind::kFileBytes && !pread_all(region_.file(file), rec + 1, len, target)) return false;
   st_.last_undo_punch = kind == RecordKind::kUndoPunch ? st_.tail : 0;
   st_.tail += size;
   ++st_.count;
   publish_count();  // the record counts only now that it is complete
+  return true;
 }
 
 void Tx::prepare(std::uint64_t offset, std::size_t n) {
@@ -246,6 +293,31 @@ void Tx::write(void* dst, const void* src, std::size_t n) {
   crash_point::after();
 }
 
+namespace {
+template <class T>
+void store_relaxed(T& field, T value) {
+  if (reinterpret_cast<std::uintptr_t>(&field) % sizeof(T)) fatal("tx.set_relaxed of a misaligned word");
+  std::atomic_ref<T>(field).store(value, std::memory_order_relaxed);
+}
+}  // namespace
+
+void Tx::before_word(void* field, std::size_t n) {
+  prepare(offset_checked(field, n, "set_relaxed"), n);
+  crash_point::before();
+}
+
+void Tx::set_relaxed(std::uint32_t& field, std::uint32_t value) {
+  before_word(&field, sizeof field);
+  store_relaxed(field, value);
+  crash_point::after();
+}
+
+void Tx::set_relaxed(std::uint64_t& field, std::uint64_t value) {
+  before_word(&field, sizeof field);
+  store_relaxed(field, value);
+  crash_point::after();
+}
+
 void Tx::move(void* dst, const void* src, std::size_t n) {
   offset_checked(src, n, "move");
   prepare(offset_checked(dst, n, "move"), n);
@@ -269,6 +341,20 @@ void Tx::fresh(void* dst, const void* src, std::size_t n) {
   crash_point::before();
   std::memmove(dst, src, n);
   crash_point::after();
+}
+
+bool Tx::write_file(std::uint32_t file, std::uint64_t offset, const void* src, std::size_t n) {
+  if (n == 0) return true;
+  if (file == 0 || file > region_.header().files || !in_bounds(region_, file, offset, n, false))
+    fatal("tx.write_file of " + std::to_string(n) + " bytes at offset " + std::to_string(offset) + " of file " +
+          std::to_string(file) + " outside every pool of that file");
+  if (n > 0xffffffffu) fatal("tx write of more than 4 GiB");
+  if (!append(RecordKind::kFileBytes, file, offset, static_cast<std::uint32_t>(n), nullptr)) return false;
+  crash_point::before();
+  bool ok = pwrite_all(region_.file(file), src, n, offset);
+  crash_point::after();
+  // A failed write may have written part: the record restores it at rollback.
+  return ok;
 }
 
 void Tx::undo_punch(std::uint32_t file, std::uint64_t offset, std::uint64_t len) {

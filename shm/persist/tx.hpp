@@ -25,7 +25,11 @@
 // records backwards, kBytes restoring old bytes, kUndoPunch punching pages this tx had
 // allocated (they are free again and must read as zeros), then state = 0.
 //
-// Crash points (crash_point.hpp) count: each write (logged or fresh), the commit point,
+// An in-place write to an extra file (write_file) is logged the same way: its old bytes
+// (read with pread) go into a kFileBytes record before the pwrite, and a rollback writes
+// them back with pwrite.
+//
+// Crash points (crash_point.hpp) count: each write (logged or fresh, region or file), the commit point,
 // each punch, each undo step, and the final state = 0 of a rollback or recovery.
 //
 // Costs: a logged write is a memcpy of the old bytes into the log plus two stores; a fresh
@@ -56,6 +60,10 @@ class Tx {
     static_assert(std::is_trivially_copyable_v<T>);
     write(&field, &value, sizeof(T));
   }
+  // set() of a naturally aligned word that other threads load without the caller's locks
+  // (std::atomic_ref, relaxed): logged like set(), then written by one atomic store.
+  void set_relaxed(std::uint32_t& field, std::uint32_t value);
+  void set_relaxed(std::uint64_t& field, std::uint64_t value);
   // dst = src (n bytes; src may be anywhere, also in the region, but not overlap dst).
   void write(void* dst, const void* src, std::size_t n);
   // memmove within the region: the destination range is logged.
@@ -64,6 +72,13 @@ class Tx {
   // A write to memory allocated in this tx (PagePool::alloc, SlotTable::alloc): never
   // logged. Aborts when [dst, dst + n) is not fresh (write() would log it instead).
   void fresh(void* dst, const void* src, std::size_t n);
+  // Bytes [offset, offset + n) of extra file `file` (a pool's page in use, e.g. the data
+  // memfd) = src, undo-logged like a region write: their old bytes go into the log first
+  // (pread), and a rollback writes them back. The range must lie inside a pool of that
+  // file. A page allocated in this tx needs no undo: write it with pwrite (a rollback
+  // punches it). false with errno when the file cannot be read or written (nothing
+  // changed then).
+  bool write_file(std::uint32_t file, std::uint64_t offset, const void* src, std::size_t n);
 
   void commit();
   // Roll back now (the destructor does the same for a tx never committed).
@@ -94,8 +109,10 @@ class Tx {
   friend class Region;
   // Before a write: log [offset, offset + n) unless fresh, volatile-checked, or logged.
   void prepare(std::uint64_t offset, std::size_t n);
+  void before_word(void* field, std::size_t n);  // set_relaxed's log and crash point
   std::uint64_t offset_checked(const void* p, std::size_t n, const char* op) const;
-  void append(RecordKind kind, std::uint32_t file, std::uint64_t target, std::uint32_t len,
+  // false only for kFileBytes, when the old bytes cannot be read (nothing is logged then).
+  bool append(RecordKind kind, std::uint32_t file, std::uint64_t target, std::uint32_t len,
               const void* payload);
   void publish_count();
   void finish();  // clear the process-local state and release the mutex

@@ -166,9 +166,10 @@ TEST(SlotTable, VolatileCellsChangeOutsideTxsAndStartAtZero) {
   tx.commit();
 }
 
-// A slot page whose slots are all free is punched at commit; a rolled-back allocation in
-// an empty page leaves the page a hole again.
-TEST(SlotTable, AnEmptySlotPageIsAHole) {
+// A slot page whose slots are all free is punched at commit, except the one emptied last
+// (the spare: the slot freed last is the next one taken, and punching it would only fault
+// it back); a rolled-back allocation in an empty page leaves the page a hole again.
+TEST(SlotTable, AnEmptySlotPageIsAHoleButTheLastOne) {
   TestRegion r;
   SlotTable names(r.region(), kNames);
   const std::uint32_t per_page = kPage / sizeof(NameSlot);
@@ -176,7 +177,7 @@ TEST(SlotTable, AnEmptySlotPageIsAHole) {
   std::vector<std::uint32_t> slots;
   {
     Tx tx(r.region());
-    for (std::uint32_t i = 0; i < per_page + 1; ++i) {
+    for (std::uint32_t i = 0; i < 2 * per_page + 1; ++i) {
       slots.push_back(*names.alloc(tx));
       NameSlot n{slots.back(), 1, {'x'}};
       tx.fresh(names.slot(slots.back()), &n, sizeof n);
@@ -184,22 +185,26 @@ TEST(SlotTable, AnEmptySlotPageIsAHole) {
     tx.commit();
   }
   ASSERT_TRUE(holds_data(r.meta_fd(), page_of(slots[0])));
-  {
+  auto free_page = [&](std::uint32_t first) {
     Tx tx(r.region());
-    for (std::uint32_t i = 0; i < per_page; ++i) names.free(tx, slots[i]);
+    for (std::uint32_t i = first; i < first + per_page; ++i) names.free(tx, slots[i]);
     tx.commit();
-  }
-  EXPECT_FALSE(holds_data(r.meta_fd(), page_of(slots[0])));
+  };
+  free_page(0);
+  EXPECT_TRUE(holds_data(r.meta_fd(), page_of(slots[0])));  // the spare
+  free_page(per_page);
+  EXPECT_FALSE(holds_data(r.meta_fd(), page_of(slots[0])));  // punched: no longer the spare
   EXPECT_TRUE(holds_data(r.meta_fd(), page_of(slots[per_page])));
+  EXPECT_TRUE(holds_data(r.meta_fd(), page_of(slots[2 * per_page])));
   {
     Tx tx(r.region());
     std::uint32_t s = *names.alloc(tx);
     NameSlot n{7, 1, {'y'}};
     tx.fresh(names.slot(s), &n, sizeof n);
-    EXPECT_EQ(page_of(s), page_of(slots[0]));
+    EXPECT_EQ(page_of(s), page_of(slots[per_page]));  // the last freed first
     EXPECT_TRUE(holds_data(r.meta_fd(), page_of(s)));
   }
-  EXPECT_FALSE(holds_data(r.meta_fd(), page_of(slots[0])));
+  EXPECT_FALSE(holds_data(r.meta_fd(), page_of(slots[per_page])));  // rolled back: a hole
   auto deep = r->check(CheckLevel::kDeep);
   EXPECT_TRUE(deep) << deep.error().what;
 }

@@ -95,6 +95,60 @@ TEST(StoreMemory, TruncateAndPunchGiveMemoryBack) {
   EXPECT_EQ(allocated_bytes(store->data_fd()), 0u);
 }
 
+// Issue 15's bound: whatever a client does, a channel's metadata takes at most 20% of its
+// quota + 16 MiB (the meta memfd's size, fixed at creation), and what it frees is given
+// back. The workload that grew the old segment to 79 MiB on a 32M channel: long names,
+// 64 KiB xattrs, long symlinks, holes punched between pages, many empty files.
+TEST(StoreMemory, MetadataStaysWithinItsBoundAndFallsWhenFilesGo) {
+  const std::uint64_t quota = 32 * kMiB;
+  auto store = must(Store::create(StoreOptions{.size_bytes = quota}));
+  const std::uint64_t quota_pages = quota / kPageSize, inodes = Store::default_max_inodes(quota);
+  const std::uint64_t bound = quota / 5 + 16 * kMiB;
+  const std::uint64_t region = Store::meta_region_size(quota_pages, inodes);
+  EXPECT_LE(region, bound);
+  const std::uint64_t empty = allocated_bytes(store->meta_fd());
+  Caller who = root_caller();
+  auto long_name = [](std::uint64_t i) {
+    std::string n = std::to_string(i);
+    return n + std::string(kNameMax - n.size(), 'n');
+  };
+  std::vector<std::string> names;
+  // Files with holes punched between their pages, and 64 KiB xattrs on them.
+  const std::string chunk(64 * kPageSize, 'h');
+  for (std::uint64_t i = 0; i < 24; ++i) {
+    names.push_back(long_name(i));
+    Attr a = must(store->mknod(kRootIno, names.back(), S_IFREG | 0644, 0, who));
+    store->forget(a.ino, 1);
+    ASSERT_TRUE(Ok(store->write(a.ino, 0, bytes(chunk), who)));
+    for (std::uint64_t p = 1; p < 64; p += 2)
+      ASSERT_TRUE(Ok(store->fallocate(a.ino, 3 /* PUNCH_HOLE|KEEP_SIZE */, p * kPageSize, kPageSize)));
+    for (int x = 0; x < 3; ++x)
+      ASSERT_TRUE(Ok(store->setxattr(a.ino, "user.big" + std::to_string(x), bytes(std::string(kXattrValueMax, 'x')), 0)));
+  }
+  // Long symlinks, then empty files with long names up to the inode limit.
+  for (std::uint64_t i = 24; i < 1024; ++i) {
+    names.push_back(long_name(i));
+    store->forget(must(store->symlink(kRootIno, names.back(), std::string(kSymlinkMax, 'L'), who)).ino, 1);
+  }
+  for (std::uint64_t i = 1024; store->inodes_used() < inodes; ++i) {
+    names.push_back(long_name(i));
+    store->forget(must(store->mknod(kRootIno, names.back(), S_IFREG | 0644, 0, who)).ino, 1);
+  }
+  const std::uint64_t full = allocated_bytes(store->meta_fd());
+  std::printf("meta memfd: %.2f MiB allocated with %zu files (empty store %.2f MiB; region %.2f MiB; bound %.2f MiB)\n",
+              static_cast<double>(full) / kMiB, names.size(), static_cast<double>(empty) / kMiB,
+              static_cast<double>(region) / kMiB, static_cast<double>(bound) / kMiB);
+  EXPECT_LE(full, bound);
+  EXPECT_LE(full, region);
+  for (const std::string& n : names) ASSERT_TRUE(Ok(store->unlink(kRootIno, n)));
+  const std::uint64_t after = allocated_bytes(store->meta_fd());
+  std::printf("meta memfd: %.2f MiB allocated after deleting them\n", static_cast<double>(after) / kMiB);
+  EXPECT_EQ(store->pages_used(), 0u);
+  EXPECT_EQ(allocated_bytes(store->data_fd()), 0u);
+  EXPECT_LT(after, empty + (full - empty) / 4) << "the freed metadata was not given back";
+  EXPECT_FALSE(store->verify());
+}
+
 // --- re-attach ----------------------------------------------------------------------------
 
 UniqueFd dup_fd(int fd) {

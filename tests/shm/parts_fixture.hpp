@@ -1,6 +1,6 @@
-// The store's parts without a Store: a managed segment over heap memory, a Header for
-// the Quota, a data region over a fresh memfd, and the PagePool and InodeTable over them,
-// wired as Store::Impl wires them. For the unit tests of each part.
+// The store's parts without a Store: a freshly formatted store's regions (a small quota,
+// a few inodes) and each part over them, wired as Store::Impl wires them. For the unit
+// tests of each part; every change goes through a tx, as in the store.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,42 +8,38 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "shm/data_region.hpp"
+#include "shm/directory.hpp"
 #include "shm/inode_table.hpp"
 #include "shm/layout.hpp"
-#include "shm/page_pool.hpp"
+#include "shm/page_map.hpp"
+#include "shm/persist/page_pool.hpp"
+#include "shm/persist/store_schema.hpp"
+#include "shm/persist/tx.hpp"
 #include "shm/quota.hpp"
-#include "shm/segment.hpp"
-#include "shm/slot_pool.hpp"
 #include "sys/memfd.hpp"
 
 namespace hostchanfs::shm::testing {
 
-// A segment over heap memory, 8-byte aligned as the allocator needs.
-class HeapSegment {
- public:
-  explicit HeapSegment(std::size_t bytes = std::size_t{1} << 20)
-      : memory_(bytes / sizeof(std::uint64_t)),
-        segment_(bip::create_only, memory_.data(), memory_.size() * sizeof(std::uint64_t)) {}
-  Segment& get() { return segment_; }
-
- private:
-  std::vector<std::uint64_t> memory_;
-  Segment segment_;
-};
-
-inline DataRegion data_region_of(std::uint64_t pages) {
-  auto fd = make_memfd("parts-test-data", pages * kPageSize);
-  if (!fd) throw std::runtime_error("memfd_create failed");
-  return DataRegion(std::move(fd).value());
-}
+namespace rec = persist::store;
+using persist::Tx;
 
 // Whether any byte of the memfd's [at, at + len) holds memory (SEEK_DATA finds it).
 inline bool holds_memory(int fd, off_t at, off_t len) {
   off_t data = ::lseek(fd, at, SEEK_DATA);
   return data >= 0 && data < at + len;
+}
+
+inline Regions format_for_test(const StoreOptions& opts) {
+  auto meta = make_memfd("parts-test-meta", 0);
+  auto data = make_memfd("parts-test-data", 0);
+  if (!meta || !data) throw std::runtime_error("memfd_create failed");
+  auto r = format_regions(opts, std::move(meta).value(), std::move(data).value());
+  if (!r) throw std::runtime_error("format_regions: " + r.error().what);
+  return std::move(r).value();
 }
 
 class PartsTest : public ::testing::Test {
@@ -52,38 +48,54 @@ class PartsTest : public ::testing::Test {
   static constexpr std::uint64_t kMaxInodes = 8;
 
   PartsTest()
-      : data_(data_region_of(kQuotaPages)),
-        page_slots_(make_in<SlotPool>(segment_.get(), kQuotaPages,
-                                      alloc_in<std::uint32_t>(segment_.get()))),
-        inode_slots_(make_in<SlotPool>(segment_.get(), kMaxInodes,
-                                       alloc_in<std::uint32_t>(segment_.get()))),
-        table_(new InodeRec[kMaxInodes + 2]()),
-        header_(make_header()),
-        quota_(*header_),
-        pages_(*page_slots_, data_),
-        inodes_(table_.get(), kMaxInodes, *inode_slots_, segment_.get(), quota_, pages_) {}
+      : regions_(format_for_test(StoreOptions{.size_bytes = kQuotaPages * kPageSize, .max_inodes = kMaxInodes})),
+        region_(*regions_.meta), sb_(region_.user_as<rec::Superblock>()), quota_(sb_), inodes_(region_),
+        dirs_(region_), pages_(region_), pool_(region_, rec::kDataPool), data_(regions_.data.get()) {}
 
-  static std::unique_ptr<Header> make_header() {
-    auto h = std::make_unique<Header>();
-    h->quota_pages = kQuotaPages;
-    h->max_inodes = kMaxInodes;
-    return h;
+  // `f(tx)` in one committed tx.
+  template <class F>
+  void in_tx(F&& f) {
+    Tx tx(region_);
+    f(tx);
+    tx.commit();
+  }
+  // A data page from the pool, in a tx of its own.
+  std::uint32_t take_page() {
+    std::uint32_t page = 0;
+    in_tx([&](Tx& tx) {
+      auto p = pool_.alloc(tx);
+      if (!p) throw std::runtime_error("the data pool is empty");
+      page = *p;
+    });
+    return page;
+  }
+  // A record as a new inode gets it (the caller fills the rest).
+  static InodeRecord record(mode_t mode, std::uint32_t nlink = 1) {
+    InodeRecord r{};
+    r.mode = mode;
+    r.nlink = nlink;
+    r.work_from = rec::kNoWork;
+    if (S_ISDIR(mode)) {
+      r.size = 40;
+      r.next_cookie = 3;
+      r.parent = kRootIno;
+    }
+    return r;
+  }
+  std::string check() {
+    auto c = region_.check(persist::CheckLevel::kDeep);
+    return c ? "" : c.error().what;
   }
 
-  // A page table in the segment, as a new regular file gets.
-  PageTable& new_page_table() {
-    return *make_in<PageTable>(segment_.get(), alloc_in<PageMapValue>(segment_.get()));
-  }
-
-  HeapSegment segment_;
-  DataRegion data_;
-  SlotPool* page_slots_;
-  SlotPool* inode_slots_;
-  std::unique_ptr<InodeRec[]> table_;
-  std::unique_ptr<Header> header_;
+  Regions regions_;
+  persist::Region& region_;
+  rec::Superblock& sb_;
   Quota quota_;
-  PagePool pages_;
   InodeTable inodes_;
+  Directory dirs_;
+  PageMap pages_;
+  persist::PagePool pool_;
+  DataRegion data_;
 };
 
 }  // namespace hostchanfs::shm::testing

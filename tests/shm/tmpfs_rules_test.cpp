@@ -1,6 +1,7 @@
 // The tmpfs rules the store copies, one by one: names, which bits a write or chown drops,
 // who owns a new inode, what a symlink or a directory costs, and the times.
 #include "shm/tmpfs_rules.hpp"
+#include "tests/shm/parts_fixture.hpp"
 #include "tests/shm/store_fixture.hpp"
 
 namespace hostchanfs::shm::testing {
@@ -24,14 +25,14 @@ TEST(TmpfsRules, SetuidAlwaysGoesSetgidOnlyWithGroupExec) {
 }
 
 TEST(TmpfsRules, ANewInodeIsTheCallersUnlessItsDirectoryIsSetgid) {
-  InodeRec plain{}, setgid{};
+  InodeRecord plain{}, setgid{};
   plain.mode = S_IFDIR | 0777;
   plain.gid = 50;
   setgid.mode = S_IFDIR | 02777;
   setgid.gid = 60;
   const Caller user{1000, 2000, false};
 
-  InodeRec r{};
+  InodeRecord r{};
   set_new_owner(r, S_IFREG | 0644, plain, user);
   EXPECT_EQ(r.uid, 1000u);
   EXPECT_EQ(r.gid, 2000u);
@@ -57,21 +58,31 @@ TEST(TmpfsRules, SizesAndPages) {
   EXPECT_EQ(pages_for(kPageSize + 1), 2u);
 }
 
-TEST(TmpfsRules, TouchSetsWhichTimes) {
-  InodeRec r{};
+using TmpfsTimes = PartsTest;
+
+TEST_F(TmpfsTimes, TouchSetsWhichTimes) {
   const timespec t1{100, 1}, t2{200, 2}, t3{300, 3};
-  touch_new(r, t1);
+  InodeRecord init = record(S_IFREG | 0644);
+  stamp_new(init, t1);
+  InodeRecord* rp = nullptr;
+  in_tx([&](Tx& tx) { rp = inodes_.allocate(tx, quota_, init).value().second; });
+  InodeRecord& r = *rp;
   EXPECT_EQ(r.atime_s, 100);
   EXPECT_EQ(r.mtime_s, 100);
   EXPECT_EQ(r.ctime_ns, 1u);
-  touch_mc(r, t2);
+  in_tx([&](Tx& tx) { touch_mc(tx, r, t2); });
   EXPECT_EQ(r.atime_s, 100);
   EXPECT_EQ(r.mtime_s, 200);
   EXPECT_EQ(r.ctime_s, 200);
-  touch_c(r, t3);
+  in_tx([&](Tx& tx) { touch_c(tx, r, t3); });
   EXPECT_EQ(r.mtime_s, 200);
   EXPECT_EQ(r.ctime_s, 300);
   EXPECT_EQ(get_time(r.ctime_s, r.ctime_ns).tv_nsec, 3);
+  {
+    Tx tx(region_);
+    touch_c(tx, r, t1);
+  }  // rolled back
+  EXPECT_EQ(r.ctime_s, 300);
 }
 
 }  // namespace
