@@ -316,6 +316,11 @@ class ExposeTest : public ::testing::Test {
     for (const auto& e : std::filesystem::directory_iterator(rootfs_.path(), ec)) std::filesystem::remove_all(e.path(), ec);
     for (const auto& e : std::filesystem::directory_iterator(decoy_.path(), ec)) std::filesystem::remove_all(e.path(), ec);
   }
+  // expose_into with the tmpfs as the channel, opened by descriptor as the controller does.
+  Expected<void> expose(pid_t pid, const std::string& container_path, bool read_only) {
+    UniqueFd mount(::open(source_->path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    return expose_into(mount.get(), source_->path(), pid, rootfs_.path(), container_path, read_only);
+  }
   // Runs `body` inside the container's mount namespace, returns its status.
   int in_container(const std::function<int()>& body) {
     pid_t target = container_.pid();
@@ -336,7 +341,7 @@ class ExposeTest : public ::testing::Test {
 };
 
 TEST_F(ExposeTest, ReadWriteBindIsSharedWithTheHost) {
-  auto done = expose_into(source_->path(), container_.pid(), rootfs_.path(), "/data/chan", false);
+  auto done = expose(container_.pid(), "/data/chan", false);
   ASSERT_TRUE(done) << done.error().message;
   EXPECT_FALSE(exists(rootfs_.path() + "/data/chan/x")) << "not in our namespace";
   std::string inside = rootfs_.path() + "/data/chan";
@@ -356,7 +361,7 @@ TEST_F(ExposeTest, ReadWriteBindIsSharedWithTheHost) {
 }
 
 TEST_F(ExposeTest, ReadOnlyBindRefusesWritesInside) {
-  auto done = expose_into(source_->path(), container_.pid(), rootfs_.path(), "/ro", true);
+  auto done = expose(container_.pid(), "/ro", true);
   ASSERT_TRUE(done) << done.error().message;
   std::string inside = rootfs_.path() + "/ro";
   EXPECT_EQ(in_container([inside] {
@@ -371,7 +376,7 @@ TEST_F(ExposeTest, ReadOnlyBindRefusesWritesInside) {
 TEST_F(ExposeTest, SymlinkOutOfTheRootfsLandsInside) {
   std::string link = rootfs_.path() + "/link";
   ASSERT_EQ(::symlink(decoy_.path().c_str(), link.c_str()), 0);
-  auto done = expose_into(source_->path(), container_.pid(), rootfs_.path(), "/link/chan", false);
+  auto done = expose(container_.pid(), "/link/chan", false);
   ASSERT_TRUE(done) << done.error().message;
   EXPECT_FALSE(exists(decoy_.path() + "/chan")) << "the decoy outside the rootfs is untouched";
   std::string landed = rootfs_.path() + decoy_.path() + "/chan";
@@ -383,7 +388,7 @@ TEST_F(ExposeTest, GoneProcessIsBadInput) {
   ChildProcess gone = ChildProcess::fork([] { return 0; });
   pid_t pid = gone.pid();
   gone.wait();
-  auto done = expose_into(source_->path(), pid, rootfs_.path(), "/x", false);
+  auto done = expose(pid, "/x", false);
   ASSERT_FALSE(done);
   EXPECT_EQ(done.error().kind, Error::Kind::kBadInput);
   EXPECT_EQ(done.error().message,
