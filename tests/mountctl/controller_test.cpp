@@ -30,17 +30,7 @@ using testing::mounts_under;
 using testing::processes_naming;
 using json = nlohmann::json;
 
-class ControllerTest : public testing::ControllerFixture {
- protected:
-  void TearDown() override {
-    if (!world_) return;
-    std::string work = world_->work();
-    EXPECT_TRUE(world_->stop_controller()) << "the controller ignored SIGTERM";
-    EXPECT_EQ(mounts_under(work), std::vector<std::string>{}) << world_->controller_log();
-    EXPECT_EQ(processes_naming(work), std::vector<pid_t>{});
-    world_.reset();
-  }
-};
+using ControllerTest = testing::CheckedControllerTest;
 
 bool fsys_empty(const std::string& dir) {
   std::error_code ec;
@@ -124,6 +114,28 @@ TEST_F(ControllerTest, BadInputExitsTwoAndChangesNothing) {
   r = hostchanfs({"mount"});
   EXPECT_EQ(r.status, 2) << "a missing argument is bad input";
   EXPECT_EQ(ls().size(), 0u);
+}
+
+TEST_F(ControllerTest, EveryUsageErrorExitsTwoInOneLine) {
+  std::string host = world_->path("u");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"serve", "--inodes", "-1", "--size", "1M", host},
+        {"serve", "--uid", "-1", "--size", "1M", host},
+        {"mount", host + ":/x::1M", "--inodes", "-1"},
+        {"mount", host + ":/x::1M", "--gid", "x"},
+        {"mount", host + "\n:/x::1M"},
+        {"umount", "relative"},
+        {"umount", host + "\xff"},
+        {"no-such-command"},
+        {"ls", "--no-such-flag"},
+        {"controller", "--run-dir", "relative"}}) {
+    auto r = hostchanfs(args);
+    EXPECT_EQ(r.status, 2) << ::testing::PrintToString(args) << ": " << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+    EXPECT_EQ(r.err.rfind("hostchanfs", 0), 0u) << r.err;
+  }
+  EXPECT_FALSE(exists(host));
+  EXPECT_FALSE(world_->controller_pid()) << "no usage error starts a controller";
 }
 
 TEST_F(ControllerTest, EveryCommandHasHelp) {
@@ -211,8 +223,7 @@ TEST_F(ControllerTest, AKilledControllerIsReplacedAndTakesItsChannelsOver) {
   { std::ofstream(host + "/f") << "kept"; }
   auto first = world_->controller_pid();
   ASSERT_TRUE(first);
-  ASSERT_EQ(::kill(*first, SIGKILL), 0);
-  ASSERT_TRUE(eventually([&] { return ::kill(*first, 0) < 0; }));
+  world_->kill_controller();
   // ls finds the registry, starts a new controller, which adopts the live daemon.
   json list = ls();
   ASSERT_EQ(list.size(), 1u);
@@ -236,7 +247,7 @@ TEST_F(ControllerTest, AStartThatFailsHalfwayLeavesNothing) {
   EXPECT_FALSE(exists(world_->path("p")));
   EXPECT_EQ(mounts_under(world_->work()), std::vector<std::string>{});
   EXPECT_EQ(ls().size(), 0u);
-  EXPECT_TRUE(fsys_empty(world_->run_dir() + "/channels")) << "no registry entry";
+  EXPECT_TRUE(fsys_empty(world_->run_dir() + "/registry")) << "no registry entry";
 }
 
 TEST_F(ControllerTest, UidAndGidOwnTheChannelRoot) {
