@@ -1,6 +1,7 @@
 #include "mountctl/host_path.hpp"
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -184,8 +185,9 @@ Expected<HostMount> mount_host_path(const std::string& host, uid_t uid, gid_t gi
   auto name = split_parent(host).second;
   if (!identity || mount_at(made.parent.get(), name) != identity.value().unique_id) {
     // The directory was moved between its check and the mount: the mount went with it.
-    // Detach it by its own descriptor, and remove the directory where it is now.
-    (void)detach_mount(fmt::format("/proc/self/fd/{}", mounted.value().mount.get()));
+    // Detach it by its own descriptor (the magic link followed: no UMOUNT_NOFOLLOW), and
+    // remove the directory where it is now.
+    ::umount2(fmt::format("/proc/self/fd/{}", mounted.value().mount.get()).c_str(), MNT_DETACH);
     mounted.value().mount.reset();
     made.made.back().path = current_path(made.dir.get());
     return Error::failure(fmt::format(
