@@ -15,6 +15,7 @@ Connection::Input Connection::read_lines(std::vector<std::string>& lines) {
   in_.append(buf, static_cast<std::size_t>(n));
   std::size_t start = 0;
   for (std::size_t nl; (nl = in_.find('\n', scanned_)) != std::string::npos; scanned_ = nl + 1) {
+    if (nl - start > kMaxLine) return Input::kTooLong;
     lines.emplace_back(in_, start, nl - start);
     start = nl + 1;
   }

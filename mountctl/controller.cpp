@@ -208,12 +208,19 @@ json Controller::answer(const std::string& line, const ucred& peer) {
 
 json Controller::handle(const PingRequest&) { return encode_answer(::getpid()); }
 
-// Where a channel may not be: inside another channel (its files are its users', and a
-// symlink planted there could lead anywhere; walking it would also wait on its daemon),
-// or among the controller's own files.
+// Where a channel may not be: inside another channel, ours or another controller's (its
+// files are its users', and a symlink planted there could lead anywhere; walking it would
+// also wait on its daemon), or among the controller's own files.
 Expected<void> Controller::check_place(const std::string& host) const {
-  for (const auto& [other, ch] : channels_) {
-    if (other != host && path_is_within(host, other)) {
+  std::vector<std::string> channels = channel_mount_points();
+  for (const auto& [other, ch] : channels_) channels.push_back(other);
+  for (const std::string& other : channels) {
+    if (other == host) {  // another controller's: looking at it could wait on its daemon
+      return Error::bad_input(fmt::format(
+          "host path \"{}\" already exists (a channel): give a path that does not exist yet, "
+          "the channel makes it and removes it", host));
+    }
+    if (path_is_within(host, other)) {
       return Error::bad_input(fmt::format(
           "host path \"{}\" is inside channel {}: give a path outside every channel", host, other));
     }

@@ -109,24 +109,38 @@ std::string unescape_mountinfo(std::string_view s) {
   return out;
 }
 
+// A hostchanfs mount as /proc/self/mountinfo lists it.
+struct ListedMount {
+  std::uint32_t id = 0;
+  std::string dev;  // "major:minor"
+  std::string point;
+};
+
+std::vector<ListedMount> hostchanfs_mounts() {
+  std::vector<ListedMount> found;
+  std::istringstream in(read_small_file("/proc/self/mountinfo"));
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    ListedMount m;
+    std::string parent, root, point;
+    auto dash = line.find(" - ");
+    if (!(fields >> m.id >> parent >> m.dev >> root >> point) || dash == std::string::npos) continue;
+    std::istringstream after(line.substr(dash + 3));
+    std::string type;
+    if (after >> type && type == kFsType) {
+      m.point = unescape_mountinfo(point);
+      found.push_back(std::move(m));
+    }
+  }
+  return found;
+}
+
 // Where the mount is now: its mount point, when /proc/self/mountinfo lists a hostchanfs
 // mount with its id on its device (a record naming another file system finds nothing).
 std::optional<std::string> mount_point_of(const MountIdentity& m) {
-  std::istringstream in(read_small_file("/proc/self/mountinfo"));
   std::string want_dev = fmt::format("{}:{}", major(m.dev), minor(m.dev));
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point;
-    if (!(fields >> id >> parent >> dev >> root >> point) || id != std::to_string(m.id) ||
-        dev != want_dev) {
-      continue;
-    }
-    auto dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::istringstream after(line.substr(dash + 3));
-    std::string type;
-    after >> type;
-    if (type == kFsType) return unescape_mountinfo(point);
+  for (ListedMount& listed : hostchanfs_mounts()) {
+    if (listed.id == m.id && listed.dev == want_dev) return std::move(listed.point);
   }
   return std::nullopt;
 }
@@ -234,6 +248,12 @@ Expected<UniqueFd> open_channel_mount(const std::string& host, const MountIdenti
 }
 
 bool is_mounted(const MountIdentity& m) { return mount_point_of(m).has_value(); }
+
+std::vector<std::string> channel_mount_points() {
+  std::vector<std::string> points;
+  for (ListedMount& m : hostchanfs_mounts()) points.push_back(std::move(m.point));
+  return points;
+}
 
 Expected<void> remove_host_dirs(const std::string& host, const std::vector<MadeDir>& made) {
   for (const MadeDir& d : remove_dirs(made)) {

@@ -58,6 +58,10 @@ Expected<UniqueFd> open_channel_mount(const std::string& host_path, const MountI
 // Whether the channel's mount is still mounted (in this mount namespace).
 bool is_mounted(const MountIdentity& mount);
 
+// The mount points of every hostchanfs mount in this mount namespace, whichever controller
+// made it (from /proc/self/mountinfo: nothing is asked of a channel's daemon).
+std::vector<std::string> channel_mount_points();
+
 // Remove the directories the channel made (remove_dirs: only those very directories). A
 // kFailure naming the host path when it is still there afterwards (something else is
 // mounted on it, or it holds files that are not the channel's).

@@ -107,26 +107,30 @@ Expected<void> remove_channel(const OciState& state, const ChannelSpec& spec,
   return success();  // already gone: poststop may run more than once
 }
 
-// Whether this container already owns a channel at the spec's host path (made by
-// `hostchanfs run` before it started the runtime, or by an earlier createRuntime).
+// Whether this container already owns this very channel (made by `hostchanfs run` before
+// it started the runtime, or by an earlier createRuntime).
 bool owns_channel(const OciState& state, const ChannelSpec& spec, const std::string& run_dir) {
   auto client = ControllerClient::connect_if_channels(run_dir);
   auto channels = client ? client.value().list() : Expected<std::vector<ChannelInfo>>(client.error());
   if (!channels) return false;
   for (const ChannelInfo& channel : channels.value()) {
-    if (channel.spec.host_path == spec.host_path) return channel.owner_id == oci_owner_id(state.id);
+    if (channel.spec.host_path == spec.host_path) {
+      return channel.owner_id == oci_owner_id(state.id) && channel.spec == spec;
+    }
   }
   return false;
 }
 
 // The annotation is the spec author's choice: a channel the hook makes must be below the
-// operator's root (config.hpp). One this container already owns may be bound wherever it is.
-Expected<void> check_hook_place(const OciState& state, const ChannelSpec& spec,
-                                const std::string& run_dir, const std::string& config_path) {
+// operator's root (config.hpp). One this container already owns may be bound wherever it
+// is, and is then only bound (true): nothing is made outside the root, even if it went
+// meanwhile.
+Expected<bool> bind_only(const OciState& state, const ChannelSpec& spec,
+                         const std::string& run_dir, const std::string& config_path) {
   HC_TRY(config, read_config(config_path));
   const std::string& root = config.hook_channel_root;
-  if (path_is_within(spec.host_path, root) && spec.host_path != root) return success();
-  if (owns_channel(state, spec, run_dir)) return success();
+  if (path_is_within(spec.host_path, root) && spec.host_path != root) return false;
+  if (owns_channel(state, spec, run_dir)) return true;
   return Error::bad_input(fmt::format(
       "container {}: host path {} is outside {}: channels made through the annotation {} must "
       "be below it (the operator sets \"hook_channel_root\" in {})",
@@ -147,14 +151,15 @@ Expected<void> create_channel(const OciState& state, const ChannelSpec& spec,
                             " is not running (it ended before the hook ran): no channel was "
                             "created");
   }
-  HC_TRYV(check_hook_place(state, spec, run_dir, config_path));
+  HC_TRY(only_bind, bind_only(state, spec, run_dir, config_path));
 
   ChannelOptions options;
   options.uid = config.value().root_uid;
   options.gid = config.value().root_gid;
-  auto client = ControllerClient::connect(run_dir);
+  auto client = only_bind ? ControllerClient::connect_existing(run_dir) : ControllerClient::connect(run_dir);
   if (!client) return client.error();
-  auto created = client.value().create(spec, options, Owner{oci_owner_id(state.id), std::nullopt});
+  Expected<CreateResult> created = CreateResult{{}, true};
+  if (!only_bind) created = client.value().create(spec, options, Owner{oci_owner_id(state.id), std::nullopt});
   if (!created) return created.error();
 
   auto exposed = client.value().expose(

@@ -86,6 +86,24 @@ TEST_F(HostPathTest, ASymlinkPlantedInAChannelLeadsNowhere) {
   EXPECT_EQ(hostchanfs({"umount", chan}).status, 0);
 }
 
+TEST_F(HostPathTest, AChannelOfAnotherControllerIsNoPlaceEither) {
+  std::string other_run = world_->path("other-run");
+  std::string chan = world_->path("theirs");
+  ASSERT_EQ(hostchanfs({"--run-dir", other_run, "mount", chan + ":/x:rw:1M"}).status, 0);
+  for (const std::string& host : {chan, chan + "/sub"}) {
+    auto r = hostchanfs({"mount", host + ":/x:rw:1M"});
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_NE(r.err.find(host == chan ? "already exists (a channel)" : "is inside channel " + chan),
+              std::string::npos) << r.err;
+  }
+  EXPECT_EQ(hostchanfs({"--run-dir", other_run, "umount", chan}).status, 0);
+  auto pid = read_small_file(other_run + "/controller.pid");
+  auto pidfd = open_pidfd(std::stoi(pid));
+  ASSERT_TRUE(pidfd);
+  EXPECT_TRUE(terminate_pidfd(pidfd.value().get(), std::chrono::seconds(60)));
+}
+
 TEST_F(HostPathTest, KernelFileSystemsAndTheRunDirAreRefused) {
   for (const std::string host : {"/proc/hostchanfs-test", "/sys/hostchanfs-test", "/proc"}) {
     auto r = hostchanfs({"mount", host + ":/x::1M"});

@@ -87,6 +87,19 @@ TEST_F(HostileClientTest, MalformedRequestsGetOneLineOfJsonAndNothingEchoedRaw) 
   EXPECT_TRUE(still_serves());
 }
 
+TEST_F(HostileClientTest, ALineOfOver64KiBIsRefusedEvenWhenItComesWhole) {
+  std::string ping = R"({"op":"ping"})";
+  RawClient at_limit(world_->run_dir());
+  EXPECT_TRUE(ask(at_limit, ping + std::string(65536 - ping.size(), ' ')).value("ok", false))
+      << "a line of 64 KiB is a request";
+  RawClient over(world_->run_dir());
+  ASSERT_TRUE(over.send(ping + std::string(65537 - ping.size(), ' ') + "\n" + ping + "\n"));
+  auto answer = over.read_line();
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(json::parse(*answer)["message"], "bad request: a line over 65536 bytes: the connection is closed");
+  EXPECT_FALSE(over.read_line()) << "nothing after it is answered";
+}
+
 TEST_F(HostileClientTest, ASixtyFourMiBLineClosesItsConnectionOnly) {
   RawClient client(world_->run_dir());
   const std::string chunk(1 << 20, 'x');

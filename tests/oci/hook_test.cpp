@@ -330,8 +330,10 @@ TEST(OciHookPlace, AContainerIsGivenItsOwnChannelWhereverItIs) {
   EXPECT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_NE(container.mountinfo().find((dir / "bundle/rootfs/chan").string()), std::string::npos)
       << container.mountinfo();
-  // Another container may not take it, nor make one there.
+  // Another container may not take it, nor this one have it with another spec.
   r = run_hook(state_json("c4", container.pid(), container.bundle(), "creating", spec_text), args);
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  r = run_hook(state_json("c3", container.pid(), container.bundle(), "creating", host + ":/other:rw:1M"), args);
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   r = run_hook(state_json("c3", 0, container.bundle(), "stopped", spec_text), args);
   EXPECT_EQ(r.exit_code, 0) << r.describe();
