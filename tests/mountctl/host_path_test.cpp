@@ -156,7 +156,7 @@ TEST_F(HostPathTest, ARenameExchangeRaceNeverMountsElsewhere) {
     ASSERT_EQ(st.st_dev, victim_st.st_dev) << "a mount hides the victim (attempt " << attempt << ")";
     if (r.status == 0) {
       ++mounted;
-      ASSERT_EQ(left, std::vector<std::string>{host}) << "attempt " << attempt;
+      ASSERT_EQ(left, std::vector<std::string>{host}) << "attempt " << attempt << "\n" << world_->controller_log();
       auto u = hostchanfs({"umount", host});
       ASSERT_TRUE(u.status == 0 || u.status == 1) << u.err;
     } else {
