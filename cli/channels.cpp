@@ -31,9 +31,12 @@ void add_mount(CLI::App& app, int& exit_code, RunDir run_dir) {
                "to a container engine");
   auto request = std::make_shared<mountctl::MountRequest>();
   cmd->add_option("SPEC", request->spec, "<host path>:<container path>:<rw|ro>:<size>")->required();
-  cmd->add_option("--uid", request->options.uid, "Owner uid of the channel root (default 0)");
-  cmd->add_option("--gid", request->options.gid, "Owner gid of the channel root (default 0)");
-  cmd->add_option("--inodes", request->options.max_inodes, "Inode limit (default: one per 4 KiB of size)");
+  cmd->add_option("--uid", request->options.uid, "Owner uid of the channel root (default 0)")
+      ->check(kWholeNumber);
+  cmd->add_option("--gid", request->options.gid, "Owner gid of the channel root (default 0)")
+      ->check(kWholeNumber);
+  cmd->add_option("--inodes", request->options.max_inodes, "Inode limit (default: one per 4 KiB of size)")
+      ->check(kWholeNumber);
   cmd->callback([&exit_code, request, run_dir] {
     request->run_dir = *run_dir;
     exit_code = mountctl::mount_main(*request);

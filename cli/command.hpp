@@ -9,6 +9,16 @@
 
 namespace hostchanfs::cli {
 
+// For an unsigned option (an inode limit, a uid): digits only, checked before CLI11
+// converts it, which would wrap "-1" around to the largest value.
+inline const CLI::Validator kWholeNumber(
+    [](std::string& text) {
+      return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos
+                 ? std::string()
+                 : "\"" + text + "\" is not a whole number (0 or more)";
+    },
+    "UINT", "whole number");
+
 // serve
 void add_serve_command(CLI::App& app, int& exit_code);
 // --run-dir (global), controller, mount, umount, ls, run

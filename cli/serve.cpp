@@ -15,9 +15,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   fs::ServeOptions& o = flags->request.options;
   auto* cmd = app.add_subcommand("serve", "Run one channel's FUSE daemon in the foreground");
   cmd->add_option("--size", flags->request.size, "Byte quota (bytes, or with a k/m/g suffix: 32M)")->required();
-  cmd->add_option("--inodes", flags->request.inodes, "Inode limit (default: one per 4 KiB page, at least 1024)");
-  cmd->add_option("--uid", o.uid, "Owner of the root directory");
-  cmd->add_option("--gid", o.gid, "Group of the root directory");
+  cmd->add_option("--inodes", flags->request.inodes, "Inode limit (default: one per 4 KiB page, at least 1024)")
+      ->check(kWholeNumber);
+  cmd->add_option("--uid", o.uid, "Owner of the root directory")->check(kWholeNumber);
+  cmd->add_option("--gid", o.gid, "Group of the root directory")->check(kWholeNumber);
   cmd->add_option("--ready-fd", o.ready_fd,
                   "Write \"ready\\n\" to this descriptor once mounted, then close it");
   cmd->add_option("--fuse-fd", o.fuse_fd, "An open /dev/fuse the caller has already mounted");

@@ -17,13 +17,13 @@ namespace {
 
 // Best effort: without a writable /sys (inside a container, say) the channel keeps the
 // kernel's 128 KiB and only cold reads are slower, so a failure is logged, not returned.
-void raise_readahead(const std::string& path) {
+void raise_readahead(int mount_fd, const std::string& path) {
   auto log = log::get("fs");
   // The connection's backing device is named after the mount's device number. DONT_SYNC:
   // the kernel answers from the root inode it made at mount, without a GETATTR that no
   // daemon could answer before INIT.
   struct statx stx {};
-  if (::statx(AT_FDCWD, path.c_str(), AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, 0, &stx) < 0) {
+  if (::statx(mount_fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, 0, &stx) < 0) {
     log->warn("{}: readahead stays at the kernel default: statx: {}", path, errno_text(errno));
     return;
   }
@@ -36,19 +36,47 @@ void raise_readahead(const std::string& path) {
               knob, errno_text(errno));
 }
 
+Result<void> set_option(int fs_fd, const char* key, const std::string& value) {
+  if (::fsconfig(fs_fd, FSCONFIG_SET_STRING, key, value.c_str(), 0) < 0) return last_errc();
+  return success();
+}
+
 }  // namespace
 
-Result<UniqueFd> mount_fuse(const std::string& path, uid_t root_uid, gid_t root_gid) {
-  UniqueFd fd(::open("/dev/fuse", O_RDWR | O_CLOEXEC));
-  if (!fd) return last_errc();
-  std::string options = "fd=" + std::to_string(fd.get()) + ",rootmode=40000,user_id=" +
-                        std::to_string(root_uid) + ",group_id=" + std::to_string(root_gid) +
-                        ",allow_other,default_permissions";
-  if (::mount("hostchanfs", path.c_str(), "fuse.hostchanfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              options.c_str()) < 0)
+Result<FuseMount> mount_fuse_on(int target_fd, const std::string& path, uid_t root_uid,
+                                gid_t root_gid) {
+  FuseMount m;
+  m.fuse = UniqueFd(::open("/dev/fuse", O_RDWR | O_CLOEXEC));
+  if (!m.fuse) return last_errc();
+  UniqueFd fs(::fsopen("fuse", FSOPEN_CLOEXEC));
+  if (!fs) return last_errc();
+  // source and subtype make it "fuse.hostchanfs hostchanfs" in /proc/mounts, as mount(2)
+  // of type fuse.hostchanfs did.
+  HC_TRYV(set_option(fs.get(), "source", "hostchanfs"));
+  HC_TRYV(set_option(fs.get(), "subtype", "hostchanfs"));
+  HC_TRYV(set_option(fs.get(), "fd", std::to_string(m.fuse.get())));
+  HC_TRYV(set_option(fs.get(), "rootmode", "40000"));
+  HC_TRYV(set_option(fs.get(), "user_id", std::to_string(root_uid)));
+  HC_TRYV(set_option(fs.get(), "group_id", std::to_string(root_gid)));
+  for (const char* flag : {"allow_other", "default_permissions"}) {
+    if (::fsconfig(fs.get(), FSCONFIG_SET_FLAG, flag, nullptr, 0) < 0) return last_errc();
+  }
+  if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) return last_errc();
+  m.mount = UniqueFd(::fsmount(fs.get(), FSMOUNT_CLOEXEC,
+                               MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+  if (!m.mount) return last_errc();
+  raise_readahead(m.mount.get(), path);
+  if (::move_mount(m.mount.get(), "", target_fd, "",
+                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
     return last_errc();
-  raise_readahead(path);
-  return fd;
+  return m;
+}
+
+Result<UniqueFd> mount_fuse(const std::string& path, uid_t root_uid, gid_t root_gid) {
+  UniqueFd target(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!target) return last_errc();
+  HC_TRY(mounted, mount_fuse_on(target.get(), path, root_uid, root_gid));
+  return std::move(mounted.fuse);
 }
 
 Result<void> unmount_fuse(const std::string& path) {

@@ -1,6 +1,7 @@
-// The kernel side of a channel: /dev/fuse opened and mount(2)ed at a path with the options
-// every channel gets. One place for both callers: `serve` mounting for itself and the
-// controller mounting before it hands the descriptor to a daemon.
+// The kernel side of a channel: /dev/fuse opened and mounted with the options every channel
+// gets, with the new mount API (fsopen, fsconfig, fsmount, then move_mount onto a directory
+// descriptor). One place for both callers: `serve` mounting for itself and the controller
+// mounting before it hands the descriptor to a daemon.
 #pragma once
 
 #include <sys/types.h>
@@ -17,6 +18,17 @@ namespace hostchanfs::fs {
 // default_permissions), and named for df and /proc/mounts (source and subtype hostchanfs).
 // Returns the /dev/fuse descriptor that now serves the mount.
 Result<UniqueFd> mount_fuse(const std::string& path, uid_t root_uid, gid_t root_gid);
+
+// The same, onto the directory open at `target_fd` (MOVE_MOUNT_T_EMPTY_PATH): never through
+// a path, which a racing rename could point elsewhere. Also returns an O_PATH descriptor of
+// the new mount's root (the caller checks where it landed; held, it keeps a plain
+// unmount busy). `path` names it in log lines only.
+struct FuseMount {
+  UniqueFd fuse;
+  UniqueFd mount;
+};
+Result<FuseMount> mount_fuse_on(int target_fd, const std::string& path, uid_t root_uid,
+                                gid_t root_gid);
 
 // Readahead of a channel: one READ as large as the kernel allows (max_pages 256: 1 MiB),
 // where the kernel's default of 128 KiB splits a cold sequential read into eight times as

@@ -15,14 +15,11 @@
 
 #include <fmt/format.h>
 
-#include "fs/kernel_mount.hpp"
 #include "shm/store.hpp"
 #include "sys/child.hpp"
-#include "sys/dirs.hpp"
 #include "sys/errno_text.hpp"
 #include "sys/log.hpp"
 #include "sys/memfd.hpp"
-#include "sys/mount.hpp"
 #include "sys/pidfd.hpp"
 #include "sys/scope_guard.hpp"
 
@@ -32,43 +29,6 @@ namespace {
 
 constexpr auto kDaemonReadyTimeout = std::chrono::seconds(30);
 constexpr auto kDaemonExitTimeout = std::chrono::seconds(5);
-
-const char* file_kind(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISLNK(mode)) return "a symlink";
-  if (S_ISREG(mode)) return "a file";
-  return "a special file";
-}
-
-Expected<void> check_host_path_free(const std::string& host_path) {
-  struct stat st {};
-  if (::lstat(host_path.c_str(), &st) == 0) {
-    return Error::bad_input(fmt::format(
-        "host path \"{}\" already exists ({}): give a path that does not exist yet, the "
-        "channel makes it and removes it",
-        host_path, file_kind(st.st_mode)));
-  }
-  auto e = last_errc();
-  if (e == std::errc::not_a_directory) {
-    return Error::bad_input(fmt::format(
-        "host path \"{}\" is below something that is not a directory", host_path));
-  }
-  if (e != std::errc::no_such_file_or_directory) {
-    return Error::failure(fmt::format("cannot check host path {}: {}", host_path, errno_text(e)));
-  }
-  return success();
-}
-
-// mkdir -p of the host path, with what it made.
-Expected<std::vector<std::string>> make_host_path(const std::string& path) {
-  auto made = make_dirs(path, 0755, 0755);
-  if (made) return std::move(made).value();
-  const MakeDirsError& e = made.error();
-  if (e.error == std::errc::not_a_directory) {
-    return Error::bad_input(fmt::format("cannot make host path {}: {} is not a directory", path, e.path));
-  }
-  return Error::failure(fmt::format("cannot make directory {}: {}", e.path, errno_text(e.error)));
-}
 
 void reap(pid_t pid) {
   // ECHILD for a daemon adopted from an earlier controller: nothing to reap.
@@ -85,21 +45,24 @@ void stop_daemon(pid_t pid, int pidfd, bool expect_exit) {
   reap(pid);
 }
 
-// `hostchanfs serve` on the descriptors the channel holds; it keeps stdout and stderr
-// (the controller's log).
+// `hostchanfs serve` on the descriptors the channel holds, placed at kDaemonFds (the
+// numbers the registry records); it keeps stdout and stderr (the controller's log).
 Expected<Child> spawn_daemon(const Channel& ch, int ready_write) {
+  constexpr int kReadyFd = 6;
+  const DescriptorHolder& at = kDaemonFds;
   Exec serve({"hostchanfs", "serve",
               "--size", std::to_string(ch.spec.size_bytes),
               "--inodes", std::to_string(ch.max_inodes),
               "--uid", std::to_string(ch.uid),
               "--gid", std::to_string(ch.gid),
-              "--fuse-fd", std::to_string(ch.fuse_fd.get()),
-              "--meta-fd", std::to_string(ch.meta_fd.get()),
-              "--data-fd", std::to_string(ch.data_fd.get()),
-              "--ready-fd", std::to_string(ready_write),
+              "--fuse-fd", std::to_string(at.fuse),
+              "--meta-fd", std::to_string(at.meta),
+              "--data-fd", std::to_string(at.data),
+              "--ready-fd", std::to_string(kReadyFd),
               ch.spec.host_path});
   serve.program("/proc/self/exe");
-  for (int fd : {ch.fuse_fd.get(), ch.meta_fd.get(), ch.data_fd.get(), ready_write}) serve.keep_fd(fd);
+  serve.place_fd(ch.fuse_fd.get(), at.fuse).place_fd(ch.meta_fd.get(), at.meta);
+  serve.place_fd(ch.data_fd.get(), at.data).place_fd(ready_write, kReadyFd);
   auto daemon = Child::spawn(serve);
   if (!daemon) return Error::failure(fmt::format("cannot fork the daemon: {}", errno_text(daemon.error())));
   return std::move(daemon).value();
@@ -123,6 +86,12 @@ Expected<void> wait_ready(int ready_read, int daemon_pidfd, const std::string& h
   return Error::failure(fmt::format(
       "the daemon for {} exited before it was ready (its log is in the controller's log)",
       host_path));
+}
+
+Result<FileId> id_of(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) < 0) return last_errc();
+  return file_id(st);
 }
 
 }  // namespace
@@ -154,8 +123,6 @@ ChannelInfo Channel::info() const {
 Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& options,
                                 const Owner& owner) {
   auto logger = log::get("mountctl");
-  HC_TRYV(check_host_path_free(spec.host_path));
-
   Channel ch;
   ch.spec = spec;
   ch.owner_id = owner.id;
@@ -163,27 +130,28 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   ch.uid = options.uid.value_or(0);
   ch.gid = options.gid.value_or(0);
   ch.max_inodes = options.max_inodes;
+
   // Each step that succeeded is undone, in reverse, unless the whole start succeeds.
-  HC_TRY(dirs, make_host_path(spec.host_path));
-  ch.created_dirs = std::move(dirs);
-  ScopeGuard undo_dirs([&ch] { remove_dirs(ch.created_dirs); });
+  HC_TRY(host, mount_host_path(spec.host_path, ch.uid, ch.gid));
+  ch.made_dirs = std::move(host.made_dirs);
+  ch.mount = host.mount;
+  ch.fuse_fd = std::move(host.fuse_fd);
+  ScopeGuard undo_mount([&ch] {
+    if (unmount_channel(ch)) (void)remove_host_dirs(ch.spec.host_path, ch.made_dirs);
+  });
 
   auto meta = make_memfd("hostchanfs-meta", 0);
   auto data = make_memfd("hostchanfs-data", 0);
-  if (!meta || !data) {
+  auto meta_id = meta ? id_of(meta.value().get()) : Result<FileId>(meta.error());
+  auto data_id = data ? id_of(data.value().get()) : Result<FileId>(data.error());
+  if (!meta_id || !data_id) {
     return Error::failure(fmt::format("cannot make the channel's memory: memfd_create: {}",
-                                      errno_text(!meta ? meta.error() : data.error())));
+                                      errno_text(!meta_id ? meta_id.error() : data_id.error())));
   }
   ch.meta_fd = std::move(meta).value();
   ch.data_fd = std::move(data).value();
-  // The same kernel mount `serve` makes for itself (fs/kernel_mount.hpp).
-  auto mounted = fs::mount_fuse(spec.host_path, ch.uid, ch.gid);
-  if (!mounted) {
-    return Error::failure(fmt::format("cannot mount the channel at {}: {} (is /dev/fuse there?)",
-                                      spec.host_path, errno_text(mounted.error())));
-  }
-  ch.fuse_fd = std::move(mounted).value();
-  MountOwner mount(spec.host_path);
+  ch.meta_id = meta_id.value();
+  ch.data_id = data_id.value();
 
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) < 0) {
@@ -195,12 +163,13 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   auto [daemon_pid, daemon_pidfd] = daemon.release();
   ch.daemon_pid = daemon_pid;
   ch.daemon_pidfd = std::move(daemon_pidfd);
+  ch.holder = kDaemonFds;
+  ch.holder.pid = daemon_pid;
   ScopeGuard undo_daemon([&ch] { stop_daemon(ch.daemon_pid, ch.daemon_pidfd.get(), false); });
   HC_TRYV(wait_ready(ready_read.get(), ch.daemon_pidfd.get(), spec.host_path));
 
   undo_daemon.dismiss();
-  mount.release();
-  undo_dirs.dismiss();
+  undo_mount.dismiss();
   logger->info("channel {} ({}, {} bytes) mounted, daemon pid {}, owner {}", spec.host_path,
                spec.read_only ? "ro" : "rw", spec.size_bytes, ch.daemon_pid, owner.id);
   return ch;
@@ -211,18 +180,17 @@ void stop_lingering(pid_t pid, int pidfd, bool force) {
   reap(pid);
 }
 
-Expected<void> stop_channel(Channel& ch) {
-  auto logger = log::get("mountctl");
-  std::optional<Error> first;
-  bool lazy = false;
-  auto unmounted = unmount_or_detach(ch.spec.host_path);
-  if (!unmounted) {
-    first = Error::failure(fmt::format("cannot unmount {}: {}", ch.spec.host_path,
-                                       errno_text(unmounted.error())));
-  } else if (unmounted.value() == Unmounted::kDetached) {
-    lazy = true;
-    logger->info("channel {} is busy: detaching it lazily", ch.spec.host_path);
+Expected<Unmounted> unmount_channel(const Channel& ch) {
+  HC_TRY(how, unmount_host_path(ch.spec.host_path, ch.mount));
+  if (how == Unmounted::kDetached) {
+    log::get("mountctl")->info("channel {} is busy: detached lazily", ch.spec.host_path);
   }
+  return how;
+}
+
+Expected<void> release_channel(Channel& ch, Unmounted how) {
+  auto logger = log::get("mountctl");
+  bool lazy = how == Unmounted::kDetached;
   // Our copies of the connection and the memory go now: with the mount gone nothing can
   // restart the daemon, and the last /dev/fuse fd closing ends any request still waiting
   // on a dead daemon.
@@ -241,14 +209,9 @@ Expected<void> stop_channel(Channel& ch) {
     ch.daemon_pidfd.reset();
   }
   ch.owner_pidfd.reset();
-  if (::rmdir(ch.spec.host_path.c_str()) < 0 && errno != ENOENT && !first) {
-    first = Error::failure(fmt::format("cannot remove host path {}: {}", ch.spec.host_path,
-                                       errno_text(last_errc())));
-  }
-  remove_dirs(ch.created_dirs);
+  auto removed = remove_host_dirs(ch.spec.host_path, ch.made_dirs);
   logger->info("channel {} removed", ch.spec.host_path);
-  if (first) return *first;
-  return success();
+  return removed;
 }
 
 }  // namespace hostchanfs::mountctl

@@ -23,12 +23,17 @@ namespace {
 constexpr auto kControllerStartTimeout = std::chrono::seconds(20);
 
 Expected<UniqueFd> connect_socket(const std::string& run_dir) {
-  std::string path = socket_path(run_dir);
-  auto address = unix_address(path);
-  if (!address) {
-    return Error::bad_input(fmt::format("run dir {} is too long for a socket path", run_dir));
+  auto dir = RunDir::open(run_dir, /*create=*/false);
+  if (!dir) {
+    if (dir.error().kind == Error::Kind::kNotFound) {
+      return Error::not_found(fmt::format("no hostchanfs controller runs for {}", run_dir));
+    }
+    return dir.error();
   }
-  auto fd = connect_unix(address.value());
+  // Through the run dir's descriptor: the directory that was checked, whatever its path.
+  std::string path = dir.value().file_path(kSocketName);
+  auto address = unix_address(dir.value().socket_address(kSocketName));
+  auto fd = address ? connect_unix(address.value()) : Result<UniqueFd>(address.error());
   if (!fd) {
     auto e = fd.error();
     if (e == std::errc::no_such_file_or_directory || e == std::errc::connection_refused) {
@@ -53,11 +58,14 @@ std::string self_executable() {
 // Start `hostchanfs controller` detached: it must outlive us and never be our child. Its
 // output goes to the run dir's log. Returns a pidfd of it, to notice if it dies at start.
 Expected<UniqueFd> spawn_controller(const std::string& run_dir) {
-  HC_TRYV(make_run_dir(run_dir));
-  UniqueFd log(::open(log_path(run_dir).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-  Exec controller({"hostchanfs", "controller", "--run-dir", run_dir});
+  if (::geteuid() != 0) {
+    return Error::refused("the hostchanfs controller serves root only: run this as root");
+  }
+  HC_TRY(dir, RunDir::open(run_dir, /*create=*/true));
+  HC_TRY(log, dir.open_file(kLogName, O_WRONLY | O_CREAT | O_APPEND));
+  Exec controller({"hostchanfs", "controller", "--run-dir", dir.path()});
   controller.program(self_executable()).cwd("/");
-  if (log) controller.place_fd(log.get(), STDOUT_FILENO).place_fd(log.get(), STDERR_FILENO);
+  controller.place_fd(log.get(), STDOUT_FILENO).place_fd(log.get(), STDERR_FILENO);
   auto pid = spawn_detached(controller);
   if (!pid) {
     return Error::failure(fmt::format("cannot start the hostchanfs controller: {}",
@@ -73,6 +81,9 @@ Expected<UniqueFd> spawn_controller(const std::string& run_dir) {
 template <class R>
 Expected<typename R::Answer> ControllerClient::call(const R& request) {
   if (auto sent = send_line(sock_.get(), encode_request(request)); !sent) {
+    if (sent.error() == std::errc::illegal_byte_sequence) {
+      return Error::bad_input("a path or a name in the request is not UTF-8: nothing was sent");
+    }
     return Error::failure(fmt::format("lost the controller: {}", errno_text(sent.error())));
   }
   auto line = read_line(sock_.get(), pending_);

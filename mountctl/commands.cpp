@@ -9,6 +9,7 @@
 
 #include "mountctl/client.hpp"
 #include "mountctl/controller.hpp"
+#include "mountctl/text.hpp"
 
 namespace hostchanfs::mountctl {
 
@@ -26,10 +27,29 @@ std::string human_bytes(std::uint64_t bytes) {
   return fmt::format("{:.1f}{}", value, units[unit]);
 }
 
+// A field of a CSV record as Go's encoding/csv writes it (what podman and docker read
+// `--mount` with): quoted when it holds a comma or a quote, a quote doubled inside.
+std::string csv_field(const std::string& field) {
+  if (field.find_first_of(",\"\r\n") == std::string::npos) return field;
+  std::string out = "\"";
+  for (char c : field) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+// One word for a POSIX shell: as it is when nothing in it is special, else single-quoted.
+std::string shell_word(const std::string& word) {
+  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789@%+=:,./_-") == std::string::npos) {
+    return word;
+  }
+  std::string out = "'";
+  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 // What to hand to an engine: a `--mount` flag and the OCI config.json `mounts` entry.
 void print_engine_mounts(const ChannelSpec& spec) {
-  std::printf("--mount type=bind,src=%s,dst=%s,ro=%s\n", spec.host_path.c_str(),
-              spec.container_path.c_str(), spec.read_only ? "true" : "false");
+  std::printf("%s\n", mount_flag(spec).c_str());
   json entry{{"destination", spec.container_path},
              {"type", "bind"},
              {"source", spec.host_path},
@@ -52,6 +72,15 @@ void print_table(const std::vector<ChannelInfo>& channels) {
 
 }  // namespace
 
+std::string mount_flag(const ChannelSpec& spec) {
+  std::string value = "type=bind";
+  for (const std::string& field : {"src=" + spec.host_path, "dst=" + spec.container_path,
+                                   std::string(spec.read_only ? "ro=true" : "ro=false")}) {
+    value += "," + csv_field(field);
+  }
+  return "--mount " + shell_word(value);
+}
+
 int mount_main(const MountRequest& request) {
   auto spec = parse_spec(request.spec);
   if (!spec) return report(spec.error());
@@ -67,6 +96,11 @@ int mount_main(const MountRequest& request) {
 
 int umount_main(const UmountRequest& request) {
   const std::string& host = request.host_path;
+  if (auto problem = text_problem(host)) {
+    return report(Error::bad_input(fmt::format(
+        "host path \"{}\" {}: give the channel's host path as `hostchanfs ls` shows it",
+        printable(host), *problem)));
+  }
   if (host.empty() || host.front() != '/') {
     return report(Error::bad_input(fmt::format(
         "host path \"{}\" is not an absolute path: give the channel's host path as "

@@ -19,6 +19,11 @@ struct MountRequest {
 };
 int mount_main(const MountRequest& request);
 
+// The `--mount` flag `mount` prints for podman and docker, as one shell word: its value is
+// a CSV record as the engines read it (a field holding a comma or a quote is quoted), so a
+// host path such as "/tmp/a,dst=/etc" stays one source and adds no option.
+std::string mount_flag(const ChannelSpec& spec);
+
 // `hostchanfs umount HOST_PATH`: remove the channel (lazily if busy) and its host path.
 struct UmountRequest {
   std::string host_path;  // as given

@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "mountctl/channel.hpp"
+#include "mountctl/connection.hpp"
 #include "mountctl/expose.hpp"
 #include "mountctl/peer.hpp"
 #include "mountctl/protocol.hpp"
@@ -29,10 +31,19 @@ namespace hostchanfs::mountctl {
 
 namespace {
 
+// Clients at once (each is a descriptor): the next one is turned away.
+constexpr std::size_t kMaxClients = 256;
+// The one place in a run dir where a channel may be (where the hook's default root is).
+constexpr const char* kChannelsInRunDir = "channels";
+
 class Controller {
  public:
-  explicit Controller(std::string run_dir)
-      : run_dir_(std::move(run_dir)), registry_(run_dir_), log_(log::get("controller")) {}
+  Controller(RunDir run_dir, UniqueFd lock, UniqueFd listen, Registry registry)
+      : run_dir_(std::move(run_dir)),
+        lock_(std::move(lock)),
+        listen_(std::move(listen)),
+        registry_(std::move(registry)),
+        log_(log::get("controller")) {}
   int run();
 
  private:
@@ -41,34 +52,38 @@ class Controller {
     Source source;
     std::string host_path;  // for kDaemon and kOwner
   };
-  struct Connection {
-    UniqueFd fd;
-    std::string pending;
+  struct Client {
+    Connection conn;
+    ucred peer;
   };
 
-  Expected<void> open_run_dir();
-  void watch(int fd, Source source, std::string host_path = {});
+  void watch(int fd, Source source, std::string host_path = {}, std::uint32_t events = EPOLLIN);
   void unwatch(int fd);
-  void on_connection_ready(int fd);
-  void accept_connection();
+  void accept_clients();
+  void on_client(int fd, std::uint32_t events);
+  void serve_requests(Client& client);
+  void drop(int fd);
+  std::string answer_line(const std::string& line, const ucred& peer);
   json answer(const std::string& line, const ucred& peer);
   json handle(const CreateRequest& request);
   json handle(const ExposeRequest& request);
   json handle(const RemoveRequest& request);
   json handle(const ListRequest& request);
   json handle(const PingRequest& request);
+  Expected<void> check_place(const std::string& host) const;
   void on_daemon_exit(const std::string& host_path);
   void on_owner_exit(const std::string& host_path);
   Expected<void> remove_channel(const std::string& host_path);
   void load_registry();
   void teardown();
 
-  std::string run_dir_;
+  RunDir run_dir_;
+  UniqueFd lock_, listen_;
   Registry registry_;
   std::shared_ptr<spdlog::logger> log_;
-  UniqueFd lock_, listen_, signal_, epoll_;
+  UniqueFd signal_, epoll_;
   std::map<int, Watch> watches_;
-  std::map<int, Connection> connections_;
+  std::map<int, Client> clients_;
   std::map<std::string, Channel> channels_;
   // Daemons of removed channels still serving a lazily detached mount, by pidfd.
   struct Lingering {
@@ -79,28 +94,9 @@ class Controller {
   bool stopping_ = false;
 };
 
-Expected<void> Controller::open_run_dir() {
-  HC_TRYV(make_run_dir(run_dir_));
-  HC_TRYV(registry_.make_dir());
-  HC_TRY(lock, claim_run_dir(run_dir_));
-  lock_ = std::move(lock);
-  // We hold the lock, so a socket file left here is stale.
-  std::string sock_path = socket_path(run_dir_);
-  ::unlink(sock_path.c_str());
-  auto listening = listen_unix(sock_path, 0600, 64);
-  if (!listening) {
-    if (listening.error() == std::errc::filename_too_long) {
-      return Error::bad_input(fmt::format("run dir {} is too long for a socket path", run_dir_));
-    }
-    return Error::failure(fmt::format("cannot listen on {}: {}", sock_path, errno_text(listening.error())));
-  }
-  listen_ = std::move(listening).value();
-  return success();
-}
-
-void Controller::watch(int fd, Source source, std::string host_path) {
+void Controller::watch(int fd, Source source, std::string host_path, std::uint32_t events) {
   epoll_event ev{};
-  ev.events = EPOLLIN;
+  ev.events = events;
   ev.data.fd = fd;
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) {
     log_->error("epoll_ctl add fd {}: {}", fd, errno_text(last_errc()));
@@ -128,59 +124,121 @@ void Controller::load_registry() {
   }
 }
 
-void Controller::accept_connection() {
+void Controller::accept_clients() {
   for (;;) {
-    UniqueFd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    UniqueFd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd) return;  // EAGAIN: all accepted
-    // A client that stops reading must not stall every channel.
-    timeval timeout{5, 0};
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    ucred peer = peer_of(fd.get());
+    if (clients_.size() >= kMaxClients) {
+      log_->warn("turned away a client (pid {}): {} clients are connected", peer.pid, kMaxClients);
+      continue;
+    }
     int raw = fd.get();
-    connections_[raw] = Connection{std::move(fd), {}};
+    clients_.emplace(raw, Client{Connection(std::move(fd)), peer});
     watch(raw, Source::kConnection);
   }
 }
 
-void Controller::on_connection_ready(int fd) {
-  auto it = connections_.find(fd);
-  if (it == connections_.end()) return;
-  Connection& conn = it->second;
-  ucred peer = peer_of(fd);
-  auto batch = read_available_lines(fd, conn.pending);
-  bool close_it = !batch || batch.value().closed;
-  if (batch) {
-    for (const auto& line : batch.value().lines) {
-      if (!send_line(fd, answer(line, peer))) close_it = true;
-      if (peer.uid != 0) close_it = true;
+void Controller::drop(int fd) {
+  unwatch(fd);
+  clients_.erase(fd);
+}
+
+// Never blocks: requests are answered into the client's queue, which is written as the
+// socket takes it (connection.hpp).
+void Controller::on_client(int fd, std::uint32_t events) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  Client& client = it->second;
+  Connection& conn = client.conn;
+  if ((events & EPOLLERR) || ((events & EPOLLOUT) && !conn.flush())) return drop(fd);
+  if ((events & (EPOLLIN | EPOLLHUP)) && !conn.closing()) serve_requests(client);
+  if (!clients_.contains(fd)) return;
+  if (!conn.flush() || (conn.closing() && !conn.has_output())) return drop(fd);
+  epoll_event ev{};
+  ev.events = (conn.closing() ? 0u : std::uint32_t{EPOLLIN}) | (conn.has_output() ? EPOLLOUT : 0u);
+  ev.data.fd = fd;
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev);
+}
+
+void Controller::serve_requests(Client& client) {
+  Connection& conn = client.conn;
+  std::vector<std::string> lines;
+  auto input = conn.read_lines(lines);
+  for (const std::string& line : lines) {
+    if (!conn.queue(answer_line(line, client.peer))) {
+      log_->warn("dropped a client (pid {}) that does not read its answers", client.peer.pid);
+      return drop(conn.fd());
     }
+    if (client.peer.uid != 0) return conn.close_after_output();
   }
-  if (close_it) {
-    unwatch(fd);
-    connections_.erase(it);
+  switch (input) {
+    case Connection::Input::kOpen: break;
+    case Connection::Input::kClosed: conn.close_after_output(); break;
+    case Connection::Input::kError: return drop(conn.fd());
+    case Connection::Input::kTooLong:
+      log_->warn("closed a client (pid {}) that sent a request line over {} bytes",
+                 client.peer.pid, Connection::kMaxLine);
+      (void)conn.queue(encode_line(encode_error(Error::bad_input(fmt::format(
+          "bad request: a line over {} bytes: the connection is closed", Connection::kMaxLine)))));
+      conn.close_after_output();
+      break;
   }
+}
+
+// One line of valid JSON, whatever the request held and whatever went wrong.
+std::string Controller::answer_line(const std::string& line, const ucred& peer) {
+  json reply;
+  try {
+    reply = answer(line, peer);
+  } catch (const std::exception& ex) {
+    log_->error("request from pid {} failed: {}", peer.pid, ex.what());
+    reply = encode_error(Error::failure(
+        fmt::format("the controller could not answer (see {})", log_path(run_dir_.path()))));
+  }
+  return encode_line(reply);
 }
 
 json Controller::answer(const std::string& line, const ucred& peer) {
-  try {
-    json request = json::parse(line);
-    if (auto allowed = authorize_peer(peer, run_dir_); !allowed) return encode_error(allowed.error());
-    auto decoded = decode_request(request);
-    if (!decoded) return encode_error(decoded.error());
-    return std::visit([this](const auto& r) { return handle(r); }, decoded.value());
-  } catch (const json::exception& ex) {
-    return encode_error(Error::bad_input(fmt::format("bad request: {}", ex.what())));
-  }
+  if (auto allowed = authorize_peer(peer, run_dir_.path()); !allowed) return encode_error(allowed.error());
+  auto request = parse_request(line);
+  if (!request) return encode_error(request.error());
+  return std::visit([this](const auto& r) { return handle(r); }, request.value());
 }
 
 json Controller::handle(const PingRequest&) { return encode_answer(::getpid()); }
+
+// Where a channel may not be: inside another channel, ours or another controller's (its
+// files are its users', and a symlink planted there could lead anywhere; walking it would
+// also wait on its daemon), or among the controller's own files.
+Expected<void> Controller::check_place(const std::string& host) const {
+  std::vector<std::string> channels = channel_mount_points();
+  for (const auto& [other, ch] : channels_) channels.push_back(other);
+  for (const std::string& other : channels) {
+    if (other == host) {  // another controller's: looking at it could wait on its daemon
+      return Error::bad_input(fmt::format(
+          "host path \"{}\" already exists (a channel): give a path that does not exist yet, "
+          "the channel makes it and removes it", host));
+    }
+    if (path_is_within(host, other)) {
+      return Error::bad_input(fmt::format(
+          "host path \"{}\" is inside channel {}: give a path outside every channel", host, other));
+    }
+  }
+  const std::string& run = run_dir_.path();
+  if (path_is_within(host, run) && !path_is_within(host, run_dir_.file_path(kChannelsInRunDir))) {
+    return Error::bad_input(fmt::format(
+        "host path \"{}\" is in the controller's run dir {} (only {}/ may hold channels): give "
+        "a path elsewhere", host, run, run_dir_.file_path(kChannelsInRunDir)));
+  }
+  return success();
+}
 
 json Controller::handle(const CreateRequest& request) {
   // The controller does not trust the client's parsing: the spec is checked again here.
   auto spec = parse_spec(request.spec.to_string());
   if (!spec) return encode_error(spec.error());
-  const ChannelOptions& options = request.options;
   const Owner& owner = request.owner;
-
   const std::string& host = spec.value().host_path;
   if (auto it = channels_.find(host); it != channels_.end()) {
     if (it->second.owner_id == owner.id && it->second.spec == spec.value()) {
@@ -191,6 +249,7 @@ json Controller::handle(const CreateRequest& request) {
         "remove it with `hostchanfs umount {}`",
         host, it->second.owner_id, host)));
   }
+  if (auto placed = check_place(host); !placed) return encode_error(placed.error());
   UniqueFd owner_pidfd;
   if (owner.pid) {
     auto pidfd = open_pidfd(*owner.pid);
@@ -199,7 +258,7 @@ json Controller::handle(const CreateRequest& request) {
     }
     owner_pidfd = std::move(pidfd).value();
   }
-  auto started = start_channel(spec.value(), options, owner);
+  auto started = start_channel(spec.value(), request.options, owner);
   if (!started) return encode_error(started.error());
   Channel ch = std::move(started).value();
   ch.owner_pidfd = std::move(owner_pidfd);
@@ -219,19 +278,23 @@ json Controller::handle(const ExposeRequest& request) {
     return encode_error(Error::not_found(fmt::format("no channel at {}", request.host_path)));
   }
   const Channel& ch = it->second;
-  auto done = expose_into(request.host_path, request.pid, request.rootfs, ch.spec.container_path,
-                          ch.spec.read_only);
+  auto mount = open_channel_mount(ch.spec.host_path, ch.mount);
+  if (!mount) return encode_error(mount.error());
+  auto done = expose_into(mount.value().get(), request.host_path, request.pid, request.rootfs,
+                          ch.spec.container_path, ch.spec.read_only);
   if (!done) return encode_error(done.error());
   return encode_answer(std::monostate{});
 }
 
+// A channel whose mount cannot be taken away stays, as it was (and is reported).
 Expected<void> Controller::remove_channel(const std::string& host) {
   auto it = channels_.find(host);
   if (it == channels_.end()) return Error::not_found(fmt::format("no channel at {}", host));
   Channel& ch = it->second;
+  HC_TRY(how, unmount_channel(ch));
   unwatch(ch.daemon_pidfd.get());
   unwatch(ch.owner_pidfd.get());
-  auto stopped = stop_channel(ch);
+  auto released = release_channel(ch, how);
   if (ch.daemon_pidfd) {
     int fd = ch.daemon_pidfd.get();
     lingering_[fd] = Lingering{ch.daemon_pid, std::move(ch.daemon_pidfd)};
@@ -239,7 +302,7 @@ Expected<void> Controller::remove_channel(const std::string& host) {
   }
   registry_.forget(host);
   channels_.erase(it);
-  return stopped;
+  return released;
 }
 
 json Controller::handle(const RemoveRequest& request) {
@@ -274,33 +337,30 @@ void Controller::on_daemon_exit(const std::string& host) {
 
 void Controller::on_owner_exit(const std::string& host) {
   log_->info("channel {}: its owner exited: removing it", host);
+  if (auto it = channels_.find(host); it != channels_.end()) {
+    unwatch(it->second.owner_pidfd.get());  // a dead owner's pidfd stays readable
+    it->second.owner_pidfd.reset();
+  }
   if (auto removed = remove_channel(host); !removed) {
     log_->error("channel {}: {}", host, removed.error().message);
   }
 }
 
 void Controller::teardown() {
-  while (!channels_.empty()) {
-    std::string host = channels_.begin()->first;
+  std::vector<std::string> hosts;
+  for (const auto& [host, ch] : channels_) hosts.push_back(host);
+  for (const std::string& host : hosts) {
     if (auto removed = remove_channel(host); !removed) {
       log_->error("channel {}: {}", host, removed.error().message);
     }
   }
   for (auto& [fd, l] : lingering_) stop_lingering(l.pid, fd, true);
   lingering_.clear();
-  ::unlink(socket_path(run_dir_).c_str());
-  ::unlink(pid_path(run_dir_).c_str());
+  ::unlinkat(run_dir_.fd(), kSocketName, 0);
+  ::unlinkat(run_dir_.fd(), kPidName, 0);
 }
 
 int Controller::run() {
-  if (auto opened = open_run_dir(); !opened) {
-    if (opened.error().kind == Error::Kind::kAlreadyRunning) {
-      log_->info("{}", opened.error().message);
-      return kExitOk;  // the run dir is served: nothing to do
-    }
-    log_->error("{}", opened.error().message);
-    return kExitFailure;
-  }
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
@@ -317,7 +377,7 @@ int Controller::run() {
   watch(listen_.get(), Source::kListen);
   watch(signal_.get(), Source::kSignal);
   load_registry();
-  log_->info("controller of {} ready (pid {})", run_dir_, ::getpid());
+  log_->info("controller of {} ready (pid {})", run_dir_.path(), ::getpid());
 
   while (!stopping_) {
     epoll_event events[16];
@@ -333,8 +393,8 @@ int Controller::run() {
       if (it == watches_.end()) continue;  // removed by an earlier event of this batch
       Watch w = it->second;
       switch (w.source) {
-        case Source::kListen: accept_connection(); break;
-        case Source::kConnection: on_connection_ready(fd); break;
+        case Source::kListen: accept_clients(); break;
+        case Source::kConnection: on_client(fd, events[i].events); break;
         case Source::kDaemon: on_daemon_exit(w.host_path); break;
         case Source::kOwner: on_owner_exit(w.host_path); break;
         case Source::kLingering: {
@@ -361,8 +421,39 @@ int Controller::run() {
   return kExitOk;
 }
 
+// The run dir checked and taken, the socket listening, the registry open.
+Expected<Controller> open_controller(const std::string& path) {
+  if (::geteuid() != 0) {
+    return Error::refused("the controller must run as root (it mounts channels and makes "
+                          "their host paths): run it as root");
+  }
+  HC_TRY(run_dir, RunDir::open(path, true));
+  HC_TRY(lock, run_dir.claim());
+  HC_TRY(registry, Registry::open(run_dir));
+  // We hold the lock, so a socket file left here is stale.
+  ::unlinkat(run_dir.fd(), kSocketName, 0);
+  auto listening = listen_unix(run_dir.socket_address(kSocketName), 0600, 64);
+  if (!listening) {
+    return Error::failure(fmt::format("cannot listen on {}: {}", run_dir.file_path(kSocketName),
+                                      errno_text(listening.error())));
+  }
+  return Controller(std::move(run_dir), std::move(lock), std::move(listening).value(),
+                    std::move(registry));
+}
+
 }  // namespace
 
-int run_controller(const std::string& run_dir) { return Controller(run_dir).run(); }
+int run_controller(const std::string& run_dir) {
+  ::umask(022);  // the host paths it makes are 0755 whoever started it
+  auto controller = open_controller(run_dir);
+  if (!controller) {
+    if (controller.error().kind == Error::Kind::kAlreadyRunning) {
+      log::get("controller")->info("{}", controller.error().message);
+      return kExitOk;  // the run dir is served: nothing to do
+    }
+    return report(controller.error(), "hostchanfs controller");
+  }
+  return controller.value().run();
+}
 
 }  // namespace hostchanfs::mountctl

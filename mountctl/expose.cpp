@@ -52,17 +52,21 @@ std::string attach_in_namespace(int ns_fd, int tree_fd, pid_t pid, const std::st
 
 }  // namespace
 
-Expected<void> expose_into(const std::string& host_path, pid_t pid, const std::string& rootfs,
-                           const std::string& container_path, bool read_only) {
+Expected<void> expose_into(int mount_fd, const std::string& host_path, pid_t pid,
+                           const std::string& rootfs, const std::string& container_path,
+                           bool read_only) {
   if (container_path.empty() || container_path.front() != '/') {
     return Error::bad_input(fmt::format(
         "container path \"{}\" is not an absolute path: give a path that starts with /",
         container_path));
   }
   if (pid <= 0) return Error::bad_input(fmt::format("pid {} is not a process id", pid));
+  if (rootfs.empty() || rootfs.front() != '/') {
+    return Error::bad_input(fmt::format("rootfs \"{}\" is not an absolute path", rootfs));
+  }
 
-  UniqueFd tree(::open_tree(AT_FDCWD, host_path.c_str(),
-                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+  UniqueFd tree(::open_tree(mount_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
+                                              AT_EMPTY_PATH));
   if (!tree) {
     return Error::failure(fmt::format("cannot clone the channel mount at {}: {}", host_path,
                                       errno_text(last_errc())));

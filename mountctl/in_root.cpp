@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,16 +39,6 @@ Result<std::string> read_link_at(int dirfd, const std::string& name) {
 }
 
 }  // namespace
-
-Result<UniqueFd> openat2_fd(int dirfd, const char* path, std::uint64_t flags,
-                            std::uint64_t resolve) noexcept {
-  open_how how{};
-  how.flags = flags | O_CLOEXEC;
-  how.resolve = resolve;
-  long fd = ::syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-  if (fd < 0) return last_errc();
-  return UniqueFd(static_cast<int>(fd));
-}
 
 Result<UniqueFd> open_dir_in_root(int root, std::string_view path, bool create_missing) {
   // The usual case (everything exists) is one call; the kernel does the confinement.
@@ -96,8 +85,7 @@ Result<UniqueFd> open_dir_in_root(int root, std::string_view path, bool create_m
     }
     if (!S_ISDIR(st.st_mode)) return std::errc::not_a_directory;
     // RESOLVE_NO_SYMLINKS: if the name was swapped for a symlink since fstatat, fail.
-    HC_TRY(next, openat2_fd(dir, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW,
-                            RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS));
+    HC_TRY(next, openat2_fd(dir, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW, kResolveNoFollow));
     stack.push_back(std::move(next));
   }
   return std::move(stack.back());

@@ -5,14 +5,11 @@
 
 #include <string_view>
 
+#include "sys/dirs.hpp"
 #include "sys/result.hpp"
 #include "sys/unique_fd.hpp"
 
 namespace hostchanfs::mountctl {
-
-// openat2(2) (glibc 2.36 has no wrapper).
-Result<UniqueFd> openat2_fd(int dirfd, const char* path, std::uint64_t flags,
-                            std::uint64_t resolve) noexcept;
 
 // An O_PATH descriptor of the directory `path` inside the tree rooted at `root` (a
 // directory fd), as if `root` were "/". With `create_missing`, missing directories are

@@ -8,7 +8,10 @@
 #include <fstream>
 #include <limits>
 
+#include <fmt/format.h>
+
 #include "mountctl/client.hpp"
+#include "mountctl/config.hpp"
 #include "sys/errno_text.hpp"
 #include "sys/log.hpp"
 #include "sys/unique_fd.hpp"
@@ -104,8 +107,38 @@ Expected<void> remove_channel(const OciState& state, const ChannelSpec& spec,
   return success();  // already gone: poststop may run more than once
 }
 
+// Whether this container already owns this very channel (made by `hostchanfs run` before
+// it started the runtime, or by an earlier createRuntime).
+bool owns_channel(const OciState& state, const ChannelSpec& spec, const std::string& run_dir) {
+  auto client = ControllerClient::connect_if_channels(run_dir);
+  auto channels = client ? client.value().list() : Expected<std::vector<ChannelInfo>>(client.error());
+  if (!channels) return false;
+  for (const ChannelInfo& channel : channels.value()) {
+    if (channel.spec.host_path == spec.host_path) {
+      return channel.owner_id == oci_owner_id(state.id) && channel.spec == spec;
+    }
+  }
+  return false;
+}
+
+// The annotation is the spec author's choice: a channel the hook makes must be below the
+// operator's root (config.hpp). One this container already owns may be bound wherever it
+// is, and is then only bound (true): nothing is made outside the root, even if it went
+// meanwhile.
+Expected<bool> bind_only(const OciState& state, const ChannelSpec& spec,
+                         const std::string& run_dir, const std::string& config_path) {
+  HC_TRY(config, read_config(config_path));
+  const std::string& root = config.hook_channel_root;
+  if (path_is_within(spec.host_path, root) && spec.host_path != root) return false;
+  if (owns_channel(state, spec, run_dir)) return true;
+  return Error::bad_input(fmt::format(
+      "container {}: host path {} is outside {}: channels made through the annotation {} must "
+      "be below it (the operator sets \"hook_channel_root\" in {})",
+      state.id, spec.host_path, root, kChannelAnnotation, config_path));
+}
+
 Expected<void> create_channel(const OciState& state, const ChannelSpec& spec,
-                              const std::string& run_dir) {
+                              const std::string& run_dir, const std::string& config_path) {
   auto log = log::get("oci-hook");
   if (state.bundle.empty()) return bad_state("no 'bundle' at createRuntime");
   if (state.pid <= 0) return bad_state("no 'pid' at createRuntime");
@@ -118,13 +151,15 @@ Expected<void> create_channel(const OciState& state, const ChannelSpec& spec,
                             " is not running (it ended before the hook ran): no channel was "
                             "created");
   }
+  HC_TRY(only_bind, bind_only(state, spec, run_dir, config_path));
 
   ChannelOptions options;
   options.uid = config.value().root_uid;
   options.gid = config.value().root_gid;
-  auto client = ControllerClient::connect(run_dir);
+  auto client = only_bind ? ControllerClient::connect_existing(run_dir) : ControllerClient::connect(run_dir);
   if (!client) return client.error();
-  auto created = client.value().create(spec, options, Owner{oci_owner_id(state.id), std::nullopt});
+  Expected<CreateResult> created = CreateResult{{}, true};
+  if (!only_bind) created = client.value().create(spec, options, Owner{oci_owner_id(state.id), std::nullopt});
   if (!created) return created.error();
 
   auto exposed = client.value().expose(
@@ -250,7 +285,8 @@ Expected<BundleConfig> read_bundle_config(const std::string& bundle) {
   return result;
 }
 
-Expected<void> run_oci_hook(std::string_view state_json, const std::string& run_dir) {
+Expected<void> run_oci_hook(std::string_view state_json, const std::string& run_dir,
+                            const std::string& config_path) {
   auto state = parse_oci_state(state_json);
   if (!state) return state.error();
   if (!state.value().channel) return success();  // not a container with a channel
@@ -259,12 +295,13 @@ Expected<void> run_oci_hook(std::string_view state_json, const std::string& run_
   if (state.value().stage == HookStage::kPoststop) {
     return remove_channel(state.value(), spec.value(), run_dir);
   }
-  return create_channel(state.value(), spec.value(), run_dir);
+  return create_channel(state.value(), spec.value(), run_dir, config_path);
 }
 
 int oci_hook_main(const OciHookRequest& request) {
   auto input = read_all_stdin();
-  auto done = input ? run_oci_hook(input.value(), request.run_dir) : Expected<void>(input.error());
+  auto done = input ? run_oci_hook(input.value(), request.run_dir, request.config_path)
+                    : Expected<void>(input.error());
   if (!done) return report(done.error());
   return kExitOk;
 }

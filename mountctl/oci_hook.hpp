@@ -60,12 +60,18 @@ std::optional<std::uint32_t> host_id_of_container_root(const nlohmann::json& map
 std::string oci_owner_id(std::string_view container_id);
 
 // The whole hook: state JSON in, channel created/exposed or removed. Success also when the
-// container has no annotation (nothing to do). Talks to the controller of `run_dir`.
-Expected<void> run_oci_hook(std::string_view state_json, const std::string& run_dir);
+// container has no annotation (nothing to do). Talks to the controller of `run_dir`. A
+// channel it makes must be below the hook channel root of the configuration at
+// `config_path` (config.hpp; nothing is made otherwise); one the container already owns
+// (`hostchanfs run` makes its own) is bound wherever it is.
+Expected<void> run_oci_hook(std::string_view state_json, const std::string& run_dir,
+                            const std::string& config_path);
 
-// `hostchanfs oci-hook [--run-dir DIR]` (cli/ fills the request from the flags).
+// `hostchanfs oci-hook [--run-dir DIR] [--config FILE]` (cli/ fills the request from the
+// flags).
 struct OciHookRequest {
-  std::string run_dir;  // the controller's
+  std::string run_dir;      // the controller's
+  std::string config_path;  // the operator's configuration (config.hpp)
 };
 
 // The whole command: reads the state on stdin and runs the hook; a failure is printed as

@@ -4,19 +4,18 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <limits>
+#include <stdexcept>
 
 #include <fmt/format.h>
+
+#include "mountctl/text.hpp"
 
 namespace hostchanfs::mountctl {
 
 namespace {
 
 json optional_json(const auto& value) { return value ? json(*value) : json(nullptr); }
-
-template <class T>
-void read_optional(const json& j, const char* key, std::optional<T>& out) {
-  if (j.contains(key) && !j[key].is_null()) out = j[key].get<T>();
-}
 
 // The wire names of the error kinds. kAlreadyRunning never crosses the wire: it goes as a
 // failure.
@@ -95,30 +94,104 @@ json encode_request(const Request& request) {
   return std::visit(Encode{}, request);
 }
 
-Expected<Request> decode_request(const json& request) {
-  std::string op = request.at("op").get<std::string>();
+namespace {
+
+// A request that does not say what it must: thrown inside decode_request only.
+struct BadField : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const json& field(const json& object, const char* key) {
+  if (!object.is_object()) throw BadField("not a JSON object");
+  auto it = object.find(key);
+  if (it == object.end()) throw BadField(fmt::format("no \"{}\"", key));
+  return *it;
+}
+
+// A string that becomes a path or a name: UTF-8 without control characters.
+std::string text_at(const json& object, const char* key) {
+  const json& value = field(object, key);
+  if (!value.is_string()) throw BadField(fmt::format("\"{}\" is not a string", key));
+  const std::string& text = value.get_ref<const std::string&>();
+  if (auto problem = text_problem(text)) throw BadField(fmt::format("\"{}\" {}", key, *problem));
+  return text;
+}
+
+template <class T>
+T integer_at(const json& object, const char* key) {
+  const json& value = field(object, key);
+  bool fits = value.is_number_unsigned()
+                  ? value.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max())
+                  : value.is_number_integer() && value.get<std::int64_t>() >= 0 &&
+                        static_cast<std::uint64_t>(value.get<std::int64_t>()) <=
+                            static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+  if (!fits) throw BadField(fmt::format("\"{}\" is not a number from 0 to {}", key, std::numeric_limits<T>::max()));
+  return value.get<T>();
+}
+
+template <class T>
+std::optional<T> optional_integer_at(const json& object, const char* key) {
+  if (!object.is_object() || !object.contains(key) || object[key].is_null()) return std::nullopt;
+  return integer_at<T>(object, key);
+}
+
+bool bool_at(const json& object, const char* key) {
+  const json& value = field(object, key);
+  if (!value.is_boolean()) throw BadField(fmt::format("\"{}\" is not true or false", key));
+  return value.get<bool>();
+}
+
+Request decode_fields(const json& request) {
+  std::string op = text_at(request, "op");
   if (op == "create") {
     CreateRequest r;
-    request.at("spec").get_to(r.spec);
-    read_optional(request, "uid", r.options.uid);
-    read_optional(request, "gid", r.options.gid);
-    r.options.max_inodes = request.value("max_inodes", std::uint64_t{0});
-    const json& owner = request.at("owner");
-    owner.at("id").get_to(r.owner.id);
-    read_optional(owner, "pid", r.owner.pid);
-    return Request(std::move(r));
+    const json& spec = field(request, "spec");
+    r.spec.host_path = text_at(spec, "host_path");
+    r.spec.container_path = text_at(spec, "container_path");
+    r.spec.read_only = bool_at(spec, "read_only");
+    r.spec.size_bytes = integer_at<std::uint64_t>(spec, "size_bytes");
+    r.options.uid = optional_integer_at<uid_t>(request, "uid");
+    r.options.gid = optional_integer_at<gid_t>(request, "gid");
+    r.options.max_inodes = optional_integer_at<std::uint64_t>(request, "max_inodes").value_or(0);
+    const json& owner = field(request, "owner");
+    r.owner.id = text_at(owner, "id");
+    r.owner.pid = optional_integer_at<pid_t>(owner, "pid");
+    return r;
   }
   if (op == "expose") {
-    ExposeRequest r;
-    request.at("host_path").get_to(r.host_path);
-    request.at("pid").get_to(r.pid);
-    request.at("rootfs").get_to(r.rootfs);
-    return Request(std::move(r));
+    return ExposeRequest{text_at(request, "host_path"), integer_at<pid_t>(request, "pid"),
+                         text_at(request, "rootfs")};
   }
-  if (op == "remove") return Request(RemoveRequest{request.at("host_path").get<std::string>()});
-  if (op == "list") return Request(ListRequest{});
-  if (op == "ping") return Request(PingRequest{});
-  return Error::bad_input(fmt::format("unknown request \"{}\"", op));
+  if (op == "remove") return RemoveRequest{text_at(request, "host_path")};
+  if (op == "list") return ListRequest{};
+  if (op == "ping") return PingRequest{};
+  throw BadField(fmt::format("unknown op \"{}\" (want create, expose, remove, list or ping)",
+                             printable(op, 64)));
+}
+
+}  // namespace
+
+Expected<Request> decode_request(const json& request) {
+  try {
+    return decode_fields(request);
+  } catch (const BadField& e) {
+    return Error::bad_input(fmt::format("bad request: {}", e.what()));
+  } catch (const json::exception& e) {
+    return Error::bad_input(fmt::format("bad request: {}", e.what()));
+  }
+}
+
+Expected<Request> parse_request(std::string_view line) {
+  if (!is_utf8(line)) return Error::bad_input("bad request: not UTF-8");
+  json request;
+  try {
+    request = json::parse(line);
+  } catch (const json::parse_error& e) {
+    return Error::bad_input(fmt::format("bad request: not JSON (error at byte {})", e.byte));
+  } catch (const json::exception&) {
+    return Error::bad_input("bad request: not JSON");
+  }
+  return decode_request(request);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -138,11 +211,16 @@ json encode_error(const Error& error) {
   return json{{"ok", false}, {"kind", kind}, {"message", error.message}};
 }
 
+std::string encode_line(const json& answer) {
+  return answer.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
 namespace {
 
 Error decode_error(const json& answer) {
   std::string kind = answer.value("kind", "failure");
-  std::string message = answer.value("message", "the controller gave no reason");
+  // One line whatever the controller said.
+  std::string message = printable(answer.value("message", "the controller gave no reason"));
   for (auto [k, name] : kKindNames) {
     if (kind == name) return Error{k, std::move(message)};
   }
@@ -183,7 +261,12 @@ template Expected<pid_t> decode_answer<PingRequest>(const json&);
 // ---------------------------------------------------------------------------------------
 
 Result<void> send_line(int fd, const json& value) {
-  std::string line = value.dump() + "\n";
+  std::string line;
+  try {
+    line = value.dump() + "\n";
+  } catch (const json::type_error&) {
+    return std::errc::illegal_byte_sequence;
+  }
   std::size_t sent = 0;
   while (sent < line.size()) {
     ssize_t n = ::send(fd, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
@@ -197,12 +280,14 @@ Result<void> send_line(int fd, const json& value) {
 }
 
 Result<std::string> read_line(int fd, std::string& pending) {
+  std::size_t scanned = 0;  // bytes of `pending` known to hold no newline
   for (;;) {
-    if (auto nl = pending.find('\n'); nl != std::string::npos) {
+    if (auto nl = pending.find('\n', scanned); nl != std::string::npos) {
       std::string line = pending.substr(0, nl);
       pending.erase(0, nl + 1);
       return line;
     }
+    scanned = pending.size();
     char buf[4096];
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
@@ -212,25 +297,6 @@ Result<std::string> read_line(int fd, std::string& pending) {
     if (n == 0) return std::errc::connection_reset;
     pending.append(buf, static_cast<std::size_t>(n));
   }
-}
-
-Result<LineBatch> read_available_lines(int fd, std::string& pending) {
-  LineBatch batch;
-  char buf[4096];
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  if (n < 0) {
-    if (errno != EAGAIN && errno != EINTR) return last_errc();
-  } else if (n == 0) {
-    batch.closed = true;
-  } else {
-    pending.append(buf, static_cast<std::size_t>(n));
-  }
-  std::size_t nl;
-  while ((nl = pending.find('\n')) != std::string::npos) {
-    batch.lines.push_back(pending.substr(0, nl));
-    pending.erase(0, nl + 1);
-  }
-  return batch;
 }
 
 }  // namespace hostchanfs::mountctl

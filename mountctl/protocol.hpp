@@ -9,6 +9,9 @@
 //   {"op":"list"}                                               -> {"ok":true,"channels":[...]}
 //   {"op":"ping"}                                               -> {"ok":true,"pid":123}
 // Failures: {"ok":false,"kind":"bad_input|refused|not_found|failure","message":".."}
+// Whatever a request line holds, its answer is one line of valid JSON: bytes that are not
+// UTF-8 are refused (parse_request), never echoed, and strings that become paths or names
+// must be UTF-8 without control characters (text.hpp).
 #pragma once
 
 #include <sys/types.h>
@@ -93,8 +96,12 @@ struct PingRequest {
 using Request = std::variant<CreateRequest, ExposeRequest, RemoveRequest, ListRequest, PingRequest>;
 
 json encode_request(const Request& request);
-// kBadInput for an unknown op; throws json::exception for a malformed request.
+// kBadInput, with a one-line reason, for an unknown op or a malformed request (a missing
+// field, a wrong type, a number out of range, a string that is not a clean name).
 Expected<Request> decode_request(const json& request);
+// A request line as it came: kBadInput for one that is not UTF-8 or not JSON (the reason
+// names the byte offset, never the bytes), else decode_request. Never throws.
+Expected<Request> parse_request(std::string_view line);
 
 // {"ok":true,...} with the answer's fields.
 json encode_answer(const CreateResult& answer);
@@ -102,6 +109,9 @@ json encode_answer(const std::monostate& answer);
 json encode_answer(const std::vector<ChannelInfo>& answer);
 json encode_answer(pid_t controller_pid);
 json encode_error(const Error& error);
+// One answer as a line ("...\n"): never throws (a string that is not UTF-8, which no answer
+// should hold, is written with U+FFFD in its place).
+std::string encode_line(const json& answer);
 
 // The answer to a request of type R, or the Error the controller answered with
 // (kFailure "the controller answered garbage" when it is not an answer).
@@ -116,17 +126,13 @@ void from_json(const json& j, ChannelInfo& info);
 // ---------------------------------------------------------------------------------------
 // Lines on a socket.
 
+// Lines on a socket, for the client (blocking; the controller's side is connection.hpp).
+
 // Send one JSON value as a line (MSG_NOSIGNAL: a vanished peer is an error, not a signal).
+// EILSEQ for a value holding a string that is not UTF-8 (nothing is sent).
 Result<void> send_line(int fd, const json& value);
 // Read one line from `fd` (blocking), keeping any bytes after it in `pending`.
 // ECONNRESET when the peer closes before a full line.
 Result<std::string> read_line(int fd, std::string& pending);
-// The complete lines already in `pending` plus what one read() returns (non-blocking use
-// by the controller's event loop). EOF is reported as `closed`.
-struct LineBatch {
-  std::vector<std::string> lines;
-  bool closed = false;
-};
-Result<LineBatch> read_available_lines(int fd, std::string& pending);
 
 }  // namespace hostchanfs::mountctl

@@ -1,17 +1,20 @@
 #include "mountctl/registry.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <filesystem>
-#include <fstream>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 
+#include <boost/uuid/name_generator_sha1.hpp>
+#include <boost/uuid/uuid_io.hpp>
 #include <fmt/format.h>
 
-#include "mountctl/run_dir.hpp"
+#include "mountctl/text.hpp"
 #include "sys/errno_text.hpp"
 #include "sys/log.hpp"
 #include "sys/pidfd.hpp"
@@ -21,137 +24,218 @@ namespace hostchanfs::mountctl {
 
 namespace {
 
-// A registry file name for a host path: '/' and '%' escaped, so it is one name.
-std::string registry_name(const std::string& host_path) {
-  std::string out;
-  for (char c : host_path) {
-    if (c == '/') out += "%2F";
-    else if (c == '%') out += "%25";
-    else out += c;
+constexpr int kRecordVersion = 2;
+constexpr std::size_t kMaxRecordBytes = 1 << 20;
+
+json id_json(const FileId& id) { return {{"dev", id.dev}, {"ino", id.ino}}; }
+FileId id_from(const json& j) { return {j.at("dev").get<dev_t>(), j.at("ino").get<ino_t>()}; }
+
+// The arguments of process `pid`.
+std::vector<std::string> arguments_of(pid_t pid) {
+  std::string text = read_small_file(fmt::format("/proc/{}/cmdline", pid));
+  std::vector<std::string> args;
+  for (std::size_t at = 0; at < text.size();) {
+    std::size_t end = text.find('\0', at);
+    if (end == std::string::npos) end = text.size();
+    args.push_back(text.substr(at, end - at));
+    at = end + 1;
   }
-  return out + ".json";
+  return args;
 }
 
-// Takes the channel's descriptors back from its daemon when that daemon is still the one
-// that serves the channel (its command line names `serve` and the host path: a pid that was
-// reused is not adopted).
-void adopt_daemon(Channel& ch, const json& record) {
-  if (ch.daemon_pid <= 0) return;
-  auto pidfd = open_pidfd(ch.daemon_pid);
-  if (!pidfd) return;
-  std::string args = read_small_file(fmt::format("/proc/{}/cmdline", ch.daemon_pid));
-  if (args.find(std::string("serve") + '\0') == std::string::npos ||
-      args.find(ch.spec.host_path) == std::string::npos) {
-    return;
+bool is_fuse_device(int fd) {
+  struct stat st {}, dev {};
+  return ::fstat(fd, &st) == 0 && ::stat("/dev/fuse", &dev) == 0 && S_ISCHR(st.st_mode) &&
+         st.st_rdev == dev.st_rdev;
+}
+
+// The memfd made as `name` (make_memfd), and that very one.
+bool is_memfd(int fd, const char* name, const FileId& id) {
+  struct stat st {};
+  std::string link(256, '\0');
+  ssize_t n = ::readlink(fmt::format("/proc/self/fd/{}", fd).c_str(), link.data(), link.size());
+  link.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return ::fstat(fd, &st) == 0 && file_id(st) == id &&
+         link == fmt::format("/memfd:{} (deleted)", name);
+}
+
+// Takes the channel's descriptors back from the process the record says holds them, when
+// it is still the daemon that serves the channel (a pid that was reused is not adopted)
+// and each descriptor is what it must be. Why not, or nullopt once adopted.
+std::optional<std::string> adopt(Channel& ch) {
+  const DescriptorHolder& holder = ch.holder;
+  if (holder.pid <= 0 || holder.pid != ch.daemon_pid) return "no daemon is recorded";
+  auto pidfd = open_pidfd(holder.pid);
+  if (!pidfd) return fmt::format("its daemon pid {} is gone", holder.pid);
+  auto args = arguments_of(holder.pid);
+  if (args.size() < 3 || args[1] != "serve" || args.back() != ch.spec.host_path) {
+    return fmt::format("pid {} is not its daemon", holder.pid);
   }
-  // The daemon's descriptor numbers (the same as the controller's at spawn time).
-  auto fds = record.value("daemon_fds", json::object());
-  auto take = [&](const char* key) {
-    auto fd = take_fd(pidfd.value().get(), fds.value(key, -1));
+  auto take = [&](int number) {
+    auto fd = take_fd(pidfd.value().get(), number);
     return fd ? std::move(fd).value() : UniqueFd();
   };
-  ch.fuse_fd = take("fuse");
-  ch.meta_fd = take("meta");
-  ch.data_fd = take("data");
+  UniqueFd fuse = take(holder.fuse), meta = take(holder.meta), data = take(holder.data);
+  if (!fuse || !is_fuse_device(fuse.get())) {
+    return fmt::format("descriptor {} of its daemon pid {} is not /dev/fuse", holder.fuse, holder.pid);
+  }
+  if (!meta || !is_memfd(meta.get(), "hostchanfs-meta", ch.meta_id) || !data ||
+      !is_memfd(data.get(), "hostchanfs-data", ch.data_id)) {
+    return fmt::format("descriptors {} and {} of its daemon pid {} are not its store's memfds",
+                       holder.meta, holder.data, holder.pid);
+  }
+  if (!is_mounted(ch.mount)) return "its mount is gone";
+  ch.fuse_fd = std::move(fuse);
+  ch.meta_fd = std::move(meta);
+  ch.data_fd = std::move(data);
   ch.daemon_pidfd = std::move(pidfd).value();
   ch.state = ChannelState::kRunning;
+  return std::nullopt;
+}
+
+// Why a record read back cannot be trusted as it is, or nullopt.
+std::optional<std::string> record_problem(const Channel& ch, const std::string& file_name) {
+  const std::string& host = ch.spec.host_path;
+  if (text_problem(host) || !path_components(host) || host == "/") return "its host path is not clean";
+  if (record_name(host) != file_name) return "its file name is not its host path's";
+  for (const MadeDir& d : ch.made_dirs) {
+    if (!path_is_within(host, d.path)) return "it made a directory that is not on its host path";
+  }
+  return std::nullopt;
 }
 
 }  // namespace
 
+std::string record_name(const std::string& host_path) {
+  static const boost::uuids::name_generator_sha1 generate(boost::uuids::ns::url());
+  return boost::uuids::to_string(generate(host_path)) + ".json";
+}
+
 json channel_record(const Channel& ch) {
   json r = json(ch.spec);
+  r["version"] = kRecordVersion;
   r["owner_id"] = ch.owner_id;
   r["owner_pid"] = ch.owner_pid ? json(*ch.owner_pid) : json(nullptr);
   r["uid"] = ch.uid;
   r["gid"] = ch.gid;
   r["max_inodes"] = ch.max_inodes;
-  r["created_dirs"] = ch.created_dirs;
+  r["made_dirs"] = json::array();
+  for (const MadeDir& d : ch.made_dirs) r["made_dirs"].push_back({{"path", d.path}, {"id", id_json(d.id)}});
+  r["mount"] = {{"unique_id", ch.mount.unique_id}, {"id", ch.mount.id}, {"dev", ch.mount.dev}};
+  r["memory"] = {{"meta", id_json(ch.meta_id)}, {"data", id_json(ch.data_id)}};
   r["daemon_pid"] = ch.daemon_pid;
+  const DescriptorHolder& h = ch.holder;
+  r["holder"] = {{"pid", h.pid}, {"fuse", h.fuse}, {"meta", h.meta}, {"data", h.data}};
   r["state"] = state_name(ch.state);
-  // The daemon's descriptor numbers (the same as ours at spawn time): a restarted
-  // controller can take them back from the daemon with pidfd_getfd.
-  r["daemon_fds"] = {{"fuse", ch.fuse_fd.get()}, {"meta", ch.meta_fd.get()}, {"data", ch.data_fd.get()}};
   return r;
 }
 
 Channel channel_from_record(const json& r) {
+  if (r.at("version").get<int>() != kRecordVersion) {
+    throw std::runtime_error("written by another version of hostchanfs");
+  }
   Channel ch;
   r.get_to(ch.spec);
   r.at("owner_id").get_to(ch.owner_id);
-  if (r.contains("owner_pid") && !r["owner_pid"].is_null()) ch.owner_pid = r["owner_pid"].get<pid_t>();
+  if (!r.at("owner_pid").is_null()) ch.owner_pid = r["owner_pid"].get<pid_t>();
   r.at("uid").get_to(ch.uid);
   r.at("gid").get_to(ch.gid);
   r.at("max_inodes").get_to(ch.max_inodes);
-  r.at("created_dirs").get_to(ch.created_dirs);
+  for (const json& d : r.at("made_dirs")) {
+    ch.made_dirs.push_back({d.at("path").get<std::string>(), id_from(d.at("id"))});
+  }
+  const json& m = r.at("mount");
+  ch.mount = {m.at("unique_id").get<std::uint64_t>(), m.at("id").get<std::uint32_t>(),
+              m.at("dev").get<dev_t>()};
+  ch.meta_id = id_from(r.at("memory").at("meta"));
+  ch.data_id = id_from(r.at("memory").at("data"));
   r.at("daemon_pid").get_to(ch.daemon_pid);
-  ch.state = r.value("state", "failed") == "running" ? ChannelState::kRunning : ChannelState::kFailed;
+  const json& h = r.at("holder");
+  ch.holder = {h.at("pid").get<pid_t>(), h.at("fuse").get<int>(), h.at("meta").get<int>(),
+               h.at("data").get<int>()};
+  ch.state = r.at("state") == "running" ? ChannelState::kRunning : ChannelState::kFailed;
   return ch;
 }
 
 bool registry_has_channels(const std::string& run_dir) {
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(registry_dir(run_dir), ec)) {
-    if (entry.path().extension() == ".json") return true;
+  auto dir = RunDir::open(run_dir, false);
+  auto registry = dir ? dir.value().open_registry(false) : Expected<UniqueFd>(dir.error());
+  if (!registry) return false;
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(registry.value().release()), ::closedir);
+  while (dirent* e = d ? ::readdir(d.get()) : nullptr) {
+    std::string name = e->d_name;
+    if (name.size() > 5 && name.ends_with(".json")) return true;
   }
   return false;
 }
 
-Registry::Registry(const std::string& run_dir) : dir_(registry_dir(run_dir)) {}
-
-Expected<void> Registry::make_dir() const {
-  if (::mkdir(dir_.c_str(), 0700) < 0 && errno != EEXIST) {
-    return Error::failure(fmt::format("cannot make {}: {}", dir_, errno_text(last_errc())));
-  }
-  return success();
+Expected<Registry> Registry::open(const RunDir& run_dir) {
+  HC_TRY(dir, run_dir.open_registry(true));
+  return Registry(run_dir.file_path(kRegistryName), std::move(dir));
 }
 
 void Registry::save(const Channel& ch) const {
   auto log = log::get("controller");
-  std::string final_path = dir_ + "/" + registry_name(ch.spec.host_path);
-  std::string tmp = final_path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << channel_record(ch).dump(2) << "\n";
-    if (!out) {
-      log->error("cannot write {}", tmp);
-      return;
-    }
+  std::string name = record_name(ch.spec.host_path);
+  std::string tmp = name + ".tmp";
+  std::string text = channel_record(ch).dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+  UniqueFd fd(::openat(dir_.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    log->error("channel {}: cannot write its record {}/{}: {}", ch.spec.host_path, path_, tmp,
+               errno_text(last_errc()));
+    return;
   }
-  // rename: a reader (or a restarted controller) sees the old entry or the new one.
-  if (::rename(tmp.c_str(), final_path.c_str()) < 0) {
-    log->error("cannot write {}: {}", final_path, errno_text(last_errc()));
+  // rename: a reader (or a restarted controller) sees the old record or the new one.
+  if (::renameat(dir_.get(), tmp.c_str(), dir_.get(), name.c_str()) < 0) {
+    log->error("channel {}: cannot write its record {}/{}: {}", ch.spec.host_path, path_, name,
+               errno_text(last_errc()));
   }
 }
 
 void Registry::forget(const std::string& host_path) const {
-  std::string path = dir_ + "/" + registry_name(host_path);
-  ::unlink(path.c_str());
+  ::unlinkat(dir_.get(), record_name(host_path).c_str(), 0);
 }
 
 std::vector<Channel> Registry::load() const {
   auto log = log::get("controller");
   std::vector<Channel> channels;
-  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir_.c_str()), ::closedir);
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(::fcntl(dir_.get(), F_DUPFD_CLOEXEC, 0)), ::closedir);
   if (!d) return channels;
+  ::rewinddir(d.get());
   while (dirent* e = ::readdir(d.get())) {
     std::string name = e->d_name;
-    if (name.size() < 5 || name.substr(name.size() - 5) != ".json") continue;
+    if (name.size() <= 5 || !name.ends_with(".json")) continue;
     try {
-      std::ifstream in(dir_ + "/" + name);
-      json record = json::parse(in);
-      Channel ch = channel_from_record(record);
+      UniqueFd fd(::openat(dir_.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+      struct stat st {};
+      if (!fd || ::fstat(fd.get(), &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+          static_cast<std::size_t>(st.st_size) > kMaxRecordBytes) {
+        log->error("registry: ignoring {}/{}: not a plain file of at most 1 MiB", path_, name);
+        continue;
+      }
+      std::string text(static_cast<std::size_t>(st.st_size), '\0');
+      if (::pread(fd.get(), text.data(), text.size(), 0) != st.st_size) {
+        log->error("registry: ignoring {}/{}: cannot read it", path_, name);
+        continue;
+      }
+      Channel ch = channel_from_record(json::parse(text));
+      if (auto problem = record_problem(ch, name)) {
+        log->error("registry: ignoring {}/{}: {}", path_, name, *problem);
+        continue;
+      }
       ch.state = ChannelState::kFailed;
-      adopt_daemon(ch, record);
-      log->info("registry: channel {} ({}), daemon pid {}", ch.spec.host_path,
-                ch.state == ChannelState::kRunning ? "adopted" : "failed", ch.daemon_pid);
+      if (auto why = adopt(ch)) {
+        log->warn("registry: channel {} failed: {}", ch.spec.host_path, *why);
+      } else {
+        log->info("registry: channel {} adopted, daemon pid {}", ch.spec.host_path, ch.daemon_pid);
+      }
       if (ch.owner_pid) {
         auto owner = open_pidfd(*ch.owner_pid);
         if (owner) ch.owner_pidfd = std::move(owner).value();
       }
       channels.push_back(std::move(ch));
     } catch (const std::exception& ex) {
-      log->error("registry: ignoring {}: {}", name, ex.what());
+      log->error("registry: ignoring {}/{}: {}", path_, name, ex.what());
     }
   }
   return channels;

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "mountctl/text.hpp"
 #include "sys/errno_text.hpp"
 #include "sys/size.hpp"
 
@@ -29,7 +30,15 @@ std::vector<std::string_view> split_fields(std::string_view text) {
   }
 }
 
+// The kernel's own file systems: a directory made there fails at best.
+constexpr std::string_view kKernelTrees[] = {"/proc", "/sys"};
+
 Expected<std::string> check_path(std::string_view field, std::string_view value) {
+  if (auto problem = text_problem(value)) {
+    return Error::bad_input(fmt::format(
+        "{} \"{}\" {}: give a path in UTF-8 without control characters", field,
+        printable(value), *problem));
+  }
   if (value.empty() || value.front() != '/') {
     return Error::bad_input(fmt::format(
         "{} \"{}\" is not an absolute path: give a path that starts with /", field, value));
@@ -42,13 +51,25 @@ Expected<std::string> check_path(std::string_view field, std::string_view value)
   return cleaned;
 }
 
+Expected<std::string> check_host_path(std::string_view value) {
+  HC_TRY(cleaned, check_path("host path", value));
+  for (std::string_view tree : kKernelTrees) {
+    if (path_is_within(cleaned, tree)) {
+      return Error::bad_input(fmt::format(
+          "host path \"{}\" is in {}, the kernel's own file system: give a path elsewhere",
+          cleaned, tree));
+    }
+  }
+  return cleaned;
+}
+
 Expected<std::uint64_t> check_size(std::string_view value, const MemoryInfo& mem) {
   if (value.empty()) return kDefaultChannelSize;
   auto parsed = parse_size(value);
   if (!parsed) {
     return Error::bad_input(fmt::format(
         "size \"{}\" is not a size: give bytes or a number with k, m or g (e.g. 32M)",
-        value));
+        printable(value)));
   }
   std::uint64_t bytes = parsed.value();
   if (bytes < kMinChannelSize) {
@@ -70,6 +91,12 @@ Expected<std::uint64_t> check_size(std::string_view value, const MemoryInfo& mem
 }
 
 }  // namespace
+
+bool path_is_within(std::string_view path, std::string_view dir) {
+  if (dir == "/") return true;
+  return path == dir || (path.size() > dir.size() && path.substr(0, dir.size()) == dir &&
+                         path[dir.size()] == '/');
+}
 
 std::string clean_path(std::string_view path) {
   std::vector<std::string_view> parts;
@@ -120,10 +147,11 @@ Expected<ChannelSpec> parse_spec(std::string_view text, const MemoryInfo& mem) {
   auto fields = split_fields(text);
   if (fields.size() != 4) {
     return Error::bad_input(fmt::format(
-        "bad host channel format \"{}\": want {} (4 fields separated by ':')", text, kFormat));
+        "bad host channel format \"{}\": want {} (4 fields separated by ':')", printable(text),
+        kFormat));
   }
   ChannelSpec spec;
-  HC_TRY(host, check_path("host path", fields[0]));
+  HC_TRY(host, check_host_path(fields[0]));
   HC_TRY(container, check_path("container path", fields[1]));
   spec.host_path = std::move(host);
   spec.container_path = std::move(container);
@@ -131,7 +159,8 @@ Expected<ChannelSpec> parse_spec(std::string_view text, const MemoryInfo& mem) {
     spec.read_only = true;
   } else if (!fields[2].empty() && fields[2] != "rw") {
     return Error::bad_input(fmt::format(
-        "mode \"{}\" is neither rw nor ro: give rw, ro, or leave it empty for rw", fields[2]));
+        "mode \"{}\" is neither rw nor ro: give rw, ro, or leave it empty for rw",
+        printable(fields[2])));
   }
   HC_TRY(size, check_size(fields[3], mem));
   spec.size_bytes = size;

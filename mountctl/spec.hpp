@@ -33,8 +33,10 @@ struct MemoryInfo {
 };
 
 // Syntax, path cleaning and the size limits (min one page, max half of MemTotal, not
-// above MemAvailable). Does NOT look at the host path: whether it already exists is
-// checked by the controller at create() (so an idempotent re-create can succeed).
+// above MemAvailable). Paths must be UTF-8 without control characters (text.hpp), and a
+// host path may not be in /proc or /sys. Does NOT look at the host path: whether it
+// exists, or holds a symlink, is checked by the controller at create() (so an idempotent
+// re-create can succeed).
 // Errors are kBadInput with a one-line message naming the field and its value.
 Expected<ChannelSpec> parse_spec(std::string_view text);
 Expected<ChannelSpec> parse_spec(std::string_view text, const MemoryInfo& mem);
@@ -42,5 +44,8 @@ Expected<ChannelSpec> parse_spec(std::string_view text, const MemoryInfo& mem);
 // "//a/./b/" -> "/a/b"; ".." is resolved lexically ("/a/../b" -> "/b"). Only for absolute
 // paths (the caller checks that first).
 std::string clean_path(std::string_view absolute_path);
+
+// Whether the clean absolute `path` is `dir` or below it (every path is within "/").
+bool path_is_within(std::string_view path, std::string_view dir);
 
 }  // namespace hostchanfs::mountctl

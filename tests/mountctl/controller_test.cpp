@@ -30,17 +30,7 @@ using testing::mounts_under;
 using testing::processes_naming;
 using json = nlohmann::json;
 
-class ControllerTest : public testing::ControllerFixture {
- protected:
-  void TearDown() override {
-    if (!world_) return;
-    std::string work = world_->work();
-    EXPECT_TRUE(world_->stop_controller()) << "the controller ignored SIGTERM";
-    EXPECT_EQ(mounts_under(work), std::vector<std::string>{}) << world_->controller_log();
-    EXPECT_EQ(processes_naming(work), std::vector<pid_t>{});
-    world_.reset();
-  }
-};
+using ControllerTest = testing::CheckedControllerTest;
 
 bool fsys_empty(const std::string& dir) {
   std::error_code ec;
@@ -124,6 +114,28 @@ TEST_F(ControllerTest, BadInputExitsTwoAndChangesNothing) {
   r = hostchanfs({"mount"});
   EXPECT_EQ(r.status, 2) << "a missing argument is bad input";
   EXPECT_EQ(ls().size(), 0u);
+}
+
+TEST_F(ControllerTest, EveryUsageErrorExitsTwoInOneLine) {
+  std::string host = world_->path("u");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"serve", "--inodes", "-1", "--size", "1M", host},
+        {"serve", "--uid", "-1", "--size", "1M", host},
+        {"mount", host + ":/x::1M", "--inodes", "-1"},
+        {"mount", host + ":/x::1M", "--gid", "x"},
+        {"mount", host + "\n:/x::1M"},
+        {"umount", "relative"},
+        {"umount", host + "\xff"},
+        {"no-such-command"},
+        {"ls", "--no-such-flag"},
+        {"controller", "--run-dir", "relative"}}) {
+    auto r = hostchanfs(args);
+    EXPECT_EQ(r.status, 2) << ::testing::PrintToString(args) << ": " << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
+    EXPECT_EQ(r.err.rfind("hostchanfs", 0), 0u) << r.err;
+  }
+  EXPECT_FALSE(exists(host));
+  EXPECT_FALSE(world_->controller_pid()) << "no usage error starts a controller";
 }
 
 TEST_F(ControllerTest, EveryCommandHasHelp) {
@@ -211,8 +223,7 @@ TEST_F(ControllerTest, AKilledControllerIsReplacedAndTakesItsChannelsOver) {
   { std::ofstream(host + "/f") << "kept"; }
   auto first = world_->controller_pid();
   ASSERT_TRUE(first);
-  ASSERT_EQ(::kill(*first, SIGKILL), 0);
-  ASSERT_TRUE(eventually([&] { return ::kill(*first, 0) < 0; }));
+  world_->kill_controller();
   // ls finds the registry, starts a new controller, which adopts the live daemon.
   json list = ls();
   ASSERT_EQ(list.size(), 1u);
@@ -236,7 +247,7 @@ TEST_F(ControllerTest, AStartThatFailsHalfwayLeavesNothing) {
   EXPECT_FALSE(exists(world_->path("p")));
   EXPECT_EQ(mounts_under(world_->work()), std::vector<std::string>{});
   EXPECT_EQ(ls().size(), 0u);
-  EXPECT_TRUE(fsys_empty(world_->run_dir() + "/channels")) << "no registry entry";
+  EXPECT_TRUE(fsys_empty(world_->run_dir() + "/registry")) << "no registry entry";
 }
 
 TEST_F(ControllerTest, UidAndGidOwnTheChannelRoot) {
@@ -316,6 +327,11 @@ class ExposeTest : public ::testing::Test {
     for (const auto& e : std::filesystem::directory_iterator(rootfs_.path(), ec)) std::filesystem::remove_all(e.path(), ec);
     for (const auto& e : std::filesystem::directory_iterator(decoy_.path(), ec)) std::filesystem::remove_all(e.path(), ec);
   }
+  // expose_into with the tmpfs as the channel, opened by descriptor as the controller does.
+  Expected<void> expose(pid_t pid, const std::string& container_path, bool read_only) {
+    UniqueFd mount(::open(source_->path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    return expose_into(mount.get(), source_->path(), pid, rootfs_.path(), container_path, read_only);
+  }
   // Runs `body` inside the container's mount namespace, returns its status.
   int in_container(const std::function<int()>& body) {
     pid_t target = container_.pid();
@@ -336,7 +352,7 @@ class ExposeTest : public ::testing::Test {
 };
 
 TEST_F(ExposeTest, ReadWriteBindIsSharedWithTheHost) {
-  auto done = expose_into(source_->path(), container_.pid(), rootfs_.path(), "/data/chan", false);
+  auto done = expose(container_.pid(), "/data/chan", false);
   ASSERT_TRUE(done) << done.error().message;
   EXPECT_FALSE(exists(rootfs_.path() + "/data/chan/x")) << "not in our namespace";
   std::string inside = rootfs_.path() + "/data/chan";
@@ -356,7 +372,7 @@ TEST_F(ExposeTest, ReadWriteBindIsSharedWithTheHost) {
 }
 
 TEST_F(ExposeTest, ReadOnlyBindRefusesWritesInside) {
-  auto done = expose_into(source_->path(), container_.pid(), rootfs_.path(), "/ro", true);
+  auto done = expose(container_.pid(), "/ro", true);
   ASSERT_TRUE(done) << done.error().message;
   std::string inside = rootfs_.path() + "/ro";
   EXPECT_EQ(in_container([inside] {
@@ -371,7 +387,7 @@ TEST_F(ExposeTest, ReadOnlyBindRefusesWritesInside) {
 TEST_F(ExposeTest, SymlinkOutOfTheRootfsLandsInside) {
   std::string link = rootfs_.path() + "/link";
   ASSERT_EQ(::symlink(decoy_.path().c_str(), link.c_str()), 0);
-  auto done = expose_into(source_->path(), container_.pid(), rootfs_.path(), "/link/chan", false);
+  auto done = expose(container_.pid(), "/link/chan", false);
   ASSERT_TRUE(done) << done.error().message;
   EXPECT_FALSE(exists(decoy_.path() + "/chan")) << "the decoy outside the rootfs is untouched";
   std::string landed = rootfs_.path() + decoy_.path() + "/chan";
@@ -383,7 +399,7 @@ TEST_F(ExposeTest, GoneProcessIsBadInput) {
   ChildProcess gone = ChildProcess::fork([] { return 0; });
   pid_t pid = gone.pid();
   gone.wait();
-  auto done = expose_into(source_->path(), pid, rootfs_.path(), "/x", false);
+  auto done = expose(pid, "/x", false);
   ASSERT_FALSE(done);
   EXPECT_EQ(done.error().kind, Error::Kind::kBadInput);
   EXPECT_EQ(done.error().message,

@@ -1,13 +1,17 @@
 // A private world for one controller test: its own mount namespace, work directory, run
 // dir (HOSTCHANFS_RUN_DIR) and controller (ControllerWorld), and the fixture that gives
-// every controller and run test one (ControllerFixture). On destruction — also when the
-// test failed halfway — the controller is stopped by pid (SIGTERM: it removes every
-// channel; SIGKILL if it does not end), every process still naming the work directory is
-// killed by pid, leftover mounts are detached and the work directory removed.
+// every controller and run test one (ControllerFixture; CheckedControllerTest also checks
+// that the test left nothing). On destruction — also when the test failed halfway — the
+// controller is stopped by pid (SIGTERM: it removes every channel; SIGKILL if it does not
+// end), every process still naming the work directory is killed by pid, leftover mounts
+// are detached and the work directory removed. RawClient speaks to the controller's
+// socket byte by byte, for tests that speak the protocol badly on purpose.
 #pragma once
 
 #include <dirent.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -28,6 +32,7 @@
 #include "sys/mount.hpp"
 #include "sys/pidfd.hpp"
 #include "sys/read_file.hpp"
+#include "sys/unix_socket.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/fuse_required.hpp"
 #include "tests/support/mount_namespace.hpp"
@@ -177,6 +182,16 @@ class ControllerWorld {
     return terminate_pidfd(pidfd.value().get(), std::chrono::seconds(60));
   }
 
+  // SIGKILL, and wait until it has ended (its pidfd: a zombie not yet reaped has ended).
+  void kill_controller() {
+    auto pid = controller_pid();
+    if (!pid) throw std::runtime_error("no controller to kill");
+    auto pidfd = open_pidfd(*pid);
+    if (!pidfd) return;
+    (void)signal_pidfd(pidfd.value().get(), SIGKILL);
+    if (!wait_pidfd(pidfd.value().get(), std::chrono::seconds(60))) throw std::runtime_error("the controller outlived SIGKILL");
+  }
+
   std::string controller_log() const { return read_small_file(run_dir_ + "/controller.log"); }
 
  private:
@@ -200,6 +215,82 @@ class ControllerFixture : public ::testing::Test {
     return nlohmann::json::parse(r.out);
   }
   std::optional<ControllerWorld> world_;
+};
+
+// A ControllerFixture whose TearDown checks what must be gone: the controller ends on
+// SIGTERM, and no mount and no process naming the work directory is left.
+class CheckedControllerTest : public ControllerFixture {
+ protected:
+  void TearDown() override {
+    if (!world_) return;
+    std::string work = world_->work();
+    EXPECT_TRUE(world_->stop_controller()) << "the controller ignored SIGTERM";
+    EXPECT_EQ(mounts_under(work), std::vector<std::string>{}) << world_->controller_log();
+    EXPECT_EQ(processes_naming(work), std::vector<pid_t>{});
+    world_.reset();
+  }
+};
+
+// One connection to the controller's socket at `run_dir`, bytes in and lines out.
+class RawClient {
+ public:
+  explicit RawClient(const std::string& run_dir) {
+    auto address = unix_address(run_dir + "/controller.sock");
+    auto fd = address ? connect_unix(address.value()) : Result<UniqueFd>(address.error());
+    if (!fd) throw std::runtime_error("connect to the controller of " + run_dir + ": " + errno_text(fd.error()));
+    fd_ = std::move(fd).value();
+  }
+  int fd() const { return fd_.get(); }
+  // False once the controller has closed the connection (EPIPE, ECONNRESET).
+  bool send(std::string_view bytes) {
+    while (!bytes.empty()) {
+      ssize_t n = ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+  // Sends without ever blocking for longer than `bound` (for a client that must not be
+  // stalled by a controller that stopped reading it).
+  enum class Sent { kAll, kStalled, kClosed };
+  Sent send_within(std::string_view bytes, std::chrono::seconds bound) {
+    while (!bytes.empty()) {
+      ssize_t n = ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno != EAGAIN) return Sent::kClosed;
+      pollfd p{fd_.get(), POLLOUT, 0};
+      if (::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(bound).count())) <= 0) return Sent::kStalled;
+    }
+    return Sent::kAll;
+  }
+  // The next answer line, or nullopt when none comes within `bound` (which only turns a
+  // hang into a failure) or the controller closed the connection.
+  std::optional<std::string> read_line(std::chrono::seconds bound = std::chrono::seconds(30)) {
+    auto deadline = std::chrono::steady_clock::now() + bound;
+    for (;;) {
+      if (auto nl = pending_.find('\n'); nl != std::string::npos) {
+        std::string line = pending_.substr(0, nl);
+        pending_.erase(0, nl + 1);
+        return line;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{fd_.get(), POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
+      char buf[65536];
+      ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+      if (n <= 0) return std::nullopt;
+      pending_.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+
+ private:
+  UniqueFd fd_;
+  std::string pending_;
 };
 
 }  // namespace hostchanfs::testing

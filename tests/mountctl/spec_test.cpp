@@ -98,7 +98,33 @@ INSTANTIATE_TEST_SUITE_P(
              "size \"0\" (0 bytes) is below the minimum of one 4 KiB page (4096 bytes)"},
         Case{"/a:/b:rw:5g", std::nullopt,
              "size \"5g\" (5368709120 bytes) is above half of the host's memory (4294967296 "
-             "bytes)"}));
+             "bytes)"},
+        // Paths end up in JSON, log lines and the `ls` table: UTF-8 only, no control
+        // characters (shown escaped, never raw).
+        Case{"/tmp/\xff:/b:rw:1m", std::nullopt,
+             "host path \"/tmp/\\xff\" is not UTF-8 (byte 0xff at offset 5): give a path in UTF-8 "
+             "without control characters"},
+        Case{"/tmp/a\nb:/b:rw:1m", std::nullopt,
+             "host path \"/tmp/a\\x0ab\" holds a control character (U+000A at offset 6): give a "
+             "path in UTF-8 without control characters"},
+        Case{"/a:/b\x1b[2J:rw:1m", std::nullopt,
+             "container path \"/b\\x1b[2J\" holds a control character (U+001B at offset 2): give "
+             "a path in UTF-8 without control characters"},
+        Case{"/a:/b:r\xc3w:1m", std::nullopt,
+             "mode \"r\\xc3w\" is neither rw nor ro: give rw, ro, or leave it empty for rw"},
+        Case{"/proc/x:/b:rw:1m", std::nullopt,
+             "host path \"/proc/x\" is in /proc, the kernel's own file system: give a path "
+             "elsewhere"},
+        Case{"/sys:/b:rw:1m", std::nullopt,
+             "host path \"/sys\" is in /sys, the kernel's own file system: give a path elsewhere"},
+        Case{"//sys/./fs/..:/b:rw:1m", std::nullopt,
+             "host path \"/sys\" is in /sys, the kernel's own file system: give a path elsewhere"}));
+
+TEST(Spec, UnicodePathsAndLookalikesOfKernelTreesAreFine) {
+  EXPECT_TRUE(parse_spec("/tmp/caf\xc3\xa9:/b:rw:1m", kMem));
+  EXPECT_TRUE(parse_spec("/procfoo:/b:rw:1m", kMem));
+  EXPECT_TRUE(parse_spec("/a:/proc/x:rw:1m", kMem)) << "inside a container, /proc is its own";
+}
 
 TEST(Spec, SizeAboveAvailableMemoryIsRefused) {
   MemoryInfo tight{8 * kGiB, 1 * kGiB};

@@ -1,8 +1,12 @@
 // `hostchanfs oci-hook` on its own: the state and bundle parsing, and the refusals (garbage
 // on stdin, a container whose process is gone, a bad annotation), which must change
 // nothing: no host path, no controller, no channel.
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <functional>
 
 #include <gtest/gtest.h>
 
@@ -28,11 +32,13 @@ std::string state_json(const std::string& id, pid_t pid, const std::string& bund
   return state.dump();
 }
 
-CommandResult run_hook(const std::string& stdin_text) {
+CommandResult run_hook(const std::string& stdin_text, const std::vector<std::string>& args = {}) {
   CommandOptions options;
   options.stdin_text = stdin_text;
   options.env = PrivateHost::get().hook_env();
-  return run_command({HOSTCHANFS_BIN, "oci-hook"}, options);
+  std::vector<std::string> argv = {HOSTCHANFS_BIN, "oci-hook"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, options);
 }
 
 bool one_line(const std::string& text) {
@@ -200,6 +206,139 @@ TEST(OciHook, BadAnnotationFailsCreation) {
     EXPECT_EQ(ct.status(), "") << runtime;
     EXPECT_FALSE(stdfs::exists(host_path)) << runtime;
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Who may choose a host path: a channel the hook makes must be below the operator's root.
+
+// A "container": a process in a mount namespace of its own, waiting; and the bundle of it
+// (config.json and an empty rootfs, all the hook reads).
+class HookedContainer {
+ public:
+  explicit HookedContainer(const stdfs::path& bundle) : bundle_(bundle) {
+    stdfs::create_directories(bundle / "rootfs");
+    write_file(bundle / "config.json", R"({"root":{"path":"rootfs"}})");
+    int ready[2];
+    if (::pipe(ready) < 0) throw std::runtime_error("pipe");
+    process_ = ChildProcess::fork([ready] {
+      ::close(ready[0]);
+      if (::unshare(CLONE_NEWNS) < 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) return 1;
+      char c = 'r';
+      if (::write(ready[1], &c, 1) != 1) return 1;
+      ::pause();
+      return 0;
+    });
+    ::close(ready[1]);
+    char c;
+    bool ok = ::read(ready[0], &c, 1) == 1;
+    ::close(ready[0]);
+    if (!ok) throw std::runtime_error("the container process did not start");
+  }
+  pid_t pid() const { return process_.pid(); }
+  std::string bundle() const { return bundle_.string(); }
+  // Its mount points (as it sees them).
+  std::string mountinfo() const { return read_file("/proc/" + std::to_string(pid()) + "/mountinfo"); }
+
+ private:
+  stdfs::path bundle_;
+  ChildProcess process_;
+};
+
+TEST(OciHookPlace, AChannelOutsideTheHookRootIsRefusedAndNothingIsMade) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  TempDir dir;
+  write_file(dir / "config.json", json{{"hook_channel_root", (dir / "allowed").string()}}.dump());
+  HookedContainer container(dir / "bundle");
+  // Below the root only: not beside it, not the root itself, not where a drop-in would run
+  // as root at the next reload.
+  for (const std::string& host : std::vector<std::string>{(dir / "outside/chan").string(), (dir / "allowed").string(),
+                                                          "/etc/systemd/system/hostchanfs-test.service.d"}) {
+    auto r = run_hook(state_json("c1", container.pid(), container.bundle(), "creating", host + ":/c:rw:1M"),
+                      {"--config", (dir / "config.json").string()});
+    EXPECT_EQ(r.exit_code, 2) << r.describe();
+    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_EQ(r.err, "hostchanfs: container c1: host path " + host + " is outside " + (dir / "allowed").string() +
+                         ": channels made through the annotation io.hostchanfs.channel must be below it (the "
+                         "operator sets \"hook_channel_root\" in " + (dir / "config.json").string() + ")\n");
+  }
+  EXPECT_FALSE(stdfs::exists(dir / "outside"));
+  EXPECT_FALSE(stdfs::exists(dir / "allowed"));
+  EXPECT_FALSE(stdfs::exists("/etc/systemd/system/hostchanfs-test.service.d"));
+  EXPECT_TRUE(no_controller());
+  // The default root is /run/hostchanfs/channels (no configuration file).
+  auto r = run_hook(state_json("c1", container.pid(), container.bundle(), "creating", (dir / "x").string() + ":/c:rw:1M"),
+                    {"--config", (dir / "none.json").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_NE(r.err.find("is outside /run/hostchanfs/channels"), std::string::npos) << r.err;
+}
+
+TEST(OciHookPlace, TheConfigurationMustBeRootsOwnAndWellFormed) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  TempDir dir;
+  HookedContainer container(dir / "bundle");
+  std::string good = json{{"hook_channel_root", "/"}}.dump();
+  struct Case {
+    std::string name, text;
+    std::function<void(const std::string&)> spoil;
+    std::string says;
+  };
+  std::vector<Case> cases = {
+      {"group.json", good, [](const std::string& p) { ::chmod(p.c_str(), 0664); }, "is not a plain file of root's"},
+      {"nobody.json", good, [](const std::string& p) { ::chown(p.c_str(), 65534, 65534); }, "is not a plain file of root's"},
+      {"link.json", good, [&](const std::string& p) {
+         ::unlink(p.c_str());
+         write_file(dir / "target.json", json{{"hook_channel_root", "/"}}.dump());
+         ::symlink((dir / "target.json").c_str(), p.c_str());
+       }, "is a symlink"},
+      {"key.json", R"({"hook_channel_roots":"/"})", nullptr, "has an unknown key \"hook_channel_roots\""},
+      {"root.json", R"({"hook_channel_root":"relative"})", nullptr, "that is not a clean absolute path"},
+      {"text.json", "not json", nullptr, "is not a JSON object"}};
+  for (const Case& c : cases) {
+    std::string path = (dir / c.name).string();
+    write_file(path, c.text);
+    if (c.spoil) c.spoil(path);
+    auto r = run_hook(state_json("c2", container.pid(), container.bundle(), "creating",
+                                 (dir / "chan").string() + ":/c:rw:1M"),
+                      {"--config", path});
+    EXPECT_EQ(r.exit_code, 2) << c.name << ": " << r.describe();
+    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << c.name << ": " << r.err;
+  }
+  EXPECT_FALSE(stdfs::exists(dir / "chan"));
+  EXPECT_TRUE(no_controller());
+}
+
+// `hostchanfs run` makes its container's channel itself (owner oci:<id>), wherever the
+// operator said; the hook then only binds it, even outside the hook's root.
+TEST(OciHookPlace, AContainerIsGivenItsOwnChannelWhereverItIs) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  TempDir dir;
+  write_file(dir / "config.json", json{{"hook_channel_root", (dir / "allowed").string()}}.dump());
+  HookedContainer container(dir / "bundle");
+  std::string host = (dir / "anywhere/chan").string();
+  std::string spec_text = host + ":/chan:rw:1M";
+  PrivateHost::get().start_controller();
+  {
+    auto client = mountctl::ControllerClient::connect_existing(PrivateHost::get().run_dir());
+    ASSERT_TRUE(client) << client.error().message;
+    auto created = client.value().create(mountctl::parse_spec(spec_text).value(), {},
+                                         mountctl::Owner{mountctl::oci_owner_id("c3"), std::nullopt});
+    ASSERT_TRUE(created) << created.error().message;
+  }
+  std::vector<std::string> args = {"--config", (dir / "config.json").string()};
+  auto r = run_hook(state_json("c3", container.pid(), container.bundle(), "creating", spec_text), args);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_NE(container.mountinfo().find((dir / "bundle/rootfs/chan").string()), std::string::npos)
+      << container.mountinfo();
+  // Another container may not take it, nor this one have it with another spec.
+  r = run_hook(state_json("c4", container.pid(), container.bundle(), "creating", spec_text), args);
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  r = run_hook(state_json("c3", container.pid(), container.bundle(), "creating", host + ":/other:rw:1M"), args);
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  r = run_hook(state_json("c3", 0, container.bundle(), "stopped", spec_text), args);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_FALSE(stdfs::exists(host));
+  EXPECT_FALSE(is_fuse_mount(host));
 }
 
 }  // namespace

@@ -226,11 +226,14 @@ PrivateHost::PrivateHost() : dir_("hostchanfs-oci-host") {
   check(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0, "PR_SET_CHILD_SUBREAPER");
   run_dir_ = (dir() / "run").string();
   ::setenv("HOSTCHANFS_RUN_DIR", run_dir_.c_str(), 1);
+  // The tests' channels are in their temporary directories: the hook may make them there.
+  config_ = (dir() / "config.json").string();
+  write_file(config_, nlohmann::json{{"hook_channel_root", "/tmp"}}.dump());
   mount_missing_v1_controllers();
 }
 
 std::vector<std::string> PrivateHost::hook_env() const {
-  return {"HOSTCHANFS_RUN_DIR=" + run_dir_,
+  return {"HOSTCHANFS_RUN_DIR=" + run_dir_, "HOSTCHANFS_CONFIG=" + config_,
           "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
 }
 

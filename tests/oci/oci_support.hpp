@@ -66,7 +66,9 @@ bool wait_process_gone(pid_t pid);
 //    cgroup2 hierarchy that has no v1 mount gets one (crun refuses hybrid cgroups
 //    otherwise); the hierarchy is emptied and unmounted at exit;
 //  - HOSTCHANFS_RUN_DIR: a test-local controller, stopped at exit (found by its run dir
-//    when a hook started it).
+//    when a hook started it);
+//  - HOSTCHANFS_CONFIG for the hook: a configuration that lets it make channels in /tmp,
+//    where the tests' temporary directories are.
 class PrivateHost {
  public:
   static PrivateHost& get();
@@ -86,6 +88,7 @@ class PrivateHost {
   std::vector<pid_t> controllers_of_run_dir() const;
   TempDir dir_;
   std::string run_dir_;
+  std::string config_;
   std::vector<std::pair<std::string, std::string>> v1_mounts_;  // controller, mount point
   ChildProcess controller_;
   bool shut_down_ = false;

@@ -15,6 +15,8 @@
 namespace hostchanfs::testing::oci {
 namespace {
 
+using nlohmann::json;
+
 class Runtime : public ::testing::TestWithParam<std::string> {};
 
 // ---------------------------------------------------------------------------------------
@@ -254,6 +256,40 @@ TEST(PodmanChannel, SeedDdAndNothingLeft) {
   EXPECT_FALSE(channel_at(host_path));
   auto ps = podman.podman({"ps", "--all", "--quiet"});
   EXPECT_EQ(ps.out, "") << ps.describe();
+}
+
+// The `--mount` flag `hostchanfs mount` prints, given to podman as a shell would: a host
+// path with a comma and "dst=" in it stays one source and adds no destination.
+TEST(PodmanChannel, ReadsTheMountFlagThatMountPrintsAsOneSource) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  PrivateHost::get().start_controller();
+  TempDir dir;
+  make_busybox_rootfs(dir / "rootfs");
+  std::string host = (dir / "c,dst=").string() + (dir / "etc").string();
+  CommandOptions env;
+  env.env = PrivateHost::get().hook_env();
+  auto mounted = run_command({HOSTCHANFS_BIN, "mount", host + ":/x:rw:1M"}, env);
+  ASSERT_EQ(mounted.exit_code, 0) << mounted.describe();
+  std::string flag = mounted.out.substr(0, mounted.out.find('\n'));
+  ASSERT_EQ(flag.rfind("--mount ", 0), 0u) << flag;
+  // What a shell makes of the printed word is what podman gets.
+  auto word = run_command({"/bin/sh", "-c", "printf '%s' " + flag.substr(8)});
+  ASSERT_EQ(word.exit_code, 0) << word.describe();
+
+  Podman podman(dir / "podman");
+  const std::string name = "hc-podman-mount-flag";
+  auto created = podman.podman({"create", "--name", name, "--cgroups=disabled", "--network", "none",
+                                "--mount", word.out, "--rootfs", (dir / "rootfs").string(), "/bin/true"});
+  ASSERT_EQ(created.exit_code, 0) << created.describe();
+  podman.adopt(name);
+  auto inspected = podman.podman({"inspect", "--format", "{{json .Mounts}}", name});
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.describe();
+  json mounts = json::parse(inspected.out);
+  ASSERT_EQ(mounts.size(), 1u) << mounts.dump();
+  EXPECT_EQ(mounts[0]["Source"], host);
+  EXPECT_EQ(mounts[0]["Destination"], "/x");
+  EXPECT_FALSE(stdfs::exists(dir / "etc"));
+  EXPECT_EQ(run_command({HOSTCHANFS_BIN, "umount", host}, env).exit_code, 0);
 }
 
 // podman's lifecycle (README: OCI engines): poststop at every stop removes the channel,
