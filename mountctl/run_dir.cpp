@@ -17,7 +17,7 @@ namespace hostchanfs::mountctl {
 
 std::string default_run_dir() {
   const char* env = std::getenv("HOSTCHANFS_RUN_DIR");
-  return env && *env ? std::string(env) : std::string("/run/hostchanfs");
+  return env && *env ? std::string(env) : std::string(kBuiltinRunDir);
 }
 
 std::string socket_path(const std::string& run_dir) { return run_dir + "/controller.sock"; }

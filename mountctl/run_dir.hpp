@@ -15,7 +15,9 @@
 
 namespace hostchanfs::mountctl {
 
-// /run/hostchanfs, or $HOSTCHANFS_RUN_DIR when set (tests use a private one).
+inline constexpr const char* kBuiltinRunDir = "/run/hostchanfs";
+
+// kBuiltinRunDir, or $HOSTCHANFS_RUN_DIR when set (tests use a private one).
 std::string default_run_dir();
 
 std::string socket_path(const std::string& run_dir);
