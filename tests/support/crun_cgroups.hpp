@@ -57,7 +57,9 @@ class CrunCgroups {
     for (const auto& controller : wanted) {
       if (v1_options.count(controller)) continue;
       v1_options.insert(controller);
-      auto target = dir / ("cgroup-" + controller);
+      // Named as the controller: runc, mounting a cgroup namespace's hierarchies, takes
+      // the subsystem from the mount point's name.
+      auto target = dir / "cgroup" / controller;
       std::filesystem::create_directories(target);
       if (::mount("cgroup", target.c_str(), "cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC, controller.c_str()) < 0) {
         throw std::runtime_error("mount the v1 hierarchy of cgroup controller " + controller + ": " +
