@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "mountctl/oci_runtime.hpp"
 #include "sys/mapping.hpp"
 #include "sys/scope_guard.hpp"
 #include "sys/unique_fd.hpp"
@@ -413,6 +414,44 @@ TEST_P(RunTest, ARuntimeThatDiesOrFailsLeavesNothing) {
     EXPECT_FALSE(exists(host));
     EXPECT_EQ(ls().size(), 0u);
   }
+}
+
+// The hook refuses (a mount point it cannot make: /proc is the container's procfs): its
+// one line reaches our stderr on both runtimes (crun writes it to the bundle's hooks.log,
+// runc quotes it), and nothing is left.
+TEST_P(RunTest, AHookThatFailsSaysWhy) {
+  std::string host = world_->path("chan");
+  auto r = run({"--host-channel", host + ":/proc/chan::1M", "--", "/bin/true"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("container path /proc/chan: cannot make the mount point"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("hostchanfs run: "), std::string::npos) << r.err;
+  EXPECT_FALSE(exists(host));
+  EXPECT_EQ(ls().size(), 0u);
+}
+
+// crun where it can run here, else runc: on this hybrid-cgroup host crun can once the
+// controllers cgroup2 held have v1 mounts (CrunReadyProcess); before that, asking for it
+// by name is refused with what to mount.
+TEST(RunRuntime, DefaultIsCrunWhereItCanRunElseRunc) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  if (auto problem = mountctl::crun_cgroup_problem()) {
+    auto chosen = mountctl::choose_runtime("");
+    ASSERT_TRUE(chosen) << chosen.error().message;
+    EXPECT_EQ(chosen.value().name, "runc");
+    auto crun = mountctl::choose_runtime("crun");
+    ASSERT_FALSE(crun);
+    EXPECT_EQ(crun.error().kind, mountctl::Error::Kind::kBadInput);
+    EXPECT_NE(crun.error().message.find("mount -t cgroup -o "), std::string::npos) << crun.error().message;
+  }
+  CrunReadyProcess::prepare();
+  EXPECT_FALSE(mountctl::crun_cgroup_problem());
+  auto chosen = mountctl::choose_runtime("");
+  ASSERT_TRUE(chosen) << chosen.error().message;
+  EXPECT_EQ(chosen.value().name, "crun");
+  EXPECT_EQ(chosen.value().path.front(), '/');
+  auto runc = mountctl::choose_runtime("runc");
+  ASSERT_TRUE(runc);
+  EXPECT_EQ(runc.value().name, "runc");
 }
 
 }  // namespace
