@@ -20,7 +20,10 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "mountctl/oci_runtime.hpp"
 #include "sys/mapping.hpp"
@@ -297,15 +300,31 @@ TEST_P(RunTest, ExitStatusIsCommandsAndUserIsApplied) {
 
 TEST_P(RunTest, SignalsReachTheCommand) {
   std::string host = world_->path("chan");
-  Cli run(run_args({"--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c",
-                    "trap 'echo got TERM; exit 42' TERM; touch /chan/ready; while :; do sleep 0.05; done"}));
-  await_channel(host, run);
-  ASSERT_TRUE(run.eventually([&] { return exists(host + "/ready"); })) << run.err_so_far();
-  run.signal(SIGTERM);
-  CliResult r = run.wait();
-  EXPECT_EQ(r.status, 42) << r.err;
-  EXPECT_EQ(r.out, "got TERM\n");
-  EXPECT_FALSE(exists(host));
+  for (auto [sig, name, status] : {std::tuple{SIGTERM, "TERM", 42}, std::tuple{SIGINT, "INT", 43}}) {
+    std::string trap = fmt::format("trap 'echo got {}; exit {}' {}; ", name, status, name);
+    Cli run(run_args({"--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c",
+                      trap + "touch /chan/ready; while :; do sleep 0.05; done"}));
+    await_channel(host, run);
+    ASSERT_TRUE(run.eventually([&] { return exists(host + "/ready"); })) << run.err_so_far();
+    run.signal(sig);
+    CliResult r = run.wait();
+    EXPECT_EQ(r.status, status) << r.err;
+    EXPECT_EQ(r.out, fmt::format("got {}\n", name));
+    EXPECT_FALSE(exists(host));
+  }
+}
+
+// No terminal: the container's stdin, stdout and stderr are ours.
+TEST_P(RunTest, StdioIsPassedThrough) {
+  oci::CommandOptions options;
+  options.stdin_text = "from the host's stdin\n";
+  auto r = oci::run_command({HOSTCHANFS_BIN, "run", "--runtime", GetParam(), "--host-channel",
+                             world_->path("chan") + ":/chan::1M", "--", "/bin/sh", "-c",
+                             "cat; echo to stderr >&2; [ -t 0 ] || echo no terminal"},
+                            options);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "from the host's stdin\nno terminal\n");
+  EXPECT_EQ(r.err, "to stderr\n");
 }
 
 TEST_P(RunTest, KillingRunRemovesTheChannel) {
