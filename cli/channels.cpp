@@ -66,16 +66,21 @@ void add_ls(CLI::App& app, int& exit_code, RunDir run_dir) {
 
 void add_run(CLI::App& app, int& exit_code, RunDir run_dir) {
   auto* cmd = app.add_subcommand(
-      "run", "Run CMD as a minimal container with host channels bound in; the channels go "
-             "when CMD ends");
+      "run", "Run CMD in a container (an OCI runtime's default sandbox) with a host channel "
+             "bound in; the channel goes when CMD ends; the exit status is CMD's");
   auto request = std::make_shared<mountctl::RunRequest>();
-  cmd->add_option("--host-channel", request->specs,
-                  "<host path>:<container path>:<rw|ro>:<size> (repeatable)")
+  cmd->add_option("--host-channel", request->specs, "<host path>:<container path>:<rw|ro>:<size>")
       ->required()
       ->allow_extra_args(false);
   cmd->add_option("--rootfs", request->rootfs,
-                  "The container's root directory (default: the host's /, read-only)");
-  cmd->add_option("--user", request->user, "Run CMD as U[:G] (uid or name, gid or group)");
+                  "The container's root directory (default: the host's / alone, read-only)");
+  cmd->add_option("--user", request->user, "Run CMD as U[:G] (uid or name, gid or group; default root)");
+  cmd->add_option("--memory", request->memory, "The container's memory limit (e.g. 24M; default none)");
+  cmd->add_option("--runtime", request->runtime,
+                  "The OCI runtime: a path or a name in PATH (default: crun where it can run here, else runc)");
+  cmd->add_option("--userns", request->userns,
+                  "host: no user namespace (container root is host root); default private: "
+                  "container ids map to unprivileged host ids");
   cmd->add_option("CMD", request->command, "The command and its arguments (after --)")->required();
   cmd->callback([&exit_code, request, run_dir] {
     request->run_dir = *run_dir;

@@ -158,4 +158,17 @@ Expected<void> ControllerClient::remove(const std::string& host_path) {
 
 Expected<std::vector<ChannelInfo>> ControllerClient::list() { return call(ListRequest{}); }
 
+Expected<ControllerClient::OwnedRemoval> ControllerClient::remove_if_owned(
+    const std::string& host_path, const std::string& owner_id) {
+  HC_TRY(channels, list());
+  for (const ChannelInfo& channel : channels) {
+    if (channel.spec.host_path != host_path) continue;
+    if (channel.owner_id != owner_id) return OwnedRemoval::kNotOurs;
+    auto removed = remove(host_path);
+    if (removed) return OwnedRemoval::kRemoved;
+    if (removed.error().kind != Error::Kind::kNotFound) return removed.error();
+  }
+  return OwnedRemoval::kNoChannel;
+}
+
 }  // namespace hostchanfs::mountctl

@@ -50,6 +50,14 @@ class ControllerClient {
   // entry. kNotFound when there is no such channel.
   Expected<void> remove(const std::string& host_path);
   Expected<std::vector<ChannelInfo>> list();
+  // Remove the channel at `host_path` only if `owner_id` owns it: a channel someone else
+  // made at the same path is not ours to take away.
+  enum class OwnedRemoval { kRemoved, kNoChannel, kNotOurs };
+  Expected<OwnedRemoval> remove_if_owned(const std::string& host_path, const std::string& owner_id);
+
+  // The connection, for poll(2): the controller never writes unasked, so between requests
+  // a readable or hung-up descriptor means that it has gone.
+  int descriptor() const noexcept { return sock_.get(); }
 
   ControllerClient(ControllerClient&&) noexcept = default;
   ControllerClient& operator=(ControllerClient&&) noexcept = default;

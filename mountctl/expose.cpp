@@ -2,8 +2,12 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/fsuid.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <fstream>
 
 #include <string>
 
@@ -19,12 +23,25 @@ namespace hostchanfs::mountctl {
 
 namespace {
 
+// The host id that id 0 of `pid`'s user namespace maps to, from /proc/<pid>/uid_map or
+// gid_map (0 outside any user namespace, whose map is the identity).
+unsigned host_id_of_root(pid_t pid, const char* map) {
+  std::ifstream in(fmt::format("/proc/{}/{}", pid, map));
+  unsigned inside = 0, outside = 0, count = 0;
+  while (in >> inside >> outside >> count) {
+    if (inside == 0 && count > 0) return outside;
+  }
+  return 0;
+}
+
 // Runs in a forked child (the caller's namespace must stay the host's). Returns the
 // one-line reason on failure. setns(CLONE_NEWNS) refuses (EINVAL) a thread that shares
 // its root and cwd with another: a fork's child has one thread, except in a ThreadSanitizer
 // build, whose runtime starts a thread in it. unshare(CLONE_FS) gives ours its own.
 std::string attach_in_namespace(int ns_fd, int tree_fd, pid_t pid, const std::string& rootfs,
                                 const std::string& container_path) {
+  // Read before setns: the container's namespace may show its own /proc.
+  unsigned root_uid = host_id_of_root(pid, "uid_map"), root_gid = host_id_of_root(pid, "gid_map");
   if (::unshare(CLONE_FS) < 0 || ::setns(ns_fd, CLONE_NEWNS) < 0) {
     return fmt::format("cannot enter the mount namespace of pid {}: {}", pid,
                        errno_text(last_errc()));
@@ -37,10 +54,25 @@ std::string attach_in_namespace(int ns_fd, int tree_fd, pid_t pid, const std::st
                        rootfs, pid, errno_text(last_errc()));
   }
   auto target = open_dir_in_root(root.get(), container_path, /*create_missing=*/true);
+  if (!target && target.error() == std::errc::value_too_large && (root_uid != 0 || root_gid != 0)) {
+    // A file system the runtime mounted inside the container's user namespace (its /tmp,
+    // /run or /dev tmpfs) takes no new file from an id it does not map (EOVERFLOW): make
+    // the mount point as container root (only this child's file system ids change).
+    ::setfsgid(root_gid);
+    ::setfsuid(root_uid);
+    target = open_dir_in_root(root.get(), container_path, /*create_missing=*/true);
+    ::setfsuid(0);
+    ::setfsgid(0);
+  }
   if (!target) {
     return fmt::format(
         "container path {}: cannot make the mount point inside the container root {}: {}",
         container_path, rootfs, errno_text(target.error()));
+  }
+  if (same_inode(target.value().get(), root.get())) {
+    return fmt::format("container path {} resolves to the container's root {} (a symlink in it leads "
+                       "there): give a directory below /",
+                       container_path, rootfs);
   }
   if (::move_mount(tree_fd, "", target.value().get(), "",
                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {

@@ -91,4 +91,9 @@ Result<UniqueFd> open_dir_in_root(int root, std::string_view path, bool create_m
   return std::move(stack.back());
 }
 
+bool same_inode(int a, int b) noexcept {
+  struct stat sa {}, sb {};
+  return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 }  // namespace hostchanfs::mountctl

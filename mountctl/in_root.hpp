@@ -18,4 +18,8 @@ namespace hostchanfs::mountctl {
 // directory, ELOOP after 40 symlinks.
 Result<UniqueFd> open_dir_in_root(int root, std::string_view path, bool create_missing);
 
+// Whether two descriptors name the same file (device and inode): a mount point that a
+// symlink turned into the root itself.
+bool same_inode(int a, int b) noexcept;
+
 }  // namespace hostchanfs::mountctl

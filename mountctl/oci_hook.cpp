@@ -90,21 +90,15 @@ Expected<void> remove_channel(const OciState& state, const ChannelSpec& spec,
     if (client.error().kind == Error::Kind::kNotFound) return success();  // nothing runs
     return client.error();
   }
-  auto channels = client.value().list();
-  if (!channels) return channels.error();
-  for (const ChannelInfo& channel : channels.value()) {
-    if (channel.spec.host_path != spec.host_path) continue;
-    if (channel.owner_id != oci_owner_id(state.id)) {
-      log->warn("container {}: channel {} belongs to '{}', not to this container: left in place",
-                state.id, spec.host_path, channel.owner_id);
-      return success();
-    }
-    auto removed = client.value().remove(spec.host_path);
-    if (!removed && removed.error().kind != Error::Kind::kNotFound) return removed.error();
+  auto removed = client.value().remove_if_owned(spec.host_path, oci_owner_id(state.id));
+  if (!removed) return removed.error();
+  if (removed.value() == ControllerClient::OwnedRemoval::kNotOurs) {
+    log->warn("container {}: channel {} belongs to another owner, not to this container: left in place",
+              state.id, spec.host_path);
+  } else if (removed.value() == ControllerClient::OwnedRemoval::kRemoved) {
     log->debug("container {}: removed channel {}", state.id, spec.host_path);
-    return success();
   }
-  return success();  // already gone: poststop may run more than once
+  return success();  // or already gone: poststop may run more than once
 }
 
 // Whether this container already owns this very channel (made by `hostchanfs run` before

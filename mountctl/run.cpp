@@ -1,53 +1,50 @@
 #include "mountctl/run.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <grp.h>
-#include <linux/capability.h>
+#include <poll.h>
 #include <pwd.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
-#include <memory>
 #include <optional>
-#include <string>
-#include <vector>
+#include <random>
 
 #include <fmt/format.h>
 
 #include "mountctl/client.hpp"
+#include "mountctl/oci_hook.hpp"
+#include "mountctl/oci_runtime.hpp"
+#include "mountctl/run_bundle.hpp"
+#include "mountctl/run_root.hpp"
+#include "mountctl/run_seccomp.hpp"
 #include "sys/child.hpp"
 #include "sys/errno_text.hpp"
-#include "sys/log.hpp"
+#include "sys/pidfd.hpp"
+#include "sys/read_file.hpp"
+#include "sys/size.hpp"
 
 namespace hostchanfs::mountctl {
 
 namespace {
 
-// The signals `run` passes on to CMD. SIGCHLD tells us the container ended.
-const int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
+constexpr const char* kProgram = "hostchanfs run";
 
-// The capabilities a container root keeps (Docker's default set): without CAP_SYS_ADMIN
-// it cannot remount a read-only channel writable or undo any other mount.
-const int kKeptCaps[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD,
-                         CAP_NET_RAW, CAP_SETGID, CAP_SETUID, CAP_SETFCAP, CAP_SETPCAP,
-                         CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE};
+// The signals passed on to the container; the first four end `run` too when they come
+// before the container has started.
+constexpr int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
+bool ends_us(int sig) { return sig == SIGHUP || sig == SIGINT || sig == SIGQUIT || sig == SIGTERM; }
 
-// Devices bound into a --rootfs container's fresh /dev.
-const char* const kDevices[] = {"null", "zero", "full", "random", "urandom", "tty"};
+// Below this a runtime cannot even start the container's process (Docker's floor too).
+constexpr std::uint64_t kMinMemory = 6ull << 20;
+
+int report_run(const Error& e) { return report(e, kProgram); }
 
 struct Identity {
   uid_t uid = 0;
@@ -87,316 +84,279 @@ Expected<Identity> parse_user(const std::string& text) {
   return id;
 }
 
-// ---- inside the container (the cloned child, pid 1 of its pid namespace) ---------------
-// These run between clone and exec: they report one line on stderr and _exit on failure.
+// Everything the request says, checked; nothing is made yet.
+struct RunPlan {
+  ChannelSpec spec;
+  Identity user;
+  bool user_namespace = true;
+  std::optional<std::uint64_t> memory;
+  OciRuntime runtime;
+  std::optional<ContainerRoot> root;
+};
 
-[[noreturn]] void die(const std::string& what, int err) {
-  ::_exit(print_error("hostchanfs run", what + ": " + errno_text(err), kExitFailure));
-}
-
-void check(bool ok, const std::string& what) {
-  if (!ok) die(what, errno);
-}
-
-// One entry of the host's / in the container root: directories as read-only recursive
-// clones, symlinks copied, files bound read-only.
-void add_host_entry(const std::string& name, const std::string& new_root) {
-  std::string source = "/" + name, target = new_root + "/" + name;
-  struct stat st {};
-  if (::lstat(source.c_str(), &st) < 0) return;
-  if (S_ISLNK(st.st_mode)) {
-    char link[PATH_MAX];
-    ssize_t n = ::readlink(source.c_str(), link, sizeof link - 1);
-    if (n < 0) return;
-    link[n] = '\0';
-    check(::symlink(link, target.c_str()) == 0, "copy the symlink " + source);
-    return;
+Expected<RunPlan> plan_run(const RunRequest& request) {
+  RunPlan plan;
+  if (::geteuid() != 0) {
+    return Error::bad_input("hostchanfs run makes containers and mounts: run it as root");
   }
-  if (S_ISDIR(st.st_mode)) {
-    check(::mkdir(target.c_str(), st.st_mode & 07777) == 0, "mkdir " + target);
-  } else if (S_ISREG(st.st_mode)) {
-    int fd = ::open(target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-    check(fd >= 0, "create " + target);
-    ::close(fd);
-  } else {
-    return;
+  if (request.specs.size() != 1) {
+    return Error::bad_input(
+        "give --host-channel once: a container gets one channel (its OCI annotation names one)");
   }
-  int tree = ::open_tree(AT_FDCWD, source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-  check(tree >= 0, "clone the host's " + source);
-  mount_attr attr{};
-  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID;  // not nodev: /dev/null, /dev/zero
-  attr.propagation = MS_PRIVATE;
-  check(::mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) == 0,
-        "make the clone of " + source + " read-only");
-  check(::move_mount(tree, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) == 0,
-        "attach the clone of " + source);
-  ::close(tree);
-}
-
-// The root the container will pivot into, prepared at `new_root` (a directory on the
-// scratch tmpfs). Without --rootfs: a tmpfs holding read-only clones of every entry of
-// the host's /, so that a container path missing on the host (the seed's /testdir) can be
-// made in the tmpfs, never on the host; the tmpfs turns read-only once the channels are
-// in (seal_root). With --rootfs: that directory, bound.
-void make_root(const RunRequest& args, const std::string& new_root) {
-  if (args.rootfs.empty()) {
-    check(::mount("hostroot", new_root.c_str(), "tmpfs", MS_NOSUID, "mode=0755,size=1m") == 0,
-          "mount the container's root tmpfs");
-    // Unbindable: the clones of the host's entries below must not copy it into itself.
-    check(::mount(nullptr, new_root.c_str(), nullptr, MS_UNBINDABLE, nullptr) == 0,
-          "make the container's root unbindable");
-    std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir("/"), ::closedir);
-    check(dir != nullptr, "read /");
-    while (dirent* e = ::readdir(dir.get())) {
-      std::string name = e->d_name;
-      if (name != "." && name != "..") add_host_entry(name, new_root);
+  HC_TRY(spec, parse_spec(request.specs.front()));
+  plan.spec = spec;
+  if (!request.user.empty()) {
+    HC_TRY(user, parse_user(request.user));
+    plan.user = user;
+  }
+  if (request.userns == "host") {
+    plan.user_namespace = false;
+  } else if (!request.userns.empty() && request.userns != "private") {
+    return Error::bad_input(fmt::format(
+        "--userns \"{}\" is neither private nor host: leave it out for a user namespace, or give host",
+        request.userns));
+  }
+  if (plan.user_namespace && (plan.user.uid >= kUserNsSize || plan.user.gid >= kUserNsSize)) {
+    return Error::bad_input(fmt::format(
+        "--user \"{}\" is outside the container's user namespace (ids 0-{}): give a smaller id, or --userns host",
+        request.user, kUserNsSize - 1));
+  }
+  if (!request.memory.empty()) {
+    auto bytes = parse_size(request.memory);
+    if (!bytes || bytes.value() < kMinMemory) {
+      return Error::bad_input(fmt::format(
+          "--memory \"{}\" is not a size of at least 6M (what a runtime needs to start a container): "
+          "give bytes or a number with k, m or g",
+          request.memory));
     }
-    return;
+    plan.memory = bytes.value();
   }
-  check(::mount(args.rootfs.c_str(), new_root.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0,
-        "bind the rootfs " + args.rootfs);
-  check(::mount(nullptr, new_root.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr) == 0,
-        "make the rootfs private");
-  // A rootfs tree rarely has device nodes: a small /dev with the host's basic devices.
-  std::string dev = new_root + "/dev";
-  ::mkdir(dev.c_str(), 0755);
-  check(::mount("tmpfs", dev.c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") == 0,
-        "mount /dev in the rootfs");
-  for (const char* name : kDevices) {
-    std::string target = dev + "/" + name;
-    std::string source = std::string("/dev/") + name;
-    int fd = ::open(target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
-    if (fd >= 0) ::close(fd);
-    if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) < 0) ::unlink(target.c_str());
-  }
-  for (auto [name, target] : {std::pair{"fd", "/proc/self/fd"}, std::pair{"stdin", "/proc/self/fd/0"},
-                              std::pair{"stdout", "/proc/self/fd/1"}, std::pair{"stderr", "/proc/self/fd/2"}}) {
-    [[maybe_unused]] int rc = ::symlinkat(target, AT_FDCWD, (dev + "/" + name).c_str());
-  }
-  std::string shm = dev + "/shm";
-  ::mkdir(shm.c_str(), 01777);
-  ::mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=64m");
-}
-
-// The host-root tmpfs goes read-only once the channels' mount points are made in it.
-void seal_root(const RunRequest& args, const std::string& new_root) {
-  if (!args.rootfs.empty()) return;
-  check(::mount(nullptr, new_root.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, nullptr) == 0,
-        "make the container root read-only");
-}
-
-void enter_root(const std::string& new_root) {
-  check(::chdir(new_root.c_str()) == 0, "enter the new root");
-  // pivot_root(".", "."): the old root ends up on top of the new one and is detached.
-  check(::syscall(SYS_pivot_root, ".", ".") == 0, "pivot_root");
-  check(::umount2(".", MNT_DETACH) == 0, "detach the old root");
-  check(::chdir("/") == 0, "chdir /");
-  // A /proc of our own pid namespace, instead of the host's.
-  ::umount2("/proc", MNT_DETACH);
-  ::mkdir("/proc", 0555);
-  check(::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0, "mount /proc");
-}
-
-void drop_privileges(const std::optional<Identity>& user) {
-  int last = CAP_LAST_CAP;
-  std::ifstream("/proc/sys/kernel/cap_last_cap") >> last;
-  for (int cap = 0; cap <= last; ++cap) {
-    bool kept = false;
-    for (int k : kKeptCaps) kept = kept || k == cap;
-    if (!kept) check(::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0 || errno == EINVAL, "drop capabilities");
-  }
-  if (!user) return;
-  check(::setgroups(0, nullptr) == 0, "setgroups");
-  check(::setgid(user->gid) == 0, fmt::format("setgid {}", user->gid));
-  check(::setuid(user->uid) == 0, fmt::format("setuid {}", user->uid));
-}
-
-// pid 1 of the container: start CMD, pass signals on to it, reap orphans, and end with
-// CMD's status (the kernel then kills whatever CMD left behind).
-[[noreturn]] void container_init(const RunRequest& args, const sigset_t& forwarded) {
-  pid_t cmd = ::fork();
-  check(cmd >= 0, "fork");
-  if (cmd == 0) {
-    unblock_all_signals();
-    std::vector<char*> argv;
-    for (const auto& a : args.command) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execvp(argv[0], argv.data());
-    int err = errno;
-    ::_exit(print_error("hostchanfs run", fmt::format("cannot run {}: {}", argv[0], errno_text(err)),
-                        err == ENOENT ? 127 : 126));
-  }
-  for (;;) {
-    siginfo_t info{};
-    int sig = ::sigwaitinfo(&forwarded, &info);
-    if (sig < 0) continue;
-    if (sig != SIGCHLD) {
-      ::kill(cmd, sig);
-      continue;
+  std::string rootfs;
+  if (!request.rootfs.empty()) {
+    char real[PATH_MAX];
+    struct stat st {};
+    if (!::realpath(request.rootfs.c_str(), real) || ::stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
+      return Error::bad_input(fmt::format("--rootfs \"{}\" is not a directory", request.rootfs));
     }
-    int status = 0;
-    pid_t done;
-    while ((done = ::waitpid(-1, &status, WNOHANG)) > 0) {
-      if (done == cmd) ::_exit(exit_status_of(status));
+    rootfs = real;
+    if (rootfs == "/") {
+      return Error::bad_input("--rootfs / is the host's own root: leave --rootfs out for a read-only view of it");
     }
   }
+  HC_TRY(runtime, choose_runtime(request.runtime));
+  plan.runtime = runtime;
+  HC_TRY(root, ContainerRoot::open(rootfs));
+  HC_TRYV(root.check_mount_point(plan.spec.container_path));
+  plan.root.emplace(std::move(root));
+  return plan;
 }
 
-[[noreturn]] void container_main(const RunRequest& args, const std::optional<Identity>& user,
-                                 const std::string& scratch, int sync_fd,
-                                 const sigset_t& forwarded) {
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, "make / private");
-  // A scratch tmpfs over the run dir (in our namespace only): it holds the new root's
-  // mount point, and it hides the controller's socket from the container.
-  check(::mount("tmpfs", scratch.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700,size=16k") == 0,
-        "mount a scratch tmpfs on " + scratch);
-  std::string new_root = scratch + "/root";
-  check(::mkdir(new_root.c_str(), 0755) == 0, "mkdir " + new_root);
-  make_root(args, new_root);
-
-  // Tell the parent where the root is; it binds the channels in, then says go.
-  check(::send(sync_fd, new_root.data(), new_root.size(), MSG_NOSIGNAL) >= 0, "talk to hostchanfs run");
-  char go = 0;
-  if (::recv(sync_fd, &go, 1, 0) != 1 || go != 'g') ::_exit(1);  // the parent gave up
-  ::close(sync_fd);
-
-  seal_root(args, new_root);
-  enter_root(new_root);
-  ::sethostname("hostchanfs", 10);
-  drop_privileges(user);
-  container_init(args, forwarded);
+// The binary the runtime calls as the hook: this one (or $HOSTCHANFS_SELF, as the client).
+std::string hostchanfs_executable() {
+  if (const char* self = std::getenv("HOSTCHANFS_SELF"); self && *self) return self;
+  char path[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+  return n > 0 ? std::string(path, static_cast<std::size_t>(n)) : std::string("/proc/self/exe");
 }
 
-// ---- in the caller --------------------------------------------------------------------
+std::string new_container_id() {
+  std::random_device random;
+  return fmt::format("hostchanfs-{}-{:08x}", ::getpid(), random());
+}
 
-int report_run(const Error& e) { return mountctl::report(e, "hostchanfs run"); }
-
-class RunSession {
+// The signals of kForwarded, blocked and read from a signalfd while the container runs;
+// the old mask again when this goes.
+class SignalRelay {
  public:
-  RunSession(ControllerClient client) : client_(std::move(client)) {}
-  RunSession(const RunSession&) = delete;
-  RunSession& operator=(const RunSession&) = delete;
-  // Whatever happens, the channels go with us.
-  ~RunSession() {
-    for (const auto& host : created_) {
-      if (auto removed = client_.remove(host); !removed && removed.error().kind != Error::Kind::kNotFound) {
-        report_run(removed.error());
-      }
+  SignalRelay() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : kForwarded) sigaddset(&set, sig);
+    ::sigprocmask(SIG_BLOCK, &set, &old_);
+    fd_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+  }
+  ~SignalRelay() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
+  SignalRelay(const SignalRelay&) = delete;
+  SignalRelay& operator=(const SignalRelay&) = delete;
+
+  int fd() const noexcept { return fd_.get(); }
+  // The first signal that ends us among those that came (and are now taken), if any.
+  std::optional<int> take_ending() {
+    std::optional<int> ending;
+    for (signalfd_siginfo si{}; ::read(fd_.get(), &si, sizeof si) == sizeof si;) {
+      if (!ending && ends_us(static_cast<int>(si.ssi_signo))) ending = static_cast<int>(si.ssi_signo);
+    }
+    return ending;
+  }
+  // Passes what came on to the container (its own session: a terminal's ^C reaches us
+  // only; if it shares our process group it had that one already).
+  void forward(int pidfd, pid_t pid) {
+    for (signalfd_siginfo si{}; ::read(fd_.get(), &si, sizeof si) == sizeof si;) {
+      int sig = static_cast<int>(si.ssi_signo);
+      bool from_terminal = si.ssi_code == SI_KERNEL && (sig == SIGINT || sig == SIGQUIT || sig == SIGWINCH);
+      if (from_terminal && ::getpgid(pid) == ::getpgrp()) continue;
+      (void)signal_pidfd(pidfd, sig);
     }
   }
-  Expected<void> create(const ChannelSpec& spec) {
-    Owner owner{fmt::format("run:{}", ::getpid()), ::getpid()};
-    HC_TRY(result, client_.create(spec, ChannelOptions{}, owner));
-    (void)result;
-    created_.push_back(spec.host_path);
-    return success();
-  }
-  ControllerClient& client() { return client_; }
 
  private:
-  ControllerClient client_;
-  std::vector<std::string> created_;
+  sigset_t old_{};
+  UniqueFd fd_;
 };
+
+// Our channel: created now, and removed when this goes if it is still there and ours (the
+// poststop hook normally removed it already). When the first controller is gone, a new
+// connection takes the registry over.
+class ChannelLease {
+ public:
+  ChannelLease(ControllerClient& client, std::string run_dir) : client_(client), run_dir_(std::move(run_dir)) {}
+  ChannelLease(const ChannelLease&) = delete;
+  ChannelLease& operator=(const ChannelLease&) = delete;
+  Expected<void> create(const ChannelSpec& spec, const ChannelOptions& options, const Owner& owner) {
+    HC_TRYV(client_.create(spec, options, owner));
+    host_path_ = spec.host_path;
+    owner_id_ = owner.id;
+    return success();
+  }
+  ~ChannelLease() {
+    if (host_path_.empty()) return;
+    auto removed = client_.remove_if_owned(host_path_, owner_id_);
+    if (removed) return;
+    auto again = ControllerClient::connect_if_channels(run_dir_);
+    if (!again) {
+      if (again.error().kind != Error::Kind::kNotFound) report_run(again.error());
+      return;
+    }
+    if (auto retried = again.value().remove_if_owned(host_path_, owner_id_); !retried) report_run(retried.error());
+  }
+
+ private:
+  ControllerClient& client_;
+  std::string run_dir_, host_path_, owner_id_;
+};
+
+struct Ended {
+  int status = 0;
+  bool lost_controller = false;
+};
+
+// Waits for the container's process (our child: we are its subreaper), passing signals
+// on; stops it if the controller goes.
+Ended wait_for(pid_t pid, int pidfd, SignalRelay& signals, int controller) {
+  pollfd fds[] = {{pidfd, POLLIN, 0}, {signals.fd(), POLLIN, 0}, {controller, POLLIN | POLLRDHUP, 0}};
+  Ended ended;
+  for (;;) {
+    if (::poll(fds, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[2].revents != 0 && fds[0].revents == 0) {
+      ended.lost_controller = true;
+      (void)signal_pidfd(pidfd, SIGKILL);
+    }
+    if (fds[0].revents != 0 || ended.lost_controller) break;
+    if (fds[1].revents != 0) signals.forward(pidfd, pid);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  ended.status = exit_status_of(status);
+  return ended;
+}
+
+// config.json for the plan: the profile of run_bundle.hpp, CMD, the hooks.
+Expected<void> write_config(const RunPlan& plan, const RunRequest& request, Bundle& bundle) {
+  ContainerConfig config;
+  config.args = request.command;
+  config.uid = plan.user.uid;
+  config.gid = plan.user.gid;
+  config.rootfs = bundle.rootfs();
+  config.user_namespace = plan.user_namespace;
+  config.memory_limit = plan.memory;
+  HC_TRY(seccomp, default_oci_seccomp(seccomp_target_here(container_capabilities())));
+  if (!seccomp) {
+    print_error(kProgram, "warning: no seccomp profile (/usr/share/containers/seccomp.json, Debian package "
+                          "golang-github-containers-common): the container runs without one", 0);
+  }
+  config.seccomp = std::move(seccomp);
+  config.channel = plan.spec.to_string();
+  config.hook_program = hostchanfs_executable();
+  if (request.run_dir != kBuiltinRunDir) config.hook_args = {"--run-dir", request.run_dir};
+  config.hooks_log = bundle.hooks_log();
+  return bundle.write_config(make_oci_config(config));
+}
+
+int run_planned(RunPlan& plan, const RunRequest& request) {
+  const std::string id = new_container_id();
+  const std::string bundle_dir = bundles_dir(request.run_dir) + "/" + id;
+  auto client = ControllerClient::connect(request.run_dir);
+  if (!client) return report_run(client.error());
+  SignalRelay signals;
+  // The container's first process becomes our child once `create` has returned.
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+    return report_run(Error::failure(fmt::format("cannot become a subreaper: {}", errno_text(last_errc()))));
+  }
+  auto guard = RunGuard::start(plan.runtime, id, bundle_dir);
+  if (!guard) return report_run(guard.error());
+
+  ChannelLease channel(client.value(), request.run_dir);
+  ChannelOptions options;
+  if (plan.user_namespace) options.uid = options.gid = kUserNsHostId;
+  if (auto created = channel.create(plan.spec, options, Owner{oci_owner_id(id), ::getpid()}); !created) {
+    return report_run(created.error());
+  }
+  auto bundle = Bundle::make(bundles_dir(request.run_dir), id,
+                             plan.user_namespace ? std::optional<uid_t>(kUserNsHostId) : std::nullopt);
+  if (!bundle) return report_run(bundle.error());
+  std::vector<std::string> mount_points = config_mount_points();
+  mount_points.push_back(plan.spec.container_path);
+  if (auto attached = plan.root->attach(bundle.value().rootfs()); !attached) return report_run(attached.error());
+  if (auto made = plan.root->make_mount_points(mount_points); !made) return report_run(made.error());
+
+  if (auto written = write_config(plan, request, bundle.value()); !written) return report_run(written.error());
+
+  RuntimeContainer container(plan.runtime, id);
+  auto pid = container.create(bundle.value().dir(), bundle.value().pid_file());
+  if (!pid) {
+    // crun writes a failing hook's one line there (runc quotes it in its own error).
+    std::string hooks = read_small_file(bundle.value().hooks_log());
+    if (!hooks.empty()) std::fwrite(hooks.data(), 1, hooks.size(), stderr);
+    return report_run(pid.error());
+  }
+  // The container holds its own copy of the root now.
+  plan.root->detach();
+  auto pidfd = open_pidfd(pid.value());
+  if (!pidfd) {
+    return report_run(Error::failure(fmt::format("the container's process {} is gone: {}", pid.value(),
+                                                 errno_text(pidfd.error()))));
+  }
+  if (auto ending = signals.take_ending()) return 128 + *ending;  // asked to stop before it began
+  if (auto started = container.start(); !started) return report_run(started.error());
+
+  Ended ended = wait_for(pid.value(), pidfd.value().get(), signals, client.value().descriptor());
+  if (auto removed = container.remove(); !removed) return report_run(removed.error());
+  if (ended.lost_controller) {
+    return report_run(Error::failure(fmt::format(
+        "lost the controller while the container ran (see {}): the container was stopped and its "
+        "channel removed",
+        log_path(request.run_dir))));
+  }
+  return ended.status;
+}
 
 }  // namespace
 
-int run_main(const RunRequest& args) {
-  const std::string& run_dir = args.run_dir;
-  // Everything the user gave is checked before anything is made.
-  std::vector<ChannelSpec> specs;
-  for (const auto& text : args.specs) {
-    auto spec = parse_spec(text);
-    if (!spec) return report_run(spec.error());
-    specs.push_back(std::move(spec).value());
+int run_main(const RunRequest& request) {
+  if (request.command.empty()) return report_run(Error::bad_input("no command: give it after --"));
+  auto plan = plan_run(request);
+  if (!plan) return report_run(plan.error());
+  const std::string& program = request.command.front();
+  if (auto found = plan.value().root->find_program(program, container_search_path()); !found) {
+    bool missing = found.error() == std::errc::no_such_file_or_directory;
+    return print_error(kProgram, fmt::format("cannot run {}: {}", program, errno_text(found.error())),
+                       missing ? 127 : 126);
   }
-  RunRequest resolved = args;
-  if (!args.rootfs.empty()) {
-    char real[PATH_MAX];
-    struct stat st {};
-    if (!::realpath(args.rootfs.c_str(), real) || ::stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
-      return report_run(Error::bad_input(fmt::format("--rootfs \"{}\" is not a directory", args.rootfs)));
-    }
-    resolved.rootfs = real;
-  }
-  std::optional<Identity> user;
-  if (!args.user.empty()) {
-    auto parsed = parse_user(args.user);
-    if (!parsed) return report_run(parsed.error());
-    user = parsed.value();
-  }
-
-  auto client = ControllerClient::connect(run_dir);
-  if (!client) return report_run(client.error());
-  RunSession session(std::move(client).value());
-  for (const auto& spec : specs) {
-    if (auto created = session.create(spec); !created) return report_run(created.error());
-  }
-
-  // Signals are taken synchronously from here on, in us and (inherited) in the container.
-  sigset_t forwarded, old_mask;
-  sigemptyset(&forwarded);
-  for (int sig : kForwarded) sigaddset(&forwarded, sig);
-  sigaddset(&forwarded, SIGCHLD);
-  ::sigprocmask(SIG_BLOCK, &forwarded, &old_mask);
-
-  int sync[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0) {
-    return report_run(Error::failure(fmt::format("cannot make a socketpair: {}", errno_text(last_errc()))));
-  }
-  std::string scratch = run_dir;
-  long child = ::syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
-                         nullptr, nullptr, nullptr, 0);
-  if (child < 0) {
-    return report_run(Error::failure(fmt::format("cannot make the container's namespaces: {}", errno_text(last_errc()))));
-  }
-  if (child == 0) {
-    ::close(sync[0]);
-    container_main(resolved, user, scratch, sync[1], forwarded);
-  }
-  ::close(sync[1]);
-  pid_t pid = static_cast<pid_t>(child);
-  auto kill_container = [pid] {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-  };
-
-  char root[PATH_MAX];
-  ssize_t n = ::recv(sync[0], root, sizeof root, 0);
-  if (n <= 0) {
-    // The child said why on stderr.
-    ::waitpid(pid, nullptr, 0);
-    ::close(sync[0]);
-    return 1;
-  }
-  std::string new_root(root, static_cast<std::size_t>(n));
-  for (const auto& spec : specs) {
-    if (auto exposed = session.client().expose(spec.host_path, pid, new_root); !exposed) {
-      kill_container();
-      ::close(sync[0]);
-      return report_run(exposed.error());
-    }
-  }
-  char go = 'g';
-  [[maybe_unused]] ssize_t sent = ::send(sync[0], &go, 1, MSG_NOSIGNAL);
-  ::close(sync[0]);
-
-  for (;;) {
-    siginfo_t info{};
-    int sig = ::sigwaitinfo(&forwarded, &info);
-    if (sig < 0) continue;
-    if (sig == SIGCHLD) {
-      int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-        return exit_status_of(status);
-      }
-      continue;
-    }
-    // A terminal's ^C or ^\ already reached CMD (same process group): do not double it.
-    if ((sig == SIGINT || sig == SIGQUIT) && info.si_code == SI_KERNEL) continue;
-    ::kill(pid, sig);
-  }
+  return run_planned(plan.value(), request);
 }
 
 }  // namespace hostchanfs::mountctl

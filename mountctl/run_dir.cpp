@@ -32,7 +32,7 @@ Error not_root_own(const std::string& what, const std::string& why) {
 
 std::string default_run_dir() {
   const char* env = std::getenv("HOSTCHANFS_RUN_DIR");
-  return env && *env ? std::string(env) : std::string("/run/hostchanfs");
+  return env && *env ? std::string(env) : std::string(kBuiltinRunDir);
 }
 
 std::string log_path(const std::string& run_dir) { return run_dir + "/" + kLogName; }

@@ -22,7 +22,9 @@
 
 namespace hostchanfs::mountctl {
 
-// /run/hostchanfs, or $HOSTCHANFS_RUN_DIR when set (tests use a private one).
+inline constexpr const char* kBuiltinRunDir = "/run/hostchanfs";
+
+// kBuiltinRunDir, or $HOSTCHANFS_RUN_DIR when set (tests use a private one).
 std::string default_run_dir();
 
 // For messages: where the log of the controller of `run_dir` is.

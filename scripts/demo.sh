@@ -40,8 +40,9 @@ trap cleanup EXIT INT TERM
 
 say "2. Start a container with a 32M host channel at $HOST_PATH; it fills the channel with dd"
 cat <<'TXT'
-The container (hostchanfs run: its own mount/pid/ipc/uts namespaces, the host's / read-only)
-runs the seed's dd, then waits for the host to write back.
+The container (hostchanfs run: an OCI runtime, crun where it can run here, else runc, with
+its default sandbox and a user namespace; the root is the host's / alone, read-only) runs
+the seed's dd, then waits for the host to write back.
 TXT
 CONTAINER_SCRIPT='dd if=/dev/zero of=/testdir/test.file bs=1024 count=64K
 echo "container: dd is done; waiting for the host"
@@ -81,7 +82,16 @@ show "ps -eo pid,args | grep '[h]ostchanfs serve .*$HOST_PATH' || echo 'no chann
 say "6. A read-only channel: the container cannot write, not even as root"
 show "hostchanfs run --host-channel $HOST_PATH:/testdir:ro:1M -- sh -c 'touch /testdir/x; mount -i -o remount,rw /testdir; ls -la /testdir' || true"
 
-say "7. By hand, for any container engine: mount prints the bind mount to hand over"
+say "7. The seed's note: a container limited to 24M writes 48 MiB into a 64M channel, and is not OOM-killed"
+cat <<'TXT'
+The channel's memory is its daemon's, not the container's. The same write into a tmpfs of
+the container's own is charged to the container, and the kernel kills it (status 137).
+TXT
+show "hostchanfs run --memory 24M --host-channel $HOST_PATH:/testdir:rw:64M -- sh -c 'dd if=/dev/zero of=/testdir/big bs=1M count=48 && ls -l /testdir/big'"
+show "hostchanfs run --memory 24M --host-channel $HOST_PATH:/testdir:rw:64M -- sh -c 'dd if=/dev/zero of=/tmp/big bs=1M count=48' || echo \"status \$? (killed by the OOM killer)\""
+show "ls -ld $HOST_PATH 2>&1 || true"
+
+say "8. By hand, for any container engine: mount prints the bind mount to hand over"
 show "hostchanfs mount $HOST_PATH:/testdir:rw:32M"
 show "hostchanfs ls"
 show "hostchanfs umount $HOST_PATH && ls -ld $HOST_PATH 2>&1 || true"

@@ -1,7 +1,9 @@
-// `hostchanfs run` end to end: the seed's dd, data exchange between a host process and a
-// process in the container (file, MAP_SHARED mapping, FIFO, Unix socket), a read-only
-// channel, a container path through a symlink out of the rootfs, exit status, signals,
-// and cleanup when `run` itself is killed. Each test has its own controller (harness.hpp).
+// `hostchanfs run` end to end, on runc and on crun: the seed's dd, data exchange between a
+// host process and a process in the container (file, MAP_SHARED mapping, FIFO, Unix
+// socket), a read-only channel, a container path through a symlink out of the rootfs, exit
+// status, signals, the memory limit, and cleanup when `run` itself is killed, when it
+// loses its controller or its runtime. Each test has its own controller (harness.hpp) and
+// checks that nothing is left (run_harness.hpp). The attacks are run_hostile_test.cpp's.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <poll.h>
@@ -18,12 +20,18 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "mountctl/oci_runtime.hpp"
 #include "sys/mapping.hpp"
+#include "sys/scope_guard.hpp"
 #include "sys/unique_fd.hpp"
 #include "sys/unix_socket.hpp"
 #include "tests/mountctl/harness.hpp"
+#include "tests/mountctl/run_harness.hpp"
 #include "tests/support/files.hpp"
 #include "tests/support/fuse_required.hpp"
 
@@ -55,33 +63,10 @@ std::vector<std::string> dd_report(const std::string& text, const std::string& p
   return out;
 }
 
-class RunTest : public ControllerFixture {
- protected:
-  void TearDown() override {
-    if (!world_) return;
-    std::string work = world_->work();
-    // Nothing of the channel is left once `run` ended, before the controller stops.
-    EXPECT_EQ(mounts_under(work), std::vector<std::string>{}) << world_->controller_log();
-    // A daemon whose mount was still in use when `run` ended (lazily detached) exits once
-    // its last user is gone: wait for that, do not race it.
-    std::vector<pid_t> left;
-    EXPECT_TRUE(eventually([&] {
-      left.clear();
-      for (pid_t pid : processes_naming(work)) {
-        if (pid != world_->controller_pid()) left.push_back(pid);
-      }
-      return left.empty();
-    })) << "a daemon or a container process is left: " << ::testing::PrintToString(left);
-    EXPECT_TRUE(world_->stop_controller());
-    world_.reset();
-  }
-  // Waits for the channel to be mounted at `host` (the container is then being made).
-  void await_channel(const std::string& host, Cli& run) {
-    ASSERT_TRUE(run.eventually([&] { return is_fuse_mount(host); })) << run.err_so_far();
-  }
-};
+class RunTest : public RunFixture {};
+HOSTCHANFS_RUN_ON_EVERY_RUNTIME(RunTest);
 
-TEST_F(RunTest, SeedDdPrintsWhatTmpfsPrintsAndTheHostSeesTheFile) {
+TEST_P(RunTest, SeedDdPrintsWhatTmpfsPrintsAndTheHostSeesTheFile) {
   const std::string dd = "dd if=/dev/zero of=/testdir/test.file bs=1024 count=64K";
   // The reference: the same dd on a kernel tmpfs of the same size.
   std::string reference;
@@ -104,8 +89,8 @@ TEST_F(RunTest, SeedDdPrintsWhatTmpfsPrintsAndTheHostSeesTheFile) {
   ASSERT_EQ(want.size(), 4u) << reference;
 
   std::string host = world_->path("testdir");
-  Cli run({"run", "--host-channel", host + ":/testdir:rw:32M", "--", "/bin/sh", "-c",
-           dd + "; touch /testdir/dd-done; while [ ! -e /testdir/host-done ]; do sleep 0.05; done"});
+  Cli run(run_args({"--host-channel", host + ":/testdir:rw:32M", "--", "/bin/sh", "-c",
+                    dd + "; touch /testdir/dd-done; while [ ! -e /testdir/host-done ]; do sleep 0.05; done"}));
   await_channel(host, run);
   ASSERT_TRUE(run.eventually([&] { return exists(host + "/dd-done"); })) << run.err_so_far();
   // While CMD runs, the host sees the file and a full channel.
@@ -131,11 +116,10 @@ TEST_F(RunTest, SeedDdPrintsWhatTmpfsPrintsAndTheHostSeesTheFile) {
   EXPECT_EQ(ls().size(), 0u);
 }
 
-TEST_F(RunTest, HostAndContainerExchangeDataThroughFileMappingFifoAndSocket) {
+TEST_P(RunTest, HostAndContainerExchangeDataThroughFileMappingFifoAndSocket) {
   std::string host = world_->path("chan");
-  std::string script = world_->path("peer.py");
-  {
-    std::ofstream(script) << R"(import mmap, os, socket, sys, time
+  // Through -c: the container has a /tmp of its own, so a file of ours there is not in it.
+  const std::string script = R"(import mmap, os, socket, sys, time
 C = "/chan"
 while not os.path.exists(C + "/go"):
     time.sleep(0.01)
@@ -157,10 +141,13 @@ reply = s.recv(4)
 print("socket got", reply.decode(), flush=True)
 sys.exit(0 if reply == b"pong" else 3)
 )";
-  }
-  Cli run({"run", "--host-channel", host + ":/chan:rw:4M", "--", "/usr/bin/python3", script});
+  Cli run(run_args({"--host-channel", host + ":/chan:rw:4M", "--", "/usr/bin/python3", "-c", script}));
   await_channel(host, run);
 
+  // Container root is not host root (a user namespace): what the host makes for it to
+  // write is writable by others, as for any unprivileged peer.
+  mode_t old_umask = ::umask(0);
+  ScopeGuard restore_umask([&] { ::umask(old_umask); });
   { std::ofstream(host + "/h2c.txt") << "hello from the host"; }
   // Owned, so that a failure halfway lets go of the channel: its daemon can then end,
   // and TearDown does not wait for it in vain.
@@ -208,12 +195,10 @@ sys.exit(0 if reply == b"pong" else 3)
   EXPECT_EQ(r.out, "socket got pong\n");
 }
 
-TEST_F(RunTest, ReadOnlyChannelRefusesEveryWriteFromInsideButNotFromTheHost) {
+TEST_P(RunTest, ReadOnlyChannelRefusesEveryWriteFromInsideButNotFromTheHost) {
   std::string host = world_->path("ro");
-  std::string script = world_->path("attempts.sh");
-  {
-    // mount(8) hands fuse.* types to a helper: the system calls themselves are tried too.
-    std::ofstream(script) << R"(C=/chan
+  // mount(8) hands fuse.* types to a helper: the system calls themselves are tried too.
+  const std::string script = R"(C=/chan
 SYSCALLS='
 import ctypes, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -259,8 +244,7 @@ echo attempts done
 while [ ! -e $C/host-after ]; do sleep 0.05; done
 cat $C/ready $C/host-after
 )";
-  }
-  Cli run({"run", "--host-channel", host + ":/chan:ro:1M", "--", "/bin/sh", script});
+  Cli run(run_args({"--host-channel", host + ":/chan:ro:1M", "--", "/bin/sh", "-c", script}));
   await_channel(host, run);
   { std::ofstream(host + "/ready") << "host data\n"; }
   ASSERT_TRUE(run.eventually([&] { return run.out_so_far().find("attempts done") != std::string::npos; }))
@@ -276,30 +260,16 @@ cat $C/ready $C/host-after
       << "reads work and the host's writes show: " << r.out;
 }
 
-// A busybox tree: the container root for --rootfs tests.
-void make_busybox_rootfs(const std::string& root) {
-  fsys::create_directories(root + "/bin");
-  for (const char* d : {"/proc", "/tmp", "/dev", "/etc"}) fsys::create_directories(root + d);
-  fsys::copy_file("/bin/busybox", root + "/bin/busybox");
-  fsys::permissions(root + "/bin/busybox", fsys::perms(0755));
-  int out = ::memfd_create("applets", MFD_CLOEXEC);
-  ChildProcess::spawn({"/bin/busybox", "--list"}, {{out, 1}}).wait();
-  for (const auto& applet : lines_of(read_all(out))) {
-    if (!applet.empty() && applet != "busybox") fsys::create_symlink("busybox", root + "/bin/" + applet);
-  }
-  ::close(out);
-}
-
-TEST_F(RunTest, ContainerPathThroughASymlinkOutOfTheRootfsLandsInside) {
+TEST_P(RunTest, ContainerPathThroughASymlinkOutOfTheRootfsLandsInside) {
   std::string rootfs = world_->path("rootfs");
-  make_busybox_rootfs(rootfs);
+  oci::make_busybox_rootfs(rootfs);
   TempDir decoy("decoy");  // a real directory outside the rootfs
   fsys::create_directory_symlink(decoy.path(), rootfs + "/link");
   std::string host = world_->path("chan");
-  Cli run({"run", "--rootfs", rootfs, "--host-channel", host + ":/link/chan:rw:1M", "--", "/bin/sh",
-           "-c",
-           "echo hi > /link/chan/f && dd if=/dev/zero of=/link/chan/z bs=4k count=1 2>/dev/null && "
-           "touch /link/chan/done && while [ ! -e /link/chan/host-done ]; do sleep 0.05; done"});
+  Cli run(run_args({"--rootfs", rootfs, "--host-channel", host + ":/link/chan:rw:1M", "--", "/bin/sh",
+                    "-c",
+                    "echo hi > /link/chan/f && dd if=/dev/zero of=/link/chan/z bs=4k count=1 2>/dev/null && "
+                    "touch /link/chan/done && while [ ! -e /link/chan/host-done ]; do sleep 0.05; done"}));
   await_channel(host, run);
   ASSERT_TRUE(run.eventually([&] { return exists(host + "/done"); })) << run.err_so_far();
   EXPECT_EQ(read_file(host + "/f"), "hi\n");
@@ -311,40 +281,56 @@ TEST_F(RunTest, ContainerPathThroughASymlinkOutOfTheRootfsLandsInside) {
   fsys::remove_all(rootfs + "/tmp");  // the decoy path made inside the rootfs
 }
 
-TEST_F(RunTest, ExitStatusIsCommandsAndUserIsApplied) {
+TEST_P(RunTest, ExitStatusIsCommandsAndUserIsApplied) {
   std::string host = world_->path("chan");
-  auto r = hostchanfs({"run", "--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c", "exit 7"});
+  auto r = run({"--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c", "exit 7"});
   EXPECT_EQ(r.status, 7) << r.err;
   EXPECT_FALSE(exists(host));
 
-  r = hostchanfs({"run", "--user", "1000:1000", "--host-channel", host + ":/chan::1M", "--",
-                  "/bin/sh", "-c", "id -u; id -g; echo mine > /chan/f && stat -c %u /chan/f"});
+  r = run({"--user", "1000:1000", "--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c",
+           "id -u; id -g; echo mine > /chan/f && stat -c %u /chan/f"});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "1000\n1000\n1000\n");
 
-  r = hostchanfs({"run", "--host-channel", host + ":/chan::1M", "--", "/nonexistent/cmd"});
+  r = run({"--host-channel", host + ":/chan::1M", "--", "/nonexistent/cmd"});
   EXPECT_EQ(r.status, 127);
   EXPECT_NE(r.err.find("cannot run /nonexistent/cmd"), std::string::npos) << r.err;
   EXPECT_FALSE(exists(host));
 }
 
-TEST_F(RunTest, SignalsReachTheCommand) {
+TEST_P(RunTest, SignalsReachTheCommand) {
   std::string host = world_->path("chan");
-  Cli run({"run", "--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c",
-           "trap 'echo got TERM; exit 42' TERM; touch /chan/ready; while :; do sleep 0.05; done"});
-  await_channel(host, run);
-  ASSERT_TRUE(run.eventually([&] { return exists(host + "/ready"); })) << run.err_so_far();
-  run.signal(SIGTERM);
-  CliResult r = run.wait();
-  EXPECT_EQ(r.status, 42) << r.err;
-  EXPECT_EQ(r.out, "got TERM\n");
-  EXPECT_FALSE(exists(host));
+  for (auto [sig, name, status] : {std::tuple{SIGTERM, "TERM", 42}, std::tuple{SIGINT, "INT", 43}}) {
+    std::string trap = fmt::format("trap 'echo got {}; exit {}' {}; ", name, status, name);
+    Cli run(run_args({"--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c",
+                      trap + "touch /chan/ready; while :; do sleep 0.05; done"}));
+    await_channel(host, run);
+    ASSERT_TRUE(run.eventually([&] { return exists(host + "/ready"); })) << run.err_so_far();
+    run.signal(sig);
+    CliResult r = run.wait();
+    EXPECT_EQ(r.status, status) << r.err;
+    EXPECT_EQ(r.out, fmt::format("got {}\n", name));
+    EXPECT_FALSE(exists(host));
+  }
 }
 
-TEST_F(RunTest, KillingRunRemovesTheChannel) {
+// No terminal: the container's stdin, stdout and stderr are ours.
+TEST_P(RunTest, StdioIsPassedThrough) {
+  oci::CommandOptions options;
+  options.stdin_text = "from the host's stdin\n";
+  auto r = oci::run_command({HOSTCHANFS_BIN, "run", "--runtime", GetParam(), "--host-channel",
+                             world_->path("chan") + ":/chan::1M", "--", "/bin/sh", "-c",
+                             "cat; echo to stderr >&2; [ -t 0 ] || echo no terminal"},
+                            options);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(r.out, "from the host's stdin\nno terminal\n");
+  EXPECT_EQ(r.err, "to stderr\n");
+}
+
+TEST_P(RunTest, KillingRunRemovesTheChannel) {
   std::string host = world_->path("chan");
-  Cli run({"run", "--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c",
-           "touch /chan/ready; sleep 1000"});
+  Cli run(run_args({"--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c",
+                    "touch /chan/ready; sleep 1000"}));
   await_channel(host, run);
   ASSERT_TRUE(run.eventually([&] { return exists(host + "/ready"); })) << run.err_so_far();
   run.signal(SIGKILL);
@@ -356,18 +342,135 @@ TEST_F(RunTest, KillingRunRemovesTheChannel) {
   EXPECT_EQ(ls().size(), 0u);
 }
 
-TEST_F(RunTest, BadInputChangesNothing) {
+TEST_P(RunTest, BadInputChangesNothing) {
   std::string host = world_->path("chan");
-  auto r = hostchanfs({"run", "--host-channel", host + ":chan::1M", "--", "/bin/true"});
+  auto r = run({"--host-channel", host + ":chan::1M", "--", "/bin/true"});
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.err, "hostchanfs run: container path \"chan\" is not an absolute path: give a path that starts with /\n");
-  r = hostchanfs({"run", "--rootfs", world_->path("missing"), "--host-channel", host + ":/chan::1M", "--", "/bin/true"});
+  r = run({"--rootfs", world_->path("missing"), "--host-channel", host + ":/chan::1M", "--", "/bin/true"});
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.err, "hostchanfs run: --rootfs \"" + world_->path("missing") + "\" is not a directory\n");
-  r = hostchanfs({"run", "--user", "no-such-user-here", "--host-channel", host + ":/chan::1M", "--", "/bin/true"});
+  r = run({"--user", "no-such-user-here", "--host-channel", host + ":/chan::1M", "--", "/bin/true"});
   EXPECT_EQ(r.status, 2);
+  for (const auto& [args, line] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--memory", "24 parsecs"}, "--memory \"24 parsecs\" is not a size of at least 6M"},
+           {{"--memory", "1M"}, "--memory \"1M\" is not a size of at least 6M"},
+           {{"--userns", "shared"}, "--userns \"shared\" is neither private nor host"},
+           {{"--user", "70000"}, "--user \"70000\" is outside the container's user namespace"},
+           {{"--rootfs", "/"}, "--rootfs / is the host's own root"},
+           {{"--host-channel", host + "2:/chan2::1M"}, "give --host-channel once"}}) {
+    std::vector<std::string> argv = args;
+    argv.insert(argv.end(), {"--host-channel", host + ":/chan::1M", "--", "/bin/true"});
+    r = run(argv);
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_EQ(r.err.rfind("hostchanfs run: " + line, 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  r = hostchanfs({"run", "--runtime", "/nonexistent/runtime", "--host-channel", host + ":/chan::1M", "--",
+                  "/bin/true"});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("hostchanfs run: --runtime \"/nonexistent/runtime\" is not an executable", 0), 0u) << r.err;
   EXPECT_FALSE(exists(host));
   EXPECT_FALSE(world_->controller_pid()) << "bad input starts no controller";
+}
+
+// The seed's note, shown: a container limited to 24M writes 48 MiB into a 64M channel and
+// is not OOM-killed (the channel's memory is its daemon's, not the container's), while the
+// same write into a tmpfs of the container kills it.
+TEST_P(RunTest, MemoryLimitDoesNotCoverTheChannel) {
+  std::string host = world_->path("chan");
+  auto r = run({"--memory", "24M", "--host-channel", host + ":/chan:rw:64M", "--", "/bin/sh", "-c",
+                "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; "
+                "dd if=/dev/zero of=/chan/f bs=1M count=48 2>&1 && stat -c %s /chan/f"});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.rfind("25165824\n", 0), 0u) << "the limit is the container's: " << r.out;
+  EXPECT_NE(r.out.find("48+0 records out"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\n50331648\n"), std::string::npos) << r.out;
+
+  r = run({"--memory", "24M", "--host-channel", host + ":/chan:rw:64M", "--", "/bin/sh", "-c",
+           "dd if=/dev/zero of=/tmp/f bs=1M count=48"});
+  EXPECT_EQ(r.status, 128 + SIGKILL) << "the same write into the container's tmpfs is OOM-killed: " << r.err;
+  EXPECT_FALSE(exists(host));
+}
+
+// A controller that dies under a running container: the container is stopped, `run`
+// exits 1 with one line, and the channel goes (a new controller takes the registry over
+// to remove it).
+TEST_P(RunTest, LosingTheControllerStopsTheContainerAndRemovesTheChannel) {
+  std::string host = world_->path("chan");
+  Cli run(run_args({"--host-channel", host + ":/chan::1M", "--", "/bin/sh", "-c", "touch /chan/ready; sleep 1000"}));
+  await_channel(host, run);
+  ASSERT_TRUE(run.eventually([&] { return exists(host + "/ready"); })) << run.err_so_far();
+  auto controller = world_->controller_pid();
+  ASSERT_TRUE(controller);
+  ASSERT_EQ(::kill(*controller, SIGKILL), 0);
+  CliResult r = run.wait();
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("hostchanfs run: lost the controller"), std::string::npos) << r.err;
+  EXPECT_FALSE(exists(host));
+  EXPECT_FALSE(is_fuse_mount(host));
+  EXPECT_EQ(ls().size(), 0u);
+}
+
+// A runtime that dies (killed at `start`) or fails (at `create`): `run` exits 1 and leaves
+// no channel, container or bundle (TearDown).
+TEST_P(RunTest, ARuntimeThatDiesOrFailsLeavesNothing) {
+  std::string real = oci::run_command({"sh", "-c", "command -v " + GetParam()}).out;
+  real.erase(real.find_last_not_of('\n') + 1);
+  std::string dying = world_->path("dying-runtime"), failing = world_->path("failing-runtime");
+  {
+    std::ofstream(dying) << "#!/bin/sh\nfor a; do [ \"$a\" = start ] && kill -9 $$; done\nexec " << real << " \"$@\"\n";
+    std::ofstream(failing) << "#!/bin/sh\nfor a; do [ \"$a\" = create ] && { echo no way >&2; exit 3; }; done\n"
+                           << "exec " << real << " \"$@\"\n";
+  }
+  fsys::permissions(dying, fsys::perms(0755));
+  fsys::permissions(failing, fsys::perms(0755));
+  std::string host = world_->path("chan");
+  for (const auto& runtime : {dying, failing}) {
+    auto r = hostchanfs({"run", "--runtime", runtime, "--host-channel", host + ":/chan::1M", "--", "/bin/true"});
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find("hostchanfs run: " + runtime + " could not"), std::string::npos) << r.err;
+    EXPECT_FALSE(exists(host));
+    EXPECT_EQ(ls().size(), 0u);
+  }
+}
+
+// The hook refuses (a mount point it cannot make: /proc is the container's procfs): its
+// one line reaches our stderr on both runtimes (crun writes it to the bundle's hooks.log,
+// runc quotes it), and nothing is left.
+TEST_P(RunTest, AHookThatFailsSaysWhy) {
+  std::string host = world_->path("chan");
+  auto r = run({"--host-channel", host + ":/proc/chan::1M", "--", "/bin/true"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("container path /proc/chan: cannot make the mount point"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("hostchanfs run: "), std::string::npos) << r.err;
+  EXPECT_FALSE(exists(host));
+  EXPECT_EQ(ls().size(), 0u);
+}
+
+// crun where it can run here, else runc: on this hybrid-cgroup host crun can once the
+// controllers cgroup2 held have v1 mounts (CrunReadyProcess); before that, asking for it
+// by name is refused with what to mount.
+TEST(RunRuntime, DefaultIsCrunWhereItCanRunElseRunc) {
+  HOSTCHANFS_REQUIRE_FUSE();
+  if (auto problem = mountctl::crun_cgroup_problem()) {
+    auto chosen = mountctl::choose_runtime("");
+    ASSERT_TRUE(chosen) << chosen.error().message;
+    EXPECT_EQ(chosen.value().name, "runc");
+    auto crun = mountctl::choose_runtime("crun");
+    ASSERT_FALSE(crun);
+    EXPECT_EQ(crun.error().kind, mountctl::Error::Kind::kBadInput);
+    EXPECT_NE(crun.error().message.find("mount -t cgroup -o "), std::string::npos) << crun.error().message;
+  }
+  CrunReadyProcess::prepare();
+  EXPECT_FALSE(mountctl::crun_cgroup_problem());
+  auto chosen = mountctl::choose_runtime("");
+  ASSERT_TRUE(chosen) << chosen.error().message;
+  EXPECT_EQ(chosen.value().name, "crun");
+  EXPECT_EQ(chosen.value().path.front(), '/');
+  auto runc = mountctl::choose_runtime("runc");
+  ASSERT_TRUE(runc);
+  EXPECT_EQ(runc.value().name, "runc");
 }
 
 }  // namespace

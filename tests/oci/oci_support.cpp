@@ -20,7 +20,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -50,37 +49,7 @@ void check(bool ok, const std::string& what) {
   if (!ok) fail(what);
 }
 
-std::vector<std::string> split_words(const std::string& text) {
-  std::istringstream in(text);
-  std::vector<std::string> words;
-  for (std::string w; in >> w;) words.push_back(w);
-  return words;
-}
-
-// Remove every child cgroup below `dir`, deepest first (a cgroup directory holds only
-// control files, which rmdir ignores).
-void remove_child_cgroups(const stdfs::path& dir) {
-  std::error_code ec;
-  for (const auto& entry : stdfs::directory_iterator(dir, ec)) {
-    if (entry.is_directory(ec) && !entry.is_symlink(ec)) {
-      remove_child_cgroups(entry.path());
-      ::rmdir(entry.path().c_str());
-    }
-  }
-}
-
-// A cgroup controller's v1 hierarchy id (0: it belongs to cgroup2) and its number of
-// cgroups, from /proc/cgroups.
-std::pair<int, int> v1_hierarchy_of(const std::string& controller) {
-  std::ifstream in("/proc/cgroups");
-  for (std::string line; std::getline(in, line);) {
-    auto fields = split_words(line);
-    if (fields.size() >= 3 && fields[0] == controller) {
-      return {std::stoi(fields[1]), std::stoi(fields[2])};
-    }
-  }
-  return {0, 0};
-}
+std::vector<std::string> split_words(const std::string& text) { return CrunCgroups::words(text); }
 
 pid_t parent_of(pid_t pid) {
   std::string stat = read_small_file("/proc/" + std::to_string(pid) + "/stat");
@@ -229,50 +198,12 @@ PrivateHost::PrivateHost() : dir_("hostchanfs-oci-host") {
   // The tests' channels are in their temporary directories: the hook may make them there.
   config_ = (dir() / "config.json").string();
   write_file(config_, nlohmann::json{{"hook_channel_root", "/tmp"}}.dump());
-  mount_missing_v1_controllers();
+  cgroups_.emplace(dir());
 }
 
 std::vector<std::string> PrivateHost::hook_env() const {
   return {"HOSTCHANFS_RUN_DIR=" + run_dir_, "HOSTCHANFS_CONFIG=" + config_,
           "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
-}
-
-void PrivateHost::mount_missing_v1_controllers() {
-  auto all = testing::mounts();
-  const MountEntry* v2 = nullptr;
-  bool any_v1 = false;
-  std::set<std::string> v1_options;
-  for (const auto& m : all) {
-    if (m.fstype == "cgroup2") v2 = &m;
-    if (m.fstype == "cgroup") {
-      any_v1 = true;
-      std::istringstream opts(m.super_options);
-      for (std::string o; std::getline(opts, o, ',');) v1_options.insert(o);
-    }
-  }
-  if (!v2 || !any_v1) return;  // pure v1 or pure v2: crun is happy as it is
-  // The controllers cgroup2 holds now, and those a v1 hierarchy holds that no mount of
-  // ours shows: a test running beside us has taken them from cgroup2 for itself and will
-  // give them back when it ends, maybe while our containers run; a mount of ours keeps
-  // the hierarchy (the kernel shares it) until we are done too.
-  auto wanted = split_words(read_small_file(v2->mount_point + "/cgroup.controllers"));
-  std::ifstream proc_cgroups("/proc/cgroups");
-  for (std::string line; std::getline(proc_cgroups, line);) {
-    auto fields = split_words(line);
-    if (fields.size() >= 2 && fields[0].front() != '#' && fields[1] != "0") {
-      wanted.push_back(fields[0]);
-    }
-  }
-  for (const auto& controller : wanted) {
-    if (v1_options.count(controller)) continue;
-    v1_options.insert(controller);
-    auto target = dir() / ("cgroup-" + controller);
-    stdfs::create_directories(target);
-    check(::mount("cgroup", target.c_str(), "cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                  controller.c_str()) == 0,
-          "mount the v1 hierarchy of cgroup controller " + controller);
-    v1_mounts_.emplace_back(controller, target.string());
-  }
 }
 
 void PrivateHost::start_controller() {
@@ -332,19 +263,7 @@ void PrivateHost::shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   stop_controller();
-  for (const auto& [controller, target] : v1_mounts_) {
-    // The kernel gives the controller back to cgroup2 only if the hierarchy has no child
-    // cgroup when its last mount goes, and a removed child lingers a moment: wait for the
-    // count to reach the root alone (bounded), unmount, and wait for the hand-back.
-    remove_child_cgroups(target);
-    for (int i = 0; i < 200 && v1_hierarchy_of(controller).second > 1; ++i) {
-      std::this_thread::sleep_for(25ms);
-    }
-    ::umount2(target.c_str(), 0);
-    for (int i = 0; i < 80 && v1_hierarchy_of(controller).first != 0; ++i) {
-      std::this_thread::sleep_for(25ms);
-    }
-  }
+  cgroups_.reset();
 }
 
 // ---------------------------------------------------------------------------------------

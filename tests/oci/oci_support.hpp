@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tests/support/child_process.hpp"
+#include "tests/support/crun_cgroups.hpp"
 #include "tests/support/files.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -62,9 +63,7 @@ bool wait_process_gone(pid_t pid);
 //  - its own mount namespace (/ rprivate), so every mount of the test dies with it;
 //  - a child subreaper, so containers and the controller become our children and die
 //    with us (ctest kills the process tree of a test that times out);
-//  - a cgroup layout crun accepts: on a hybrid host, every controller enabled in the
-//    cgroup2 hierarchy that has no v1 mount gets one (crun refuses hybrid cgroups
-//    otherwise); the hierarchy is emptied and unmounted at exit;
+//  - a cgroup layout crun accepts (tests/support/crun_cgroups.hpp), given back at exit;
 //  - HOSTCHANFS_RUN_DIR: a test-local controller, stopped at exit (found by its run dir
 //    when a hook started it);
 //  - HOSTCHANFS_CONFIG for the hook: a configuration that lets it make channels in /tmp,
@@ -83,13 +82,12 @@ class PrivateHost {
 
  private:
   PrivateHost();
-  void mount_missing_v1_controllers();
   void stop_controller();
   std::vector<pid_t> controllers_of_run_dir() const;
   TempDir dir_;
   std::string run_dir_;
   std::string config_;
-  std::vector<std::pair<std::string, std::string>> v1_mounts_;  // controller, mount point
+  std::optional<CrunCgroups> cgroups_;
   ChildProcess controller_;
   bool shut_down_ = false;
 };

@@ -1,4 +1,5 @@
-// TempDir: a fresh directory under /tmp, removed with its contents when it goes. It never
+// TempDir: a fresh directory under /tmp (or another parent), removed with its contents
+// when it goes. It never
 // descends into a mount (a channel a failed test left mounted would lose its data, a bind
 // of / would be a catastrophe): whatever is still mounted at or below it is detached first.
 #pragma once
@@ -18,8 +19,8 @@ namespace hostchanfs::testing {
 
 class TempDir {
  public:
-  explicit TempDir(const std::string& prefix = "hostchanfs-test") {
-    std::string templ = "/tmp/" + prefix + "-XXXXXX";
+  explicit TempDir(const std::string& prefix = "hostchanfs-test", const std::string& parent = "/tmp") {
+    std::string templ = parent + "/" + prefix + "-XXXXXX";
     if (!::mkdtemp(templ.data())) throw std::runtime_error("mkdtemp: " + errno_text(errno));
     path_ = templ;
     // Traversable by a container whose root is mapped to an unprivileged host uid.
