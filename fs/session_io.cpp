@@ -1,5 +1,7 @@
 #include "fs/session_io.hpp"
 
+#include "fs/fuse_abi.hpp"
+
 #include <linux/fuse.h>
 #include <sys/uio.h>
 #include <unistd.h>
