@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "mountctl/text.hpp"
+#include "shm/store.hpp"
 #include "sys/errno_text.hpp"
 #include "sys/size.hpp"
 
@@ -77,20 +78,28 @@ Expected<std::uint64_t> check_size(std::string_view value, const MemoryInfo& mem
         "size \"{}\" ({} bytes) is below the minimum of one 4 KiB page ({} bytes)", value,
         bytes, kMinChannelSize));
   }
-  if (bytes > mem.total_bytes / 2) {
+  // What the channel may hold in memory: its data and, beside it, its metadata region at
+  // its bound (Store::meta_region_size, with the default inode limit).
+  const std::uint64_t held = bytes + channel_metadata_bytes(bytes);
+  if (held > mem.total_bytes / 2) {
     return Error::bad_input(fmt::format(
-        "size \"{}\" ({} bytes) is above half of the host's memory ({} bytes)", value, bytes,
-        mem.total_bytes / 2));
+        "size \"{}\" ({} bytes, {} with its metadata) is above half of the host's memory ({} "
+        "bytes)", value, bytes, held, mem.total_bytes / 2));
   }
-  if (bytes > mem.available_bytes) {
+  if (held > mem.available_bytes) {
     return Error::bad_input(fmt::format(
-        "size \"{}\" ({} bytes) is above the host's available memory ({} bytes)", value,
-        bytes, mem.available_bytes));
+        "size \"{}\" ({} bytes, {} with its metadata) is above the host's available memory ({} "
+        "bytes)", value, bytes, held, mem.available_bytes));
   }
   return bytes;
 }
 
 }  // namespace
+
+std::uint64_t channel_metadata_bytes(std::uint64_t size_bytes) {
+  const std::uint64_t pages = (size_bytes + kMinChannelSize - 1) / kMinChannelSize;
+  return shm::Store::meta_region_size(pages, shm::Store::default_max_inodes(size_bytes));
+}
 
 bool path_is_within(std::string_view path, std::string_view dir) {
   if (dir == "/") return true;

@@ -32,8 +32,12 @@ struct MemoryInfo {
   static Result<MemoryInfo> read();
 };
 
-// Syntax, path cleaning and the size limits (min one page, max half of MemTotal, not
-// above MemAvailable). Paths must be UTF-8 without control characters (text.hpp), and a
+// The metadata region a channel of `size_bytes` may grow to beside its data (the
+// store's bound, with the default inode limit).
+std::uint64_t channel_metadata_bytes(std::uint64_t size_bytes);
+
+// Syntax, path cleaning and the size limits (min one page; the size with its metadata
+// region at most half of MemTotal and not above MemAvailable). Paths must be UTF-8 without control characters (text.hpp), and a
 // host path may not be in /proc or /sys. Does NOT look at the host path: whether it
 // exists, or holds a symlink, is checked by the controller at create() (so an idempotent
 // re-create can succeed).

@@ -13,6 +13,9 @@ constexpr std::uint64_t kGiB = 1ull << 30;
 // 8 GiB of memory, 6 GiB available: the maximum is half the total, 4 GiB.
 const MemoryInfo kMem{8 * kGiB, 6 * kGiB};
 
+// A size as the check counts it: with its metadata region.
+std::string held(std::uint64_t bytes) { return std::to_string(bytes + channel_metadata_bytes(bytes)); }
+
 struct Case {
   std::string text;
   std::optional<ChannelSpec> want;  // or the message:
@@ -56,7 +59,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"/a:/b:rw:4kb", spec("/a", "/b", false, 4096), ""},
         Case{"/a:/b:rw:32mB", spec("/a", "/b", false, 32ull << 20), ""},
         Case{"/a:/b:rw:1g", spec("/a", "/b", false, kGiB), ""},
-        Case{"/a:/b:rw:4GB", spec("/a", "/b", false, 4 * kGiB), ""},
+        Case{"/a:/b:rw:3GB", spec("/a", "/b", false, 3 * kGiB), ""},  // 3.5 GiB with its metadata
         Case{"//a/./b/:/c/../d/:rw:1M", spec("/a/b", "/d", false, 1ull << 20), ""},
         Case{"/a/../../x:/y//z/.:rw:1M", spec("/x", "/y/z", false, 1ull << 20), ""}));
 
@@ -97,8 +100,12 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"/a:/b:rw:0", std::nullopt,
              "size \"0\" (0 bytes) is below the minimum of one 4 KiB page (4096 bytes)"},
         Case{"/a:/b:rw:5g", std::nullopt,
-             "size \"5g\" (5368709120 bytes) is above half of the host's memory (4294967296 "
-             "bytes)"},
+             "size \"5g\" (5368709120 bytes, " + held(5 * kGiB) +
+                 " with its metadata) is above half of the host's memory (4294967296 bytes)"},
+        // Half the memory as data alone, over it with the metadata region beside it.
+        Case{"/a:/b:rw:4g", std::nullopt,
+             "size \"4g\" (4294967296 bytes, " + held(4 * kGiB) +
+                 " with its metadata) is above half of the host's memory (4294967296 bytes)"},
         // Paths end up in JSON, log lines and the `ls` table: UTF-8 only, no control
         // characters (shown escaped, never raw).
         Case{"/tmp/\xff:/b:rw:1m", std::nullopt,
@@ -130,10 +137,11 @@ TEST(Spec, SizeAboveAvailableMemoryIsRefused) {
   MemoryInfo tight{8 * kGiB, 1 * kGiB};
   auto got = parse_spec("/a:/b:rw:2G", tight);
   ASSERT_FALSE(got);
-  EXPECT_EQ(got.error().message,
-            "size \"2G\" (2147483648 bytes) is above the host's available memory (1073741824 "
-            "bytes)");
-  EXPECT_TRUE(parse_spec("/a:/b:rw:1G", tight));
+  EXPECT_EQ(got.error().message, "size \"2G\" (2147483648 bytes, " + held(2 * kGiB) +
+                                     " with its metadata) is above the host's available memory "
+                                     "(1073741824 bytes)");
+  EXPECT_FALSE(parse_spec("/a:/b:rw:1G", tight)) << "all of it as data, and its metadata beside";
+  EXPECT_TRUE(parse_spec("/a:/b:rw:768M", tight));
 }
 
 TEST(Spec, CanonicalTextParsesBackToTheSameSpec) {
