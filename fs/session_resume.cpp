@@ -46,10 +46,11 @@ struct ResumeState {
   // and not yet answered.
   std::atomic<std::uint64_t>* in_flight = nullptr;
   std::atomic<unsigned> next_slot{0};
-  // Tests only (HOSTCHANFS_TEST_HOLD_MUTATIONS): a daemon that did not resume never
-  // answers a mutation; the store has applied it, the reply waits until the daemon is
-  // killed. This is how a test puts a mutation in flight on every worker thread.
-  bool hold_mutations = false;
+  // Tests only (HOSTCHANFS_TEST_HOLD_CREATES): a daemon that did not resume never answers
+  // a CREATE; the store has made the file, the reply waits until the daemon is killed.
+  // This is how a test puts a mutation in flight on every worker thread (creates in
+  // different directories: the kernel serializes those in one directory).
+  bool hold_creates = false;
 };
 ResumeState g;
 
@@ -57,17 +58,6 @@ thread_local const void* t_touched = nullptr;  // the read buffer touched last, 
 thread_local std::size_t t_touched_len = 0;
 thread_local int t_slot = -2;  // -2: not assigned yet, -1: no slot left
 thread_local std::uint32_t t_opcode = 0;  // of the request this thread read last
-
-bool is_mutation(std::uint32_t opcode) {
-  switch (opcode) {
-    case FUSE_CREATE: case FUSE_MKNOD: case FUSE_MKDIR: case FUSE_SYMLINK: case FUSE_LINK:
-    case FUSE_RENAME: case FUSE_RENAME2: case FUSE_UNLINK: case FUSE_RMDIR: case FUSE_WRITE:
-    case FUSE_SETATTR: case FUSE_FALLOCATE: case FUSE_SETXATTR: case FUSE_REMOVEXATTR:
-      return true;
-    default:
-      return false;
-  }
-}
 
 [[noreturn]] void hold_forever() {
   for (;;) ::pause();
@@ -220,7 +210,7 @@ bool setup_session_resume(int session_fd) {
     g.reply_known = true;
   }
   if (g.resuming) g.open = false;
-  g.hold_mutations = !g.resuming && std::getenv("HOSTCHANFS_TEST_HOLD_MUTATIONS") != nullptr;
+  g.hold_creates = !g.resuming && std::getenv("HOSTCHANFS_TEST_HOLD_CREATES") != nullptr;
   return true;
 }
 
@@ -257,7 +247,7 @@ ssize_t resumable_writev(int fd, const iovec* iov, int count) {
   std::uint64_t unique = static_cast<const fuse_out_header*>(iov[0].iov_base)->unique;
   std::uint64_t init = g.init_unique.load();
   if (init == 0 || unique != init) {
-    if (g.hold_mutations && is_mutation(t_opcode)) hold_forever();
+    if (g.hold_creates && t_opcode == FUSE_CREATE) hold_forever();
     ssize_t rc = ::writev(fd, iov, count);
     clear_in_flight(unique);  // after the write: a death before it leaves the id to fail
     return rc;

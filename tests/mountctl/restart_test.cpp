@@ -170,6 +170,17 @@ int writer(const std::string& root, int stop, int manifest_fd) {
       if (::unlink((root + "/" + last).c_str()) < 0) return fail("unlink", last);
       contents.erase(last);
     }
+    // Bounded: the oldest files go once the data passes 8 MiB (the channel has 64).
+    std::size_t total = 0;
+    for (const auto& [n, b] : contents) total += b.size();
+    while (total > (8u << 20)) {
+      auto oldest = std::min_element(contents.begin(), contents.end(), [](const auto& a, const auto& b) {
+        return std::stoi(a.first.substr(a.first.rfind('f') + 1)) < std::stoi(b.first.substr(b.first.rfind('f') + 1));
+      });
+      if (::unlink((root + "/" + oldest->first).c_str()) < 0) return fail("unlink", oldest->first);
+      total -= oldest->second.size();
+      contents.erase(oldest);
+    }
     if (i % 5 == 4 && !contents.empty()) {  // read one back, as fsx does
       auto it = std::next(contents.begin(), static_cast<long>(rng() % contents.size()));
       if (read_file(root + "/" + it->first) != it->second) {
@@ -274,48 +285,56 @@ struct ScopedEnv {
   }
 };
 
-// Processes that each make one file (O_EXCL, with contents) or one directory, while the
-// channel's first daemon holds every mutation it has applied without answering it
-// (HOSTCHANFS_TEST_HOLD_MUTATIONS) until each of its worker threads holds one; then the
-// daemon is killed. Each process's exit status is 0 or the errno it got.
+// Processes that each create a file (O_EXCL, in a directory of its own: the kernel
+// serializes creates in one directory) and write it, while the channel's first daemon
+// holds every CREATE it has applied without answering it (HOSTCHANFS_TEST_HOLD_CREATES)
+// until each of its worker threads holds one; then the daemon is killed. Each process's
+// exit status is 0 or the errno it got. Should the test fail before the kill, the
+// daemon is killed on the way out all the same, so that no process stays waiting.
 struct InFlight {
   static constexpr int kMakers = 48;  // above the daemon's worker threads, on any machine
+  std::string host;
   std::vector<ChildProcess> makers;
-  pid_t daemon = 0;
+  pid_t daemon = 0;  // the first daemon, the one that holds
 
-  void start(const std::string& host) {
+  explicit InFlight(std::string channel) : host(std::move(channel)) {}
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  ~InFlight() { kill_process_of(daemon, "serve", host); }  // gone already unless a test failed
+  static std::string name(int i) { return "d" + std::to_string(i) + "/f"; }
+  static std::string bytes(int i) { return std::string(5000 + i, 'm'); }
+  void start() {
     for (int i = 0; i < kMakers; ++i) {
-      makers.push_back(ChildProcess::fork([host, i] {
-        std::string path = host + "/m" + std::to_string(i);
-        if (i % 2) return ::mkdir(path.c_str(), 0700) == 0 ? 0 : errno;
-        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (::mkdir((host + "/d" + std::to_string(i)).c_str(), 0755) < 0) throw std::runtime_error("mkdir");
+    }
+    for (int i = 0; i < kMakers; ++i) {
+      makers.push_back(ChildProcess::fork([this, i] {
+        int fd = ::open((host + "/" + name(i)).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) return errno;
-        std::string bytes(5000 + i, 'm');
-        bool ok = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
-        return ::close(fd) == 0 && ok ? 0 : errno;
+        std::string b = bytes(i);
+        bool ok = ::write(fd, b.data(), b.size()) == static_cast<ssize_t>(b.size());
+        int err = errno;
+        if (::close(fd) < 0) return errno;
+        return ok ? 0 : err;
       }));
     }
   }
   Tree want() const {
     Tree t;
     for (int i = 0; i < kMakers; ++i) {
-      std::string name = "m" + std::to_string(i);
-      if (i % 2) {
-        t.dirs.insert(name);
-      } else {
-        t.files[name] = {fnv1a(std::string(5000 + i, 'm')), 5000 + i};
-      }
+      t.dirs.insert("d" + std::to_string(i));
+      t.files[name(i)] = {fnv1a(bytes(i)), bytes(i).size()};
     }
     return t;
   }
 };
 
-void hold_every_worker(const std::string& host, InFlight& flight) {
+void hold_every_worker(InFlight& flight) {
   json ch = channel_of();
   pid_t keeper = ch.value("keeper_pid", 0);
   flight.daemon = ch.value("daemon_pid", 0);
   ASSERT_GT(keeper, 0);
-  flight.start(host);
+  flight.start();
   // Every worker thread (all of the daemon's threads but the main one) holds a request.
   ASSERT_TRUE(eventually([&] {
     std::size_t held = requests_in_flight(keeper), workers = threads_of(flight.daemon) - 1;
@@ -324,14 +343,14 @@ void hold_every_worker(const std::string& host, InFlight& flight) {
 }
 
 TEST_F(RestartTest, ADaemonKilledWithARequestInFlightOnEveryWorkerLosesNone) {
-  ScopedEnv hold({"HOSTCHANFS_TEST_HOLD_MUTATIONS"});
+  ScopedEnv hold({"HOSTCHANFS_TEST_HOLD_CREATES"});
   std::string host = world_->path("chan");
   ASSERT_EQ(hostchanfs({"mount", host + ":/data::16M"}).status, 0);
-  InFlight flight;
-  ASSERT_NO_FATAL_FAILURE(hold_every_worker(host, flight));
+  InFlight flight{host};
+  ASSERT_NO_FATAL_FAILURE(hold_every_worker(flight));
   ASSERT_NO_FATAL_FAILURE(kill_daemon_and_wait(host));
-  // The resumed daemon answers the resent mutations from the store's record: a create
-  // that the dead daemon had done does not get EEXIST.
+  // The resumed daemon answers the resent creates from the store's record: a create that
+  // the dead daemon had done does not get EEXIST.
   for (auto& m : flight.makers) {
     int status = m.wait();
     EXPECT_EQ(status, 0) << std::strerror(status);
@@ -344,11 +363,11 @@ TEST_F(RestartTest, ADaemonKilledWithARequestInFlightOnEveryWorkerLosesNone) {
 
 TEST_F(RestartTest, WithoutResendTheDeadDaemonsRequestsFailInsteadOfHanging) {
   // As on a kernel before 6.9, which refuses FUSE_NOTIFY_RESEND with EINVAL.
-  ScopedEnv env({"HOSTCHANFS_TEST_HOLD_MUTATIONS", "HOSTCHANFS_TEST_NO_RESEND"});
+  ScopedEnv env({"HOSTCHANFS_TEST_HOLD_CREATES", "HOSTCHANFS_TEST_NO_RESEND"});
   std::string host = world_->path("chan");
   ASSERT_EQ(hostchanfs({"mount", host + ":/data::16M"}).status, 0);
-  InFlight flight;
-  ASSERT_NO_FATAL_FAILURE(hold_every_worker(host, flight));
+  InFlight flight{host};
+  ASSERT_NO_FATAL_FAILURE(hold_every_worker(flight));
   ASSERT_NO_FATAL_FAILURE(kill_daemon_and_wait(host));
   int failed = 0;
   for (auto& m : flight.makers) {
