@@ -166,7 +166,7 @@ int serve(const ServeOptions& o) {
     fuse_fd = std::move(mounted).value();
     own_mount.emplace(name);
   }
-  if (!setup_session_resume(o.session_fd)) return 1;
+  if (!setup_session_resume(o.session_fd, name)) return 1;
   if (auto io = use_session_io(se.get(), std::move(fuse_fd)); !io) {
     log->error("{}: cannot serve /dev/fuse: {}", name, errno_text(io.error()));
     return 1;

@@ -28,6 +28,7 @@ constexpr std::size_t kPage = 4096;
 // the loop starts, then by the worker threads as each comment says.
 struct ResumeState {
   int record_fd = -1;     // the session record; -1: none (nothing kept, no resume)
+  std::string channel;    // the mount point, for logs
   bool resuming = false;  // another daemon served this connection before us
   std::uint64_t generation = 0;
   std::string kept_init;  // the kernel's INIT as the first daemon read it
@@ -114,7 +115,7 @@ void fail_in_flight(int fd) {
     // ENOENT: the dead daemon had answered it after all.
     if (write_all(fd, &out, sizeof out) == static_cast<ssize_t>(sizeof out)) ++failed;
   }
-  log->error("the dead daemon's unanswered requests failed with EIO: {}", failed);
+  log->error("{}: the dead daemon's unanswered requests failed with EIO: {}", g.channel, failed);
 }
 
 // Step 2 and 3: FUSE_NOTIFY_RESEND, then the other readers may go.
@@ -125,12 +126,12 @@ void finish_resume(int fd) {
   ssize_t n = refused_for_test ? (errno = EINVAL, -1) : write_all(fd, &resend, sizeof resend);
   if (n == static_cast<ssize_t>(sizeof resend)) {
     for (std::size_t i = 0; i < kInFlightSlots; ++i) g.in_flight[i].store(0, std::memory_order_relaxed);
-    log->info("resumed the connection (daemon {}): INIT replayed, the kernel resends what the "
-              "dead daemon had read", g.generation);
+    log->info("{}: resumed the connection (daemon {}): INIT replayed, the kernel resends what "
+              "the dead daemon had read", g.channel, g.generation);
   } else {
     int err = errno;
-    log->error("the kernel refused FUSE_NOTIFY_RESEND ({}; it needs Linux 6.9): requests the "
-               "dead daemon had read cannot be resent", errno_text(err));
+    log->error("{}: the kernel refused FUSE_NOTIFY_RESEND ({}; it needs Linux 6.9): requests "
+               "the dead daemon had read cannot be resent", g.channel, errno_text(err));
     fail_in_flight(fd);
   }
   {
@@ -162,9 +163,9 @@ bool answer_resent_init(int fd, std::uint64_t unique) {
   if (reply.size() < sizeof(fuse_out_header)) return false;
   reinterpret_cast<fuse_out_header*>(reply.data())->unique = unique;
   if (write_all(fd, reply.data(), reply.size()) < 0) {
-    log::get("fs")->error("cannot answer the resent INIT: {}", errno_text(errno));
+    log::get("fs")->error("{}: cannot answer the resent INIT: {}", g.channel, errno_text(errno));
   } else {
-    log::get("fs")->info("answered the resent INIT with the kept reply");
+    log::get("fs")->info("{}: answered the resent INIT with the kept reply", g.channel);
   }
   return true;
 }
@@ -173,7 +174,7 @@ bool answer_resent_init(int fd, std::uint64_t unique) {
 void note_init(const void* buf, std::size_t n) {
   if (g.kept_init.empty()) {
     if (auto kept = keep_init_message(g.record_fd, false, buf, n); !kept) {
-      log::get("fs")->warn("cannot keep the INIT request in the session record: {}", errno_text(kept.error()));
+      log::get("fs")->warn("{}: cannot keep the INIT request in the session record: {}", g.channel, errno_text(kept.error()));
     }
   }
   g.swallow_reply = false;
@@ -182,8 +183,9 @@ void note_init(const void* buf, std::size_t n) {
 
 }  // namespace
 
-bool setup_session_resume(int session_fd) {
+bool setup_session_resume(int session_fd, const std::string& channel) {
   if (session_fd < 0) return true;
+  g.channel = channel;
   auto log = log::get("fs");
   auto size = fd_size(session_fd);
   if (size && size.value() < kSessionRecordSize && ::ftruncate(session_fd, kSessionRecordSize) < 0) {
@@ -191,12 +193,12 @@ bool setup_session_resume(int session_fd) {
   }
   auto record = size ? read_session_record(session_fd) : Result<SessionRecord>(size.error());
   if (!record) {
-    log->error("cannot read the session record in --session-fd {}: {}", session_fd, errno_text(record.error()));
+    log->error("{}: cannot read the session record in --session-fd {}: {}", g.channel, session_fd, errno_text(record.error()));
     return false;
   }
   void* slots = ::mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, session_fd, kInFlightOffset);
   if (slots == MAP_FAILED) {
-    log->error("cannot map the session record in --session-fd {}: {}", session_fd, errno_text(errno));
+    log->error("{}: cannot map the session record in --session-fd {}: {}", g.channel, session_fd, errno_text(errno));
     return false;
   }
   static_assert(kInFlightSlots * sizeof(std::uint64_t) == kPage);
@@ -262,7 +264,7 @@ ssize_t resumable_writev(int fd, const iovec* iov, int count) {
     // Kept before it is written: the reply the kernel may get is always the kept one.
     std::string reply = flatten(iov, count);
     if (auto kept = keep_init_message(g.record_fd, true, reply.data(), reply.size()); !kept) {
-      log::get("fs")->warn("cannot keep the INIT reply in the session record: {}", errno_text(kept.error()));
+      log::get("fs")->warn("{}: cannot keep the INIT reply in the session record: {}", g.channel, errno_text(kept.error()));
     }
     g.init_reply = std::move(reply);
     g.reply_known.store(true, std::memory_order_release);

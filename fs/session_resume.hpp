@@ -35,14 +35,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace hostchanfs::fs {
 
 // Once, before the session loop: the session record's memfd (-1: none, so no resume and
 // no INIT is kept). Reads the record: a generation above 1 means this daemon follows
 // another one on the connection. The descriptor stays open for the process's life.
-// false (logged) when the record cannot be read or mapped.
-bool setup_session_resume(int session_fd);
+// false (logged, naming `channel`, the mount point) when the record cannot be read or mapped.
+bool setup_session_resume(int session_fd, const std::string& channel);
 
 // Whether this daemon resumed a connection (for logs and tests).
 bool session_resumed();

@@ -53,7 +53,8 @@ void stop_keeper(pid_t pid, int pidfd, bool expect_exit) {
 Expected<Child> spawn_keeper(const Channel& ch, int ready_write) {
   constexpr int kReadyFd = 7;
   const DescriptorHolder& at = kKeeperFds;
-  std::vector<std::string> argv = {"hostchanfs", "keep", "--session-fd", std::to_string(at.session)};
+  std::vector<std::string> argv = {"hostchanfs", "keep", "--run-dir", ch.run_dir,
+                                   "--session-fd", std::to_string(at.session)};
   if (ready_write >= 0) {
     argv.push_back("--ready-fd");
     argv.push_back(std::to_string(kReadyFd));
@@ -155,7 +156,7 @@ ChannelInfo Channel::info() const {
 }
 
 Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& options,
-                                const Owner& owner) {
+                                const Owner& owner, const std::string& run_dir) {
   auto logger = log::get("mountctl");
   Channel ch;
   ch.spec = spec;
@@ -164,6 +165,7 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   ch.uid = options.uid.value_or(0);
   ch.gid = options.gid.value_or(0);
   ch.max_inodes = options.max_inodes;
+  ch.run_dir = run_dir;
 
   // Each step that succeeded is undone, in reverse, unless the whole start succeeds.
   HC_TRY(host, mount_host_path(spec.host_path, ch.uid, ch.gid));

@@ -50,6 +50,7 @@ struct Channel {
   FileId meta_id, data_id, session_id;
   pid_t keeper_pid = 0;
   DescriptorHolder holder;
+  std::string run_dir;  // the controller's (its keeper brings up the next controller there)
   ChannelState state = ChannelState::kRunning;
 
   UniqueFd keeper_pidfd;
@@ -67,7 +68,7 @@ struct Channel {
 // All or nothing: a failure undoes every step that was done. The host path must not
 // exist and must hold no symlink (kBadInput otherwise).
 Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& options,
-                                const Owner& owner);
+                                const Owner& owner, const std::string& run_dir);
 
 // A new keeper for a channel whose keeper died, on the descriptors the controller holds;
 // its daemon resumes the connection. keeper_pid, keeper_pidfd and holder change.

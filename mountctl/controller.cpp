@@ -116,6 +116,7 @@ void Controller::unwatch(int fd) {
 void Controller::load_registry() {
   for (Channel& ch : registry_.load()) {
     std::string host = ch.spec.host_path;
+    ch.run_dir = run_dir_.path();
     if (ch.keeper_pidfd) watch(ch.keeper_pidfd.get(), Source::kKeeper, host);
     if (ch.owner_pidfd) watch(ch.owner_pidfd.get(), Source::kOwner, host);
     bool owner_gone = ch.owner_pid && !ch.owner_pidfd;
@@ -259,7 +260,7 @@ json Controller::handle(const CreateRequest& request) {
     }
     owner_pidfd = std::move(pidfd).value();
   }
-  auto started = start_channel(spec.value(), request.options, owner);
+  auto started = start_channel(spec.value(), request.options, owner, run_dir_.path());
   if (!started) return encode_error(started.error());
   Channel ch = std::move(started).value();
   ch.owner_pidfd = std::move(owner_pidfd);

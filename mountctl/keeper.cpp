@@ -11,6 +11,10 @@
 #include <vector>
 
 #include "fs/session_record.hpp"
+#include "mountctl/client.hpp"
+#include "mountctl/run_dir.hpp"
+#include "sys/pidfd.hpp"
+#include "sys/read_file.hpp"
 #include "sys/child.hpp"
 #include "sys/errno_text.hpp"
 #include "sys/exit_status.hpp"
@@ -47,17 +51,35 @@ Result<Child> start_daemon(const KeeperRequest& r, bool first) {
   return Child::spawn(serve);
 }
 
-// Waits for the daemon's end or a stop signal, for at most `timeout` (negative: no bound).
-enum class Event { kDaemonEnded, kStop, kTimeout };
-Event wait_event(int pidfd, int signal_fd, std::chrono::milliseconds timeout) {
-  pollfd fds[2] = {{signal_fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
-  nfds_t count = pidfd < 0 ? 1 : 2;
+// Waits for the daemon's end, a stop signal or the controller's end, for at most
+// `timeout` (negative: no bound). A descriptor of -1 is not watched.
+enum class Event { kDaemonEnded, kStop, kControllerEnded, kTimeout };
+Event wait_event(int pidfd, int signal_fd, int controller_pidfd, std::chrono::milliseconds timeout) {
+  pollfd fds[3] = {{signal_fd, POLLIN, 0}, {pidfd, POLLIN, 0}, {controller_pidfd, POLLIN, 0}};
   int rc;
-  while ((rc = ::poll(fds, count, static_cast<int>(timeout.count()))) < 0 && errno == EINTR) {
+  while ((rc = ::poll(fds, 3, static_cast<int>(timeout.count()))) < 0 && errno == EINTR) {
   }
   if (rc <= 0) return Event::kTimeout;
   if (fds[0].revents & POLLIN) return Event::kStop;
-  return Event::kDaemonEnded;
+  if (fds[1].revents) return Event::kDaemonEnded;
+  return Event::kControllerEnded;
+}
+
+// The controller of `run_dir` died: bring up the next one, which adopts every channel in
+// the registry (this one too), and watch it. Empty when there is none to watch (no
+// channel is registered any more, or it cannot start: the next command tries again).
+UniqueFd next_controller(const std::string& run_dir, const std::string& name) {
+  auto log = log::get("keeper");
+  auto client = ControllerClient::connect_if_channels(run_dir);
+  if (!client) {
+    log->warn("{}: keeper: the controller died and none could be started: {}", name, client.error().message);
+    return UniqueFd();
+  }
+  pid_t pid = static_cast<pid_t>(std::atol(read_small_file(run_dir + "/" + kPidName).c_str()));
+  auto pidfd = pid > 0 ? open_pidfd(pid) : Result<UniqueFd>(std::errc::no_such_process);
+  if (!pidfd) return UniqueFd();
+  log->info("{}: keeper: the controller died; controller pid {} took over", name, pid);
+  return std::move(pidfd).value();
 }
 
 }  // namespace
@@ -82,6 +104,12 @@ int keep_main(const KeeperRequest& r) {
     return kExitFailure;
   }
   UniqueFd ready(r.ready_fd);
+  // Our parent is the controller that started us (or init, when it is already gone).
+  UniqueFd controller;
+  if (!r.run_dir.empty()) {
+    auto parent = open_pidfd(::getppid());
+    if (parent) controller = std::move(parent).value();
+  }
   int quick_deaths = 0;
   for (bool first = true;; first = false) {
     auto generation = fs::begin_generation(r.session_fd);
@@ -97,9 +125,14 @@ int keep_main(const KeeperRequest& r) {
       return kExitFailure;
     }
     (void)fs::record_daemon_pid(r.session_fd, daemon.value().pid());
-    if (!first) log->info("{}: daemon {} started (pid {})", name, generation.value(), daemon.value().pid());
+    if (!first) log->info("{}: daemon #{} started (pid {})", name, generation.value(), daemon.value().pid());
 
-    if (wait_event(daemon.value().pidfd(), signal_fd.get(), std::chrono::milliseconds(-1)) == Event::kStop) {
+    Event event;
+    while ((event = wait_event(daemon.value().pidfd(), signal_fd.get(), controller.get(),
+                               std::chrono::milliseconds(-1))) == Event::kControllerEnded) {
+      controller = next_controller(r.run_dir, name);
+    }
+    if (event == Event::kStop) {
       log->info("{}: keeper stopping: daemon pid {} is told to stop", name, daemon.value().pid());
       daemon.value().terminate(kStopGrace);
       return kExitOk;
@@ -116,7 +149,7 @@ int keep_main(const KeeperRequest& r) {
     log->warn("{}: daemon pid {} was killed by signal {}: restarting it on the same connection",
               name, pid, status - 128);
     if (quick_deaths >= kQuickDeathsBeforePause &&
-        wait_event(-1, signal_fd.get(), kCrashLoopPause) == Event::kStop) {
+        wait_event(-1, signal_fd.get(), -1, kCrashLoopPause) == Event::kStop) {
       return kExitOk;
     }
   }

@@ -7,7 +7,10 @@
 //
 // The keeper is the controller's child, and outlives it: a replacement controller finds it
 // by the registry (its pid, and the descriptor numbers in its table, kKeeperFds) and
-// takes the descriptors back with pidfd_getfd. A keeper that dies takes its daemon with it
+// takes the descriptors back with pidfd_getfd. The keeper watches its controller (a
+// pidfd), and when it dies starts the next one at once (the first keeper to try wins the
+// run dir's lock), so that a keeper that dies later still has a controller to replace
+// it. A keeper that dies takes its daemon with it
 // (PR_SET_PDEATHSIG), and the controller starts another keeper on the descriptors it
 // holds; the new daemon resumes the connection the same way.
 #pragma once
@@ -21,6 +24,7 @@ namespace hostchanfs::mountctl {
 struct KeeperRequest {
   int session_fd = -1;  // the session record (the generation is counted there)
   int ready_fd = -1;    // handed to the first daemon only (serve --ready-fd)
+  std::string run_dir;  // the controller's; empty: the controller is not watched
   std::vector<std::string> serve_args;  // starts with "serve"; the last is the mount point
 };
 
