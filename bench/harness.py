@@ -754,6 +754,77 @@ def store_lines(rows: list[dict]) -> list[str]:
     return out
 
 
+# --------------------------------------------------------------------------- restart
+
+RESTART_KILLS = 10
+
+
+def restart_bench(binary: str, work: str, kills: int) -> dict:
+    """Restart time (issue 15): a channel made by a controller of its own (its keeper
+    restarts a dead daemon on the same connection), its daemon SIGKILLed `kills` times;
+    each figure runs from the kill to the answer of the first request sent after it (a
+    stat of a new name: a LOOKUP that only the next daemon can answer)."""
+    run_dir = os.path.join(work, "restart-run")
+    host = os.path.join(work, "restart-channel")
+    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    env = {**os.environ, "HOSTCHANFS_RUN_DIR": run_dir}
+
+    def cli(*argv) -> str:
+        cp = subprocess.run([binary, *argv], capture_output=True, text=True, timeout=60,
+                            env=env, preexec_fn=die_with_parent)
+        if cp.returncode != 0:
+            raise MeasureError(f"hostchanfs {argv[0]} exited {cp.returncode}: {cp.stderr.strip()}")
+        return cp.stdout
+
+    def channel() -> dict:
+        listed = json.loads(cli("ls", "--json"))
+        if len(listed) != 1:
+            raise MeasureError(f"the restart channel is not listed: {listed}")
+        return listed[0]
+
+    progress(f"restart: {kills} SIGKILLs of a channel's daemon")
+    times = []
+    cli("mount", f"{host}:/restart::16M")
+    try:
+        for k in range(kills):
+            old = channel()["daemon_pid"]
+            start = time.perf_counter()
+            os.kill(old, signal.SIGKILL)
+            try:
+                os.stat(os.path.join(host, f"probe-{k}"))
+            except FileNotFoundError:
+                pass
+            times.append((time.perf_counter() - start) * 1000)
+            deadline = time.monotonic() + 30
+            while channel()["daemon_pid"] in (0, old):   # the keeper records the new pid
+                if time.monotonic() > deadline:
+                    raise MeasureError("the keeper did not record the restarted daemon")
+                time.sleep(0.01)
+        restarts = channel()["restarts"]
+    finally:
+        try:
+            cli("umount", host)
+        finally:
+            pid_file = os.path.join(run_dir, "controller.pid")
+            if os.path.exists(pid_file):
+                with open(pid_file) as f:
+                    pid = int(f.read().strip() or 0)
+                if pid > 0:
+                    os.kill(pid, signal.SIGTERM)   # the controller started above, and only it
+                    deadline = time.monotonic() + 30
+                    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+                        time.sleep(0.05)
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return {"kills": kills, "restarts_listed": restarts, "ms": times,
+            "median_ms": statistics.median(times), "max_ms": max(times)}
+
+
+def restart_lines(r: dict) -> list[str]:
+    return [f"restart (SIGKILL of the daemon to the first answered request, {r['kills']} kills): "
+            f"median {r['median_ms']:.1f} ms, max {r['max_ms']:.1f} ms "
+            f"(ls shows {r['restarts_listed']} restarts)"]
+
+
 # --------------------------------------------------------------------------- machine
 
 def machine(args) -> dict:
@@ -846,6 +917,12 @@ def main() -> int:
             store_rows = store_bench(args.store_bench, args.out, cfg.quick)
         except (MeasureError, OSError, ValueError) as e:
             store_error = str(e)
+    restart, restart_error = None, None
+    if args.hostchanfs_bin and args.daemon_pid and (not only or only.search("restart")):
+        try:
+            restart = restart_bench(args.hostchanfs_bin, os.path.dirname(args.hostchanfs), RESTART_KILLS)
+        except (MeasureError, OSError, ValueError, KeyError) as e:
+            restart_error = str(e)
     info["loadavg_end"] = os.getloadavg()
     info["duration_s"] = round(time.time() - started, 1)
 
@@ -857,6 +934,11 @@ def main() -> int:
         md += [""] + store_markdown(store_rows)
     if store_error:
         text += ["", f"store micro-benchmarks: ERROR {store_error}"]
+    if restart:
+        text += [""] + restart_lines(restart)
+        md += [""] + restart_lines(restart)
+    if restart_error:
+        text += ["", f"restart: ERROR {restart_error}"]
     note = ("ratio: the median of each repetition's hostchanfs/tmpfs (both sides on the same CPU), "
             "oriented so that > 1 means hostchanfs is better (tmpfs/hostchanfs for lower-is-better "
             "figures); memory rows have absolute targets")
@@ -878,7 +960,8 @@ def main() -> int:
                                 "verdict": r.verdict, "errors": r.errors,
                                 "stats": {k: (dict(zip(("median", "min", "max", "n"), v)) if v else None)
                                           for k, v in r.stats.items()}} for r in rows],
-                   "store_bench": store_rows, "store_bench_error": store_error}, f, indent=1)
+                   "store_bench": store_rows, "store_bench_error": store_error,
+                   "restart": restart, "restart_error": restart_error}, f, indent=1)
     with open(os.path.join(args.out, "results.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["workload", "unit", "fs", "rep", "value", "error"])
@@ -898,8 +981,9 @@ def main() -> int:
     print()
     print(f"results: {args.out} (table.txt, table.md, results.json, results.csv{', ratios.png' if png else ''})")
     errors = [s for s in samples if s.error]
-    if errors or store_error:
-        print(f"bench: {len(errors) + bool(store_error)} measurement(s) failed (see ERROR rows)", file=sys.stderr)
+    if errors or store_error or restart_error:
+        print(f"bench: {len(errors) + bool(store_error) + bool(restart_error)} measurement(s) failed "
+              "(see ERROR rows)", file=sys.stderr)
         return 1
     return 0
 

@@ -5,6 +5,7 @@
 
 #include "cli/command.hpp"
 #include "mountctl/commands.hpp"
+#include "mountctl/keeper.hpp"
 #include "mountctl/run.hpp"
 #include "mountctl/run_dir.hpp"
 
@@ -14,11 +15,17 @@ namespace {
 
 using RunDir = std::shared_ptr<std::string>;
 
+// A subcommand that hostchanfs runs itself, hidden from the main --help.
+CLI::App* add_internal(CLI::App& app, const char* name, const char* description) {
+  auto* cmd = app.add_subcommand(name, description);
+  cmd->group("");
+  return cmd;
+}
+
 void add_controller(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("controller",
-                                 "Run the channel controller in the foreground (internal: "
-                                 "the other commands start it on demand)");
-  cmd->group("");  // hidden from the main --help
+  auto* cmd = add_internal(app, "controller",
+                           "Run the channel controller in the foreground (internal: the other "
+                           "commands start it on demand)");
   auto request = std::make_shared<mountctl::ControllerRequest>();
   request->run_dir = mountctl::default_run_dir();
   cmd->add_option("--run-dir", request->run_dir, "The controller's directory (socket, registry)");
@@ -64,6 +71,19 @@ void add_ls(CLI::App& app, int& exit_code, RunDir run_dir) {
   });
 }
 
+void add_keep(CLI::App& app, int& exit_code) {
+  auto* cmd = add_internal(app, "keep",
+                           "Hold a channel's connection and memory and restart its daemon when it "
+                           "dies (internal: the controller starts one per channel)");
+  auto request = std::make_shared<mountctl::KeeperRequest>();
+  cmd->add_option("--session-fd", request->session_fd, "The connection's session record (a memfd)")->required();
+  cmd->add_option("--ready-fd", request->ready_fd, "Handed to the first daemon as its --ready-fd");
+  cmd->add_option("--run-dir", request->run_dir,
+                  "The controller's directory: when the controller dies, the keeper starts the next one");
+  cmd->add_option("SERVE", request->serve_args, "serve and its arguments (after --)")->required();
+  cmd->callback([&exit_code, request] { exit_code = mountctl::keep_main(*request); });
+}
+
 void add_run(CLI::App& app, int& exit_code, RunDir run_dir) {
   auto* cmd = app.add_subcommand(
       "run", "Run CMD in a container (an OCI runtime's default sandbox) with a host channel "
@@ -101,6 +121,7 @@ void add_channel_commands(CLI::App& app, int& exit_code) {
   add_umount(app, exit_code, run_dir);
   add_ls(app, exit_code, run_dir);
   add_run(app, exit_code, run_dir);
+  add_keep(app, exit_code);
 }
 
 }  // namespace hostchanfs::cli

@@ -24,6 +24,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--fuse-fd", o.fuse_fd, "An open /dev/fuse the caller has already mounted");
   cmd->add_option("--meta-fd", o.meta_fd, "The store's metadata memfd");
   cmd->add_option("--data-fd", o.data_fd, "The store's data memfd");
+  cmd->add_option("--session-fd", o.session_fd,
+                  "The connection's session record (a memfd): the INIT is kept there, and a daemon "
+                  "that follows another one on the connection resumes it");
   cmd->add_option("--cache", flags->cache,
                   "exact (default): ENOSPC at the write that crosses the quota, as tmpfs; "
                   "writeback: small writes are gathered by the kernel, faster, but ENOSPC "

@@ -18,6 +18,7 @@
 #include "fs/context.hpp"
 #include "fs/kernel_mount.hpp"
 #include "fs/session_io.hpp"
+#include "fs/session_resume.hpp"
 #include "fs/ops.hpp"
 #include "sys/errno_text.hpp"
 #include "sys/log.hpp"
@@ -165,15 +166,21 @@ int serve(const ServeOptions& o) {
     fuse_fd = std::move(mounted).value();
     own_mount.emplace(name);
   }
+  if (!setup_session_resume(o.session_fd, name)) return 1;
   if (auto io = use_session_io(se.get(), std::move(fuse_fd)); !io) {
     log->error("{}: cannot serve /dev/fuse: {}", name, errno_text(io.error()));
     return 1;
   }
-  log->info("{}: mounted ({} bytes, {} inodes{})", name, store.value()->quota_pages() * shm::kPageSize,
-            store.value()->max_inodes(), o.fuse_fd >= 0 ? ", fd from the controller" : "");
+  log->info("{}: {} ({} bytes, {} inodes{})", name, session_resumed() ? "resuming" : "mounted",
+            store.value()->quota_pages() * shm::kPageSize, store.value()->max_inodes(),
+            o.fuse_fd >= 0 ? ", fd from the controller" : "");
 
   std::unique_ptr<fuse_loop_config, LoopConfigDeleter> cfg(fuse_loop_cfg_create());
-  fuse_loop_cfg_set_clone_fd(cfg.get(), 1);
+  // Every worker reads the one /dev/fuse descriptor the keeper holds. No clones
+  // (FUSE_DEV_IOC_CLONE): closing a clone, as a dying daemon does, ends every request read
+  // through it with ECONNABORTED, while requests read from the shared descriptor stay
+  // pending in the kernel and are resent to the next daemon.
+  fuse_loop_cfg_set_clone_fd(cfg.get(), 0);
   fuse_loop_cfg_set_max_threads(cfg.get(), worker_threads());
   signal_ready(o.ready_fd, log);
   int rc = fuse_session_loop_mt(se.get(), cfg.get());

@@ -21,6 +21,10 @@ struct ServeOptions {
   int fuse_fd = -1;
   int meta_fd = -1;
   int data_fd = -1;
+  // The session record (fs/session_record.hpp) the channel's keeper holds: the INIT is
+  // kept there, and a daemon that is not the connection's first resumes it
+  // (fs/session_resume.hpp). -1: none.
+  int session_fd = -1;
   std::string mountpoint;
   // Opt-in: the kernel's writeback cache. Small writes gather in the page cache and reach
   // the store in large pieces, but ENOSPC then surfaces at fsync/close (when the cache is

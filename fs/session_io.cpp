@@ -1,6 +1,7 @@
 #include "fs/session_io.hpp"
 
 #include "fs/fuse_abi.hpp"
+#include "fs/session_resume.hpp"
 
 #include <linux/fuse.h>
 #include <sys/uio.h>
@@ -26,7 +27,7 @@ InitState g_init;
 thread_local std::uint64_t t_unique = 0;  // see current_unique()
 
 ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) {
-  ssize_t n = ::read(fd, buf, len);
+  ssize_t n = resumable_read(fd, buf, len);  // a restarted daemon replays INIT first
   t_unique = n >= static_cast<ssize_t>(sizeof(fuse_in_header)) ? static_cast<const fuse_in_header*>(buf)->unique : 0;
   if (!g_init.replied.load(std::memory_order_relaxed) &&
       n >= static_cast<ssize_t>(sizeof(fuse_in_header) + offsetof(fuse_init_in, flags) +
@@ -55,7 +56,7 @@ ssize_t io_writev(int fd, iovec* iov, int count, void* /*userdata*/) {
       }
     }
   }
-  return ::writev(fd, iov, count);
+  return resumable_writev(fd, iov, count);
 }
 
 constexpr fuse_custom_io kIo = {

@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "fs/session_record.hpp"
 #include "shm/store.hpp"
 #include "sys/child.hpp"
 #include "sys/errno_text.hpp"
@@ -36,41 +37,60 @@ void reap(pid_t pid) {
   }
 }
 
-void stop_daemon(pid_t pid, int pidfd, bool expect_exit) {
+void stop_keeper(pid_t pid, int pidfd, bool expect_exit) {
   if (pidfd < 0) return;
   if (expect_exit && wait_pidfd(pidfd, kDaemonExitTimeout)) return reap(pid);
   if (!terminate_pidfd(pidfd, kDaemonExitTimeout)) {
-    log::get("mountctl")->warn("daemon pid {} ignored SIGTERM: it was killed", pid);
+    log::get("mountctl")->warn("keeper pid {} ignored SIGTERM: it was killed", pid);
   }
   reap(pid);
 }
 
-// `hostchanfs serve` on the descriptors the channel holds, placed at kDaemonFds (the
-// numbers the registry records); it keeps stdout and stderr (the controller's log).
-Expected<Child> spawn_daemon(const Channel& ch, int ready_write) {
-  constexpr int kReadyFd = 6;
-  const DescriptorHolder& at = kDaemonFds;
-  Exec serve({"hostchanfs", "serve",
-              "--size", std::to_string(ch.spec.size_bytes),
-              "--inodes", std::to_string(ch.max_inodes),
-              "--uid", std::to_string(ch.uid),
-              "--gid", std::to_string(ch.gid),
-              "--fuse-fd", std::to_string(at.fuse),
-              "--meta-fd", std::to_string(at.meta),
-              "--data-fd", std::to_string(at.data),
-              "--ready-fd", std::to_string(kReadyFd),
-              ch.spec.host_path});
-  serve.program("/proc/self/exe");
-  serve.place_fd(ch.fuse_fd.get(), at.fuse).place_fd(ch.meta_fd.get(), at.meta);
-  serve.place_fd(ch.data_fd.get(), at.data).place_fd(ready_write, kReadyFd);
-  auto daemon = Child::spawn(serve);
-  if (!daemon) return Error::failure(fmt::format("cannot fork the daemon: {}", errno_text(daemon.error())));
-  return std::move(daemon).value();
+// `hostchanfs keep` (keeper.hpp) on the descriptors the channel holds, placed at
+// kKeeperFds (the numbers the registry records), running `hostchanfs serve` on them; both
+// keep stdout and stderr (the controller's log). `ready_write` (-1: none) goes to the
+// first daemon.
+Expected<Child> spawn_keeper(const Channel& ch, int ready_write) {
+  constexpr int kReadyFd = 7;
+  const DescriptorHolder& at = kKeeperFds;
+  std::vector<std::string> argv = {"hostchanfs", "keep", "--run-dir", ch.run_dir,
+                                   "--session-fd", std::to_string(at.session)};
+  if (ready_write >= 0) {
+    argv.push_back("--ready-fd");
+    argv.push_back(std::to_string(kReadyFd));
+  }
+  std::vector<std::string> serve = {"--", "serve",
+                                    "--size", std::to_string(ch.spec.size_bytes),
+                                    "--inodes", std::to_string(ch.max_inodes),
+                                    "--uid", std::to_string(ch.uid),
+                                    "--gid", std::to_string(ch.gid),
+                                    "--fuse-fd", std::to_string(at.fuse),
+                                    "--meta-fd", std::to_string(at.meta),
+                                    "--data-fd", std::to_string(at.data),
+                                    "--session-fd", std::to_string(at.session),
+                                    ch.spec.host_path};
+  argv.insert(argv.end(), serve.begin(), serve.end());
+  Exec keep(std::move(argv));
+  keep.program("/proc/self/exe");
+  keep.place_fd(ch.fuse_fd.get(), at.fuse).place_fd(ch.meta_fd.get(), at.meta);
+  keep.place_fd(ch.data_fd.get(), at.data).place_fd(ch.session_fd.get(), at.session);
+  if (ready_write >= 0) keep.place_fd(ready_write, kReadyFd);
+  auto keeper = Child::spawn(keep);
+  if (!keeper) return Error::failure(fmt::format("cannot fork the keeper: {}", errno_text(keeper.error())));
+  return std::move(keeper).value();
+}
+
+void adopt_keeper(Channel& ch, Child keeper) {
+  auto [pid, pidfd] = keeper.release();
+  ch.keeper_pid = pid;
+  ch.keeper_pidfd = std::move(pidfd);
+  ch.holder = kKeeperFds;
+  ch.holder.pid = pid;
 }
 
 // The daemon writes a byte to its ready fd once it serves the mount.
-Expected<void> wait_ready(int ready_read, int daemon_pidfd, const std::string& host_path) {
-  pollfd fds[2] = {{ready_read, POLLIN, 0}, {daemon_pidfd, POLLIN, 0}};
+Expected<void> wait_ready(int ready_read, int keeper_pidfd, const std::string& host_path) {
+  pollfd fds[2] = {{ready_read, POLLIN, 0}, {keeper_pidfd, POLLIN, 0}};
   int rc;
   while ((rc = ::poll(fds, 2, static_cast<int>(std::chrono::milliseconds(kDaemonReadyTimeout).count()))) < 0 &&
          errno == EINTR) {
@@ -96,6 +116,15 @@ Result<FileId> id_of(int fd) {
 
 }  // namespace
 
+Expected<void> restart_keeper(Channel& ch) {
+  if (!ch.fuse_fd || !ch.meta_fd || !ch.data_fd || !ch.session_fd) {
+    return Error::failure("the controller does not hold the channel's descriptors");
+  }
+  HC_TRY(keeper, spawn_keeper(ch, -1));
+  adopt_keeper(ch, std::move(keeper));
+  return success();
+}
+
 const char* state_name(ChannelState s) { return s == ChannelState::kRunning ? "running" : "failed"; }
 
 ChannelInfo Channel::info() const {
@@ -105,8 +134,14 @@ ChannelInfo Channel::info() const {
   i.uid = uid;
   i.gid = gid;
   i.max_inodes = max_inodes;
-  i.daemon_pid = daemon_pid;
+  i.keeper_pid = keeper_pid;
   i.state = state_name(state);
+  if (session_fd) {
+    if (auto r = fs::read_session_record(session_fd.get())) {
+      i.daemon_pid = static_cast<pid_t>(r.value().header.daemon_pid);
+      i.restarts = r.value().restarts();
+    }
+  }
   // Usage comes from the store's own header in the memfd we hold, never from statfs on
   // the mount: a daemon that died or hangs would make statfs (and so the controller,
   // which holds the /dev/fuse descriptor) wait forever.
@@ -121,7 +156,7 @@ ChannelInfo Channel::info() const {
 }
 
 Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& options,
-                                const Owner& owner) {
+                                const Owner& owner, const std::string& run_dir) {
   auto logger = log::get("mountctl");
   Channel ch;
   ch.spec = spec;
@@ -130,6 +165,7 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   ch.uid = options.uid.value_or(0);
   ch.gid = options.gid.value_or(0);
   ch.max_inodes = options.max_inodes;
+  ch.run_dir = run_dir;
 
   // Each step that succeeded is undone, in reverse, unless the whole start succeeds.
   HC_TRY(host, mount_host_path(spec.host_path, ch.uid, ch.gid));
@@ -142,41 +178,44 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
 
   auto meta = make_memfd("hostchanfs-meta", 0);
   auto data = make_memfd("hostchanfs-data", 0);
+  auto session = make_memfd("hostchanfs-session", fs::kSessionRecordSize);
   auto meta_id = meta ? id_of(meta.value().get()) : Result<FileId>(meta.error());
   auto data_id = data ? id_of(data.value().get()) : Result<FileId>(data.error());
-  if (!meta_id || !data_id) {
-    return Error::failure(fmt::format("cannot make the channel's memory: memfd_create: {}",
-                                      errno_text(!meta_id ? meta_id.error() : data_id.error())));
+  auto session_id = session ? id_of(session.value().get()) : Result<FileId>(session.error());
+  for (const auto* id : {&meta_id, &data_id, &session_id}) {
+    if (!*id) {
+      return Error::failure(fmt::format("cannot make the channel's memory: memfd_create: {}",
+                                        errno_text(id->error())));
+    }
   }
   ch.meta_fd = std::move(meta).value();
   ch.data_fd = std::move(data).value();
+  ch.session_fd = std::move(session).value();
   ch.meta_id = meta_id.value();
   ch.data_id = data_id.value();
+  ch.session_id = session_id.value();
 
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) < 0) {
     return Error::failure(fmt::format("cannot make a pipe: {}", errno_text(last_errc())));
   }
   UniqueFd ready_read(ready[0]), ready_write(ready[1]);
-  HC_TRY(daemon, spawn_daemon(ch, ready_write.get()));
+  HC_TRY(keeper, spawn_keeper(ch, ready_write.get()));
   ready_write.reset();
-  auto [daemon_pid, daemon_pidfd] = daemon.release();
-  ch.daemon_pid = daemon_pid;
-  ch.daemon_pidfd = std::move(daemon_pidfd);
-  ch.holder = kDaemonFds;
-  ch.holder.pid = daemon_pid;
-  ScopeGuard undo_daemon([&ch] { stop_daemon(ch.daemon_pid, ch.daemon_pidfd.get(), false); });
-  HC_TRYV(wait_ready(ready_read.get(), ch.daemon_pidfd.get(), spec.host_path));
+  adopt_keeper(ch, std::move(keeper));
+  ScopeGuard undo_keeper([&ch] { stop_keeper(ch.keeper_pid, ch.keeper_pidfd.get(), false); });
+  HC_TRYV(wait_ready(ready_read.get(), ch.keeper_pidfd.get(), spec.host_path));
 
-  undo_daemon.dismiss();
+  undo_keeper.dismiss();
   undo_mount.dismiss();
-  logger->info("channel {} ({}, {} bytes) mounted, daemon pid {}, owner {}", spec.host_path,
-               spec.read_only ? "ro" : "rw", spec.size_bytes, ch.daemon_pid, owner.id);
+  logger->info("channel {} ({}, {} bytes) mounted, keeper pid {}, daemon pid {}, owner {}",
+               spec.host_path, spec.read_only ? "ro" : "rw", spec.size_bytes, ch.keeper_pid,
+               ch.info().daemon_pid, owner.id);
   return ch;
 }
 
 void stop_lingering(pid_t pid, int pidfd, bool force) {
-  if (force) return stop_daemon(pid, pidfd, false);
+  if (force) return stop_keeper(pid, pidfd, false);
   reap(pid);
 }
 
@@ -197,16 +236,18 @@ Expected<void> release_channel(Channel& ch, Unmounted how) {
   ch.fuse_fd.reset();
   ch.meta_fd.reset();
   ch.data_fd.reset();
-  if (lazy && ch.state == ChannelState::kRunning && ch.daemon_pidfd) {
+  ch.session_fd.reset();
+  if (lazy && ch.state == ChannelState::kRunning && ch.keeper_pidfd) {
     // Detached but busy: like a lazily unmounted tmpfs, the files still open keep
     // working until closed. The kernel ends the connection when the last user goes, and
-    // the daemon exits then; ch.daemon_pidfd stays set for the caller to watch.
-    logger->info("channel {}: daemon pid {} serves the detached mount until its last user goes",
-                 ch.spec.host_path, ch.daemon_pid);
+    // the daemon and its keeper exit then; ch.keeper_pidfd stays set for the caller to watch.
+    logger->info("channel {}: keeper pid {} serves the detached mount until its last user goes",
+                 ch.spec.host_path, ch.keeper_pid);
   } else {
-    // After a clean unmount the kernel ends the connection and the daemon exits by itself.
-    stop_daemon(ch.daemon_pid, ch.daemon_pidfd.get(), !lazy && ch.state == ChannelState::kRunning);
-    ch.daemon_pidfd.reset();
+    // After a clean unmount the kernel ends the connection: the daemon exits by itself,
+    // and its keeper with it.
+    stop_keeper(ch.keeper_pid, ch.keeper_pidfd.get(), !lazy && ch.state == ChannelState::kRunning);
+    ch.keeper_pidfd.reset();
   }
   ch.owner_pidfd.reset();
   auto removed = remove_host_dirs(ch.spec.host_path, ch.made_dirs);

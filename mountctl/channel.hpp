@@ -26,13 +26,13 @@ const char* state_name(ChannelState state);
 
 // Who holds a channel's descriptors besides the controller, and at which numbers in its
 // own descriptor table: a replacement controller takes them back from it (pidfd_getfd).
-// Today that is the daemon, which gets them at fixed numbers (kDaemonFds); a keeper process
-// that outlives daemons can take its place without changing the record.
+// That is the channel's keeper (keeper.hpp), which gets them at fixed numbers
+// (kKeeperFds) and outlives the daemons it starts on them.
 struct DescriptorHolder {
   pid_t pid = 0;
-  int fuse = -1, meta = -1, data = -1;
+  int fuse = -1, meta = -1, data = -1, session = -1;
 };
-inline constexpr DescriptorHolder kDaemonFds{0, 3, 4, 5};
+inline constexpr DescriptorHolder kKeeperFds{0, 3, 4, 5, 6};
 
 struct Channel {
   ChannelSpec spec;
@@ -45,35 +45,44 @@ struct Channel {
   // first, and the mount on it; removed with it, and only those.
   std::vector<MadeDir> made_dirs;
   MountIdentity mount;
-  FileId meta_id, data_id;  // the store's memfds, to recognise them when taken back
-  pid_t daemon_pid = 0;
+  // The store's memfds and the session record (fs/session_record.hpp), to recognise
+  // them when taken back.
+  FileId meta_id, data_id, session_id;
+  pid_t keeper_pid = 0;
   DescriptorHolder holder;
+  std::string run_dir;  // the controller's (its keeper brings up the next controller there)
   ChannelState state = ChannelState::kRunning;
 
-  UniqueFd daemon_pidfd;
+  UniqueFd keeper_pidfd;
   UniqueFd owner_pidfd;
-  // Kept for a daemon restart: the FUSE connection and the store's memory outlive the
-  // daemon as long as the controller holds them.
-  UniqueFd fuse_fd, meta_fd, data_fd;
+  // The FUSE connection, the store's memory and the session record, held by the
+  // controller too: a keeper that dies is replaced on them (restart_keeper).
+  UniqueFd fuse_fd, meta_fd, data_fd, session_fd;
 
-  ChannelInfo info() const;  // with usage from the store's header while we hold its memfd
+  // With usage from the store's header and the daemon's pid and restarts from the
+  // session record, while we hold their memfds.
+  ChannelInfo info() const;
 };
 
 // Make a channel: host path (+ parents), memfds, /dev/fuse, the mount, the daemon, ready.
 // All or nothing: a failure undoes every step that was done. The host path must not
 // exist and must hold no symlink (kBadInput otherwise).
 Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& options,
-                                const Owner& owner);
+                                const Owner& owner, const std::string& run_dir);
+
+// A new keeper for a channel whose keeper died, on the descriptors the controller holds;
+// its daemon resumes the connection. keeper_pid, keeper_pidfd and holder change.
+Expected<void> restart_keeper(Channel& channel);
 
 // Removing a channel, in two steps. First its mount (lazily if busy): a failure changes
 // nothing, the channel stays as it was (its mount is still there).
 Expected<Unmounted> unmount_channel(const Channel& channel);
-// Then the rest, once unmounted: our descriptors, the daemon, the host path and the
-// parents it made. When the mount was busy the daemon keeps serving the detached mount
-// until its last user goes: channel.daemon_pidfd is then still set (stop_lingering ends
-// it early). A failure says what stayed on the host.
+// Then the rest, once unmounted: our descriptors, the keeper and its daemon, the host path
+// and the parents it made. When the mount was busy the daemon keeps serving the detached
+// mount until its last user goes: channel.keeper_pidfd is then still set (stop_lingering
+// ends it early). A failure says what stayed on the host.
 Expected<void> release_channel(Channel& channel, Unmounted how);
-// Reap a daemon that exited after a lazy unmount, or (force) stop it now.
+// Reap a keeper that exited after a lazy unmount, or (force) stop it now.
 void stop_lingering(pid_t pid, int pidfd, bool force);
 
 }  // namespace hostchanfs::mountctl

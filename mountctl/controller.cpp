@@ -47,10 +47,10 @@ class Controller {
   int run();
 
  private:
-  enum class Source { kListen, kSignal, kConnection, kDaemon, kOwner, kLingering };
+  enum class Source { kListen, kSignal, kConnection, kKeeper, kOwner, kLingering };
   struct Watch {
     Source source;
-    std::string host_path;  // for kDaemon and kOwner
+    std::string host_path;  // for kKeeper and kOwner
   };
   struct Client {
     Connection conn;
@@ -71,7 +71,7 @@ class Controller {
   json handle(const ListRequest& request);
   json handle(const PingRequest& request);
   Expected<void> check_place(const std::string& host) const;
-  void on_daemon_exit(const std::string& host_path);
+  void on_keeper_exit(const std::string& host_path);
   void on_owner_exit(const std::string& host_path);
   Expected<void> remove_channel(const std::string& host_path);
   void load_registry();
@@ -85,7 +85,8 @@ class Controller {
   std::map<int, Watch> watches_;
   std::map<int, Client> clients_;
   std::map<std::string, Channel> channels_;
-  // Daemons of removed channels still serving a lazily detached mount, by pidfd.
+  // Keepers (and their daemons) of removed channels still serving a lazily detached
+  // mount, by pidfd.
   struct Lingering {
     pid_t pid;
     UniqueFd pidfd;
@@ -115,7 +116,8 @@ void Controller::unwatch(int fd) {
 void Controller::load_registry() {
   for (Channel& ch : registry_.load()) {
     std::string host = ch.spec.host_path;
-    if (ch.daemon_pidfd) watch(ch.daemon_pidfd.get(), Source::kDaemon, host);
+    ch.run_dir = run_dir_.path();
+    if (ch.keeper_pidfd) watch(ch.keeper_pidfd.get(), Source::kKeeper, host);
     if (ch.owner_pidfd) watch(ch.owner_pidfd.get(), Source::kOwner, host);
     bool owner_gone = ch.owner_pid && !ch.owner_pidfd;
     registry_.save(ch);
@@ -258,11 +260,11 @@ json Controller::handle(const CreateRequest& request) {
     }
     owner_pidfd = std::move(pidfd).value();
   }
-  auto started = start_channel(spec.value(), request.options, owner);
+  auto started = start_channel(spec.value(), request.options, owner, run_dir_.path());
   if (!started) return encode_error(started.error());
   Channel ch = std::move(started).value();
   ch.owner_pidfd = std::move(owner_pidfd);
-  watch(ch.daemon_pidfd.get(), Source::kDaemon, host);
+  watch(ch.keeper_pidfd.get(), Source::kKeeper, host);
   if (ch.owner_pidfd) watch(ch.owner_pidfd.get(), Source::kOwner, host);
   ChannelInfo info = ch.info();
   // The daemon's own default, remembered so that `ls` still shows it if the daemon dies.
@@ -292,12 +294,12 @@ Expected<void> Controller::remove_channel(const std::string& host) {
   if (it == channels_.end()) return Error::not_found(fmt::format("no channel at {}", host));
   Channel& ch = it->second;
   HC_TRY(how, unmount_channel(ch));
-  unwatch(ch.daemon_pidfd.get());
+  unwatch(ch.keeper_pidfd.get());
   unwatch(ch.owner_pidfd.get());
   auto released = release_channel(ch, how);
-  if (ch.daemon_pidfd) {
-    int fd = ch.daemon_pidfd.get();
-    lingering_[fd] = Lingering{ch.daemon_pid, std::move(ch.daemon_pidfd)};
+  if (ch.keeper_pidfd) {
+    int fd = ch.keeper_pidfd.get();
+    lingering_[fd] = Lingering{ch.keeper_pid, std::move(ch.keeper_pidfd)};
     watch(fd, Source::kLingering);
   }
   registry_.forget(host);
@@ -317,20 +319,38 @@ json Controller::handle(const ListRequest&) {
   return encode_answer(list);
 }
 
-void Controller::on_daemon_exit(const std::string& host) {
+// The keeper restarts a dead daemon itself; this is the keeper's own end. One that ended
+// by itself (its daemon saw the connection end, or refused the store) leaves the channel
+// failed. One that was killed (or that an earlier controller started, whose end we cannot
+// read) is replaced on the descriptors we hold, and its new daemon resumes the connection.
+void Controller::on_keeper_exit(const std::string& host) {
   auto it = channels_.find(host);
   if (it == channels_.end()) return;
   Channel& ch = it->second;
   int status = 0;
+  bool by_itself = false;
   std::string how = "ended";
-  if (::waitpid(ch.daemon_pid, &status, WNOHANG) == ch.daemon_pid) {
+  if (::waitpid(ch.keeper_pid, &status, WNOHANG) == ch.keeper_pid) {
+    by_itself = WIFEXITED(status);
     how = WIFSIGNALED(status) ? fmt::format("was killed by signal {}", WTERMSIG(status))
                               : fmt::format("exited with status {}", WEXITSTATUS(status));
   }
-  log_->error("channel {}: daemon pid {} {}: channel marked failed (umount removes it)", host,
-              ch.daemon_pid, how);
-  unwatch(ch.daemon_pidfd.get());
-  ch.daemon_pidfd.reset();
+  unwatch(ch.keeper_pidfd.get());
+  ch.keeper_pidfd.reset();
+  pid_t old = ch.keeper_pid;
+  if (!by_itself) {
+    if (auto restarted = restart_keeper(ch); restarted) {
+      log_->warn("channel {}: keeper pid {} {}: keeper pid {} takes the channel over", host, old,
+                 how, ch.keeper_pid);
+      watch(ch.keeper_pidfd.get(), Source::kKeeper, host);
+      registry_.save(ch);
+      return;
+    } else {
+      log_->error("channel {}: keeper pid {} {}: cannot replace it: {}", host, old, how,
+                  restarted.error().message);
+    }
+  }
+  log_->error("channel {}: keeper pid {} {}: channel marked failed (umount removes it)", host, old, how);
   ch.state = ChannelState::kFailed;
   registry_.save(ch);
 }
@@ -395,12 +415,12 @@ int Controller::run() {
       switch (w.source) {
         case Source::kListen: accept_clients(); break;
         case Source::kConnection: on_client(fd, events[i].events); break;
-        case Source::kDaemon: on_daemon_exit(w.host_path); break;
+        case Source::kKeeper: on_keeper_exit(w.host_path); break;
         case Source::kOwner: on_owner_exit(w.host_path); break;
         case Source::kLingering: {
           auto l = lingering_.find(fd);
           if (l != lingering_.end()) {
-            log_->info("daemon pid {} of a detached channel exited", l->second.pid);
+            log_->info("keeper pid {} of a detached channel exited", l->second.pid);
             stop_lingering(l->second.pid, fd, false);
             unwatch(fd);
             lingering_.erase(l);

@@ -56,6 +56,8 @@ void to_json(json& j, const ChannelInfo& info) {
   j["bytes_used"] = info.bytes_used;
   j["inodes_used"] = info.inodes_used;
   j["daemon_pid"] = info.daemon_pid;
+  j["keeper_pid"] = info.keeper_pid;
+  j["restarts"] = info.restarts;
   j["state"] = info.state;
 }
 
@@ -68,6 +70,8 @@ void from_json(const json& j, ChannelInfo& info) {
   j.at("bytes_used").get_to(info.bytes_used);
   j.at("inodes_used").get_to(info.inodes_used);
   j.at("daemon_pid").get_to(info.daemon_pid);
+  j.at("keeper_pid").get_to(info.keeper_pid);
+  j.at("restarts").get_to(info.restarts);
   j.at("state").get_to(info.state);
 }
 

@@ -58,8 +58,10 @@ struct ChannelInfo {
   std::uint64_t max_inodes = 0;
   std::uint64_t bytes_used = 0;   // from the store's own header
   std::uint64_t inodes_used = 0;  // from the store's own header
-  pid_t daemon_pid = 0;
-  std::string state;              // "running", "failed" (daemon died)
+  pid_t daemon_pid = 0;           // the `serve` daemon now (0: none recorded)
+  pid_t keeper_pid = 0;           // the keeper that restarts it (mountctl/keeper.hpp)
+  std::uint64_t restarts = 0;     // daemons started on the connection after the first
+  std::string state;              // "running", "failed" (its keeper ended: nothing restarts it)
 };
 
 // ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ namespace hostchanfs::mountctl {
 
 namespace {
 
-constexpr int kRecordVersion = 2;
+constexpr int kRecordVersion = 3;  // 3: a keeper holds the descriptors, and a session record
 constexpr std::size_t kMaxRecordBytes = 1 << 20;
 
 json id_json(const FileId& id) { return {{"dev", id.dev}, {"ino", id.ino}}; }
@@ -60,35 +60,38 @@ bool is_memfd(int fd, const char* name, const FileId& id) {
 }
 
 // Takes the channel's descriptors back from the process the record says holds them, when
-// it is still the daemon that serves the channel (a pid that was reused is not adopted)
+// it is still the keeper that serves the channel (a pid that was reused is not adopted)
 // and each descriptor is what it must be. Why not, or nullopt once adopted.
 std::optional<std::string> adopt(Channel& ch) {
   const DescriptorHolder& holder = ch.holder;
-  if (holder.pid <= 0 || holder.pid != ch.daemon_pid) return "no daemon is recorded";
+  if (holder.pid <= 0 || holder.pid != ch.keeper_pid) return "no keeper is recorded";
   auto pidfd = open_pidfd(holder.pid);
-  if (!pidfd) return fmt::format("its daemon pid {} is gone", holder.pid);
+  if (!pidfd) return fmt::format("its keeper pid {} is gone", holder.pid);
   auto args = arguments_of(holder.pid);
-  if (args.size() < 3 || args[1] != "serve" || args.back() != ch.spec.host_path) {
-    return fmt::format("pid {} is not its daemon", holder.pid);
+  if (args.size() < 3 || args[1] != "keep" || args.back() != ch.spec.host_path) {
+    return fmt::format("pid {} is not its keeper", holder.pid);
   }
   auto take = [&](int number) {
     auto fd = take_fd(pidfd.value().get(), number);
     return fd ? std::move(fd).value() : UniqueFd();
   };
-  UniqueFd fuse = take(holder.fuse), meta = take(holder.meta), data = take(holder.data);
+  UniqueFd fuse = take(holder.fuse), meta = take(holder.meta), data = take(holder.data),
+           session = take(holder.session);
   if (!fuse || !is_fuse_device(fuse.get())) {
-    return fmt::format("descriptor {} of its daemon pid {} is not /dev/fuse", holder.fuse, holder.pid);
+    return fmt::format("descriptor {} of its keeper pid {} is not /dev/fuse", holder.fuse, holder.pid);
   }
   if (!meta || !is_memfd(meta.get(), "hostchanfs-meta", ch.meta_id) || !data ||
-      !is_memfd(data.get(), "hostchanfs-data", ch.data_id)) {
-    return fmt::format("descriptors {} and {} of its daemon pid {} are not its store's memfds",
-                       holder.meta, holder.data, holder.pid);
+      !is_memfd(data.get(), "hostchanfs-data", ch.data_id) || !session ||
+      !is_memfd(session.get(), "hostchanfs-session", ch.session_id)) {
+    return fmt::format("descriptors {}, {} and {} of its keeper pid {} are not its store's memfds "
+                       "and session record", holder.meta, holder.data, holder.session, holder.pid);
   }
   if (!is_mounted(ch.mount)) return "its mount is gone";
   ch.fuse_fd = std::move(fuse);
   ch.meta_fd = std::move(meta);
   ch.data_fd = std::move(data);
-  ch.daemon_pidfd = std::move(pidfd).value();
+  ch.session_fd = std::move(session);
+  ch.keeper_pidfd = std::move(pidfd).value();
   ch.state = ChannelState::kRunning;
   return std::nullopt;
 }
@@ -122,10 +125,11 @@ json channel_record(const Channel& ch) {
   r["made_dirs"] = json::array();
   for (const MadeDir& d : ch.made_dirs) r["made_dirs"].push_back({{"path", d.path}, {"id", id_json(d.id)}});
   r["mount"] = {{"unique_id", ch.mount.unique_id}, {"id", ch.mount.id}, {"dev", ch.mount.dev}};
-  r["memory"] = {{"meta", id_json(ch.meta_id)}, {"data", id_json(ch.data_id)}};
-  r["daemon_pid"] = ch.daemon_pid;
+  r["memory"] = {{"meta", id_json(ch.meta_id)}, {"data", id_json(ch.data_id)},
+                 {"session", id_json(ch.session_id)}};
+  r["keeper_pid"] = ch.keeper_pid;
   const DescriptorHolder& h = ch.holder;
-  r["holder"] = {{"pid", h.pid}, {"fuse", h.fuse}, {"meta", h.meta}, {"data", h.data}};
+  r["holder"] = {{"pid", h.pid}, {"fuse", h.fuse}, {"meta", h.meta}, {"data", h.data}, {"session", h.session}};
   r["state"] = state_name(ch.state);
   return r;
 }
@@ -149,10 +153,11 @@ Channel channel_from_record(const json& r) {
               m.at("dev").get<dev_t>()};
   ch.meta_id = id_from(r.at("memory").at("meta"));
   ch.data_id = id_from(r.at("memory").at("data"));
-  r.at("daemon_pid").get_to(ch.daemon_pid);
+  ch.session_id = id_from(r.at("memory").at("session"));
+  r.at("keeper_pid").get_to(ch.keeper_pid);
   const json& h = r.at("holder");
   ch.holder = {h.at("pid").get<pid_t>(), h.at("fuse").get<int>(), h.at("meta").get<int>(),
-               h.at("data").get<int>()};
+               h.at("data").get<int>(), h.at("session").get<int>()};
   ch.state = r.at("state") == "running" ? ChannelState::kRunning : ChannelState::kFailed;
   return ch;
 }
@@ -227,7 +232,7 @@ std::vector<Channel> Registry::load() const {
       if (auto why = adopt(ch)) {
         log->warn("registry: channel {} failed: {}", ch.spec.host_path, *why);
       } else {
-        log->info("registry: channel {} adopted, daemon pid {}", ch.spec.host_path, ch.daemon_pid);
+        log->info("registry: channel {} adopted, keeper pid {}", ch.spec.host_path, ch.keeper_pid);
       }
       if (ch.owner_pid) {
         auto owner = open_pidfd(*ch.owner_pid);

@@ -1,7 +1,7 @@
 // The registry: one JSON file per channel in <run dir>/registry, rewritten (atomically, by
 // rename) whenever the controller changes a channel. It is how a controller that was
 // killed is replaced without losing its channels: the next one loads every record and
-// adopts each channel whose daemon still serves it.
+// adopts each channel whose keeper still holds it.
 //
 // A record's file name is a hash of its host path (a name-based UUID, SHA-1), so that any
 // host path has one, however long; the path itself is inside the record. The descriptor
@@ -43,9 +43,9 @@ class Registry {
   void save(const Channel& channel) const;
   void forget(const std::string& host_path) const;
 
-  // Every channel a previous controller left. Adopted when its daemon still runs, serves
+  // Every channel a previous controller left. Adopted when its keeper still runs, keeps
   // its host path and holds what the record says: the descriptors (the FUSE connection,
-  // the store's memfds) are taken back with pidfd_getfd, checked, and the channel is
+  // the store's memfds, the session record) are taken back with pidfd_getfd, checked, and the channel is
   // running; otherwise it is failed (`umount` cleans it up). An owner that asked to be
   // watched gets a pidfd again (empty when it has died meanwhile). A record that cannot be
   // read, or whose name is not its host path's, is logged and skipped.

@@ -15,6 +15,7 @@
 #include "mountctl/client.hpp"
 #include "mountctl/expose.hpp"
 #include "tests/mountctl/harness.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/fuse_required.hpp"
 
 namespace hostchanfs::mountctl {
@@ -156,13 +157,22 @@ TEST_F(ControllerTest, SecondMountOfTheSameHostPathIsRefused) {
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
 }
 
-TEST_F(ControllerTest, KilledDaemonShowsFailedAndUmountStillCleansUp) {
+TEST_F(ControllerTest, AKilledDaemonIsRestartedOnTheSameConnectionAndUmountStillCleansUp) {
   std::string host = world_->path("chan");
   ASSERT_EQ(hostchanfs({"mount", host + ":/data::1M"}).status, 0);
-  pid_t daemon = ls()[0]["daemon_pid"].get<pid_t>();
+  { std::ofstream(host + "/f") << "kept"; }
+  json before = ls()[0];
+  pid_t daemon = before["daemon_pid"].get<pid_t>();
   ASSERT_GT(daemon, 0);
+  EXPECT_EQ(before["restarts"], 0u);
+  EXPECT_GT(before["keeper_pid"].get<pid_t>(), 0);
   ASSERT_EQ(::kill(daemon, SIGKILL), 0);
-  EXPECT_TRUE(eventually([&] { return ls()[0]["state"] == "failed"; }));
+  EXPECT_TRUE(eventually([&] { return ls()[0]["restarts"] == 1u; }));
+  json after = ls()[0];
+  EXPECT_EQ(after["state"], "running");
+  EXPECT_NE(after["daemon_pid"].get<pid_t>(), daemon);
+  EXPECT_EQ(after["keeper_pid"], before["keeper_pid"]);
+  EXPECT_EQ(testing::read_file(host + "/f"), "kept");
   EXPECT_NE(world_->controller_log().find("killed by signal 9"), std::string::npos);
   auto r = hostchanfs({"umount", host});
   EXPECT_EQ(r.status, 0) << r.err;

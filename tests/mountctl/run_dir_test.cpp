@@ -188,16 +188,17 @@ TEST_F(RunDirTest, ThreeControllerRestartsInARowKeepTheChannel) {
     ASSERT_EQ(list.size(), 1u);
     EXPECT_EQ(list[0]["state"], "running") << "restart " << restart << ": " << world_->controller_log();
     EXPECT_EQ(list[0]["bytes_used"], 5u << 20) << "restart " << restart;
-    // The record holds the daemon's own descriptor numbers, and they are what they say.
+    // The record holds the keeper's own descriptor numbers, and they are what they say.
     json record = json::parse(read_file(record_path));
-    pid_t daemon = record["holder"]["pid"];
-    EXPECT_EQ(daemon, list[0]["daemon_pid"].get<pid_t>());
+    pid_t keeper = record["holder"]["pid"];
+    EXPECT_EQ(keeper, list[0]["keeper_pid"].get<pid_t>());
     auto link = [](pid_t pid, int fd) {
       return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd)).string();
     };
-    EXPECT_EQ(link(daemon, record["holder"]["fuse"]), "/dev/fuse") << "restart " << restart;
-    EXPECT_EQ(link(daemon, record["holder"]["meta"]), "/memfd:hostchanfs-meta (deleted)");
-    EXPECT_EQ(link(daemon, record["holder"]["data"]), "/memfd:hostchanfs-data (deleted)");
+    EXPECT_EQ(link(keeper, record["holder"]["fuse"]), "/dev/fuse") << "restart " << restart;
+    EXPECT_EQ(link(keeper, record["holder"]["meta"]), "/memfd:hostchanfs-meta (deleted)");
+    EXPECT_EQ(link(keeper, record["holder"]["data"]), "/memfd:hostchanfs-data (deleted)");
+    EXPECT_EQ(link(keeper, record["holder"]["session"]), "/memfd:hostchanfs-session (deleted)");
     bool holds_fuse = false;
     std::error_code ec;
     std::string fds = "/proc/" + std::to_string(*world_->controller_pid()) + "/fd";

@@ -1,0 +1,425 @@
+// No single SIGKILL loses a channel (issue 15): real channels made by a real controller,
+// real processes using them, and real SIGKILLs of the daemon, the keeper and the
+// controller. What each test holds: the programs using the channel see no error and no
+// hang, every effect a system call acknowledged is there afterwards (by checksum), and the
+// usage the controller reports is exact. Nothing here asserts a time: the bounds in
+// eventually() only turn a hang into a failure.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fs/session_record.hpp"
+#include "tests/mountctl/harness.hpp"
+#include "tests/support/files.hpp"
+
+namespace hostchanfs::testing {
+namespace {
+
+using json = nlohmann::json;
+using RestartTest = CheckedControllerTest;
+
+std::uint64_t fnv1a(const std::string& bytes) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+// What a channel holds: each regular file's checksum and size, and the directories.
+struct Tree {
+  std::map<std::string, std::pair<std::uint64_t, std::size_t>> files;
+  std::set<std::string> dirs;
+  bool operator==(const Tree&) const = default;
+
+  std::uint64_t pages() const {
+    std::uint64_t n = 0;
+    for (const auto& [name, f] : files) n += (f.second + 4095) / 4096;
+    return n;
+  }
+  std::string describe() const {
+    std::string s;
+    for (const auto& d : dirs) s += "D " + d + "\n";
+    for (const auto& [name, f] : files) s += "F " + name + " " + std::to_string(f.second) + "\n";
+    return s;
+  }
+};
+
+Tree walk(const std::string& root) {
+  Tree t;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    std::string rel = std::filesystem::relative(e.path(), root).string();
+    if (e.is_directory()) {
+      t.dirs.insert(rel);
+    } else {
+      std::string bytes = read_file(e.path().string());
+      t.files[rel] = {fnv1a(bytes), bytes.size()};
+    }
+  }
+  return t;
+}
+
+// The channel's one line of `ls --json`.
+json channel_of() {
+  auto r = hostchanfs({"ls", "--json"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  json list = json::parse(r.out);
+  return list.size() == 1 ? list[0] : json::object();
+}
+
+// SIGKILL to `pid`, if it still is a `serve` or `keep` of `host` (never another process
+// that reused the pid).
+bool kill_process_of(pid_t pid, const std::string& role, const std::string& host) {
+  if (pid <= 0) return false;
+  auto pidfd = open_pidfd(pid);
+  if (!pidfd) return false;
+  std::string cmd = read_small_file("/proc/" + std::to_string(pid) + "/cmdline");
+  if (cmd.find(std::string("\0", 1) + role + std::string("\0", 1)) == std::string::npos ||
+      cmd.find(host) == std::string::npos) {
+    return false;
+  }
+  return signal_pidfd(pidfd.value().get(), SIGKILL).has_value();
+}
+
+// Kills the channel's daemon and waits until its keeper has started the next one.
+void kill_daemon_and_wait(const std::string& host) {
+  json before = channel_of();
+  pid_t daemon = before.value("daemon_pid", 0);
+  std::uint64_t restarts = before.value("restarts", 0ULL);
+  ASSERT_TRUE(kill_process_of(daemon, "serve", host)) << before.dump();
+  ASSERT_TRUE(eventually([&] {
+    json now = channel_of();
+    return now.value("restarts", 0ULL) > restarts && now.value("daemon_pid", 0) > 0 &&
+           now.value("daemon_pid", 0) != daemon;
+  })) << channel_of().dump();
+}
+
+// A writer that creates, writes, renames, appends, unlinks, makes directories and reads
+// back, until `stop` is readable; the first error ends it with status 1 (and the failed
+// step on stderr). What it leaves is written to `manifest_fd` as the Tree it must be.
+int writer(const std::string& root, int stop, int manifest_fd) {
+  std::mt19937 rng(15);
+  Tree want;
+  std::map<std::string, std::string> contents;
+  auto fail = [](const std::string& what, const std::string& path) {
+    std::fprintf(stderr, "writer: %s %s: %s\n", what.c_str(), path.c_str(), std::strerror(errno));
+    return 1;
+  };
+  auto write_all = [](int fd, const std::string& bytes) {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (n <= 0) return false;
+      done += static_cast<std::size_t>(n);
+    }
+    return true;
+  };
+  std::string last;
+  for (int i = 0;; ++i) {
+    pollfd p{stop, POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0) break;
+    std::string dir = "d" + std::to_string(i / 10);
+    if (i % 10 == 0) {
+      if (::mkdir((root + "/" + dir).c_str(), 0755) < 0) return fail("mkdir", dir);
+      want.dirs.insert(dir);
+    }
+    std::string tmp = dir + "/tmp" + std::to_string(i), name = dir + "/f" + std::to_string(i);
+    std::string bytes(1 + rng() % 20000, '\0');
+    for (char& c : bytes) c = static_cast<char>('a' + rng() % 26);
+    int fd = ::open((root + "/" + tmp).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return fail("create", tmp);
+    bool wrote = write_all(fd, bytes);
+    if (!wrote) return fail("write", tmp);
+    if (::close(fd) < 0) return fail("close", tmp);
+    if (::rename((root + "/" + tmp).c_str(), (root + "/" + name).c_str()) < 0) return fail("rename", tmp);
+    contents[name] = bytes;
+    if (!last.empty() && contents.contains(last)) {
+      std::string more(100 + rng() % 5000, static_cast<char>('A' + i % 26));
+      fd = ::open((root + "/" + last).c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+      if (fd < 0) return fail("open for append", last);
+      if (!write_all(fd, more)) return fail("append", last);
+      if (::close(fd) < 0) return fail("close", last);
+      contents[last] += more;
+    }
+    if (i % 3 == 2 && !last.empty() && contents.contains(last)) {
+      if (::unlink((root + "/" + last).c_str()) < 0) return fail("unlink", last);
+      contents.erase(last);
+    }
+    // Bounded: the oldest files go once the data passes 8 MiB (the channel has 64).
+    std::size_t total = 0;
+    for (const auto& [n, b] : contents) total += b.size();
+    while (total > (8u << 20)) {
+      auto oldest = std::min_element(contents.begin(), contents.end(), [](const auto& a, const auto& b) {
+        return std::stoi(a.first.substr(a.first.rfind('f') + 1)) < std::stoi(b.first.substr(b.first.rfind('f') + 1));
+      });
+      if (::unlink((root + "/" + oldest->first).c_str()) < 0) return fail("unlink", oldest->first);
+      total -= oldest->second.size();
+      contents.erase(oldest);
+    }
+    if (i % 5 == 4 && !contents.empty()) {  // read one back, as fsx does
+      auto it = std::next(contents.begin(), static_cast<long>(rng() % contents.size()));
+      if (read_file(root + "/" + it->first) != it->second) {
+        std::fprintf(stderr, "writer: %s does not hold what was written\n", it->first.c_str());
+        return 1;
+      }
+    }
+    last = name;
+  }
+  for (const auto& [name, bytes] : contents) want.files[name] = {fnv1a(bytes), bytes.size()};
+  std::string text = want.describe();
+  for (const auto& [name, f] : want.files) text += "C " + name + " " + std::to_string(f.first) + "\n";
+  return ::pwrite(manifest_fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()) ? 0 : 1;
+}
+
+Tree parse_manifest(const std::string& text) {
+  Tree t;
+  std::istringstream in(text);
+  std::string kind, name;
+  while (in >> kind >> name) {
+    if (kind == "D") t.dirs.insert(name);
+    if (kind == "F") in >> t.files[name].second;
+    if (kind == "C") in >> t.files[name].first;
+  }
+  return t;
+}
+
+void expect_usage(const std::string& host, const Tree& tree) {
+  json ch = channel_of();
+  EXPECT_EQ(ch.value("bytes_used", 0ULL), tree.pages() * 4096) << tree.describe();
+  EXPECT_EQ(ch.value("inodes_used", 0ULL), 1 + tree.files.size() + tree.dirs.size());
+  struct statvfs sv {};
+  ASSERT_EQ(::statvfs(host.c_str(), &sv), 0);
+  EXPECT_EQ((sv.f_blocks - sv.f_bfree) * sv.f_frsize, tree.pages() * 4096);
+}
+
+TEST_F(RestartTest, AWriterSeesNoErrorWhileItsDaemonIsKilledAgainAndAgain) {
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/data::64M"}).status, 0);
+  int stop[2];
+  ASSERT_EQ(::pipe2(stop, O_CLOEXEC), 0);
+  UniqueFd stop_read(stop[0]), stop_write(stop[1]);
+  UniqueFd manifest(::memfd_create("manifest", MFD_CLOEXEC));
+  ChildProcess w = ChildProcess::fork([&] { return writer(host, stop_read.get(), manifest.get()); });
+
+  constexpr int kKills = 25;
+  std::mt19937 rng(42);
+  for (int kill = 0; kill < kKills; ++kill) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 250));
+    ASSERT_FALSE(w.wait_for(std::chrono::milliseconds(0))) << "the writer ended early";
+    ASSERT_NO_FATAL_FAILURE(kill_daemon_and_wait(host)) << "kill " << kill;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_EQ(::write(stop_write.get(), "x", 1), 1);
+  EXPECT_EQ(w.wait(), 0) << "the writer saw an error (its stderr says which)";
+
+  std::string text(1 << 20, '\0');
+  text.resize(static_cast<std::size_t>(std::max<ssize_t>(0, ::pread(manifest.get(), text.data(), text.size(), 0))));
+  Tree want = parse_manifest(text);
+  ASSERT_GT(want.files.size(), 10u) << "the writer did too little to test anything";
+  Tree got = walk(host);
+  EXPECT_EQ(got, want) << "got:\n" << got.describe() << "want:\n" << want.describe();
+  EXPECT_GE(channel_of().value("restarts", 0ULL), static_cast<std::uint64_t>(kKills));
+  expect_usage(host, want);
+  EXPECT_EQ(channel_of().value("state", ""), "running");
+  auto table = hostchanfs({"ls"});
+  EXPECT_NE(table.out.find("RESTARTS"), std::string::npos) << table.out;
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
+// The in-flight slots of the channel's session record (read through its keeper's
+// descriptor): how many worker threads have read a request and not answered it.
+std::size_t requests_in_flight(pid_t keeper) {
+  UniqueFd fd(::open(("/proc/" + std::to_string(keeper) + "/fd/6").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return 0;
+  std::vector<std::uint64_t> slots(fs::kInFlightSlots);
+  if (::pread(fd.get(), slots.data(), slots.size() * 8, fs::kInFlightOffset) != static_cast<ssize_t>(slots.size() * 8)) return 0;
+  return static_cast<std::size_t>(std::count_if(slots.begin(), slots.end(), [](std::uint64_t u) { return u != 0; }));
+}
+
+std::size_t threads_of(pid_t pid) {
+  std::error_code ec;
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
+// Unset on scope exit.
+struct ScopedEnv {
+  std::vector<std::string> names;
+  ScopedEnv(std::initializer_list<const char*> set) {
+    for (const char* n : set) {
+      ::setenv(n, "1", 1);
+      names.emplace_back(n);
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& n : names) ::unsetenv(n.c_str());
+  }
+};
+
+// Processes that each create a file (O_EXCL, in a directory of its own: the kernel
+// serializes creates in one directory) and write it, while the channel's first daemon
+// holds every CREATE it has applied without answering it (HOSTCHANFS_TEST_HOLD_CREATES)
+// until each of its worker threads holds one; then the daemon is killed. Each process's
+// exit status is 0 or the errno it got. Should the test fail before the kill, the
+// daemon is killed on the way out all the same, so that no process stays waiting.
+struct InFlight {
+  static constexpr int kMakers = 48;  // above the daemon's worker threads, on any machine
+  std::string host;
+  std::vector<ChildProcess> makers;
+  pid_t daemon = 0;  // the first daemon, the one that holds
+
+  explicit InFlight(std::string channel) : host(std::move(channel)) {}
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  ~InFlight() { kill_process_of(daemon, "serve", host); }  // gone already unless a test failed
+  static std::string name(int i) { return "d" + std::to_string(i) + "/f"; }
+  static std::string bytes(int i) { return std::string(5000 + i, 'm'); }
+  void start() {
+    for (int i = 0; i < kMakers; ++i) {
+      if (::mkdir((host + "/d" + std::to_string(i)).c_str(), 0755) < 0) throw std::runtime_error("mkdir");
+    }
+    for (int i = 0; i < kMakers; ++i) {
+      makers.push_back(ChildProcess::fork([this, i] {
+        int fd = ::open((host + "/" + name(i)).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) return errno;
+        std::string b = bytes(i);
+        bool ok = ::write(fd, b.data(), b.size()) == static_cast<ssize_t>(b.size());
+        int err = errno;
+        if (::close(fd) < 0) return errno;
+        return ok ? 0 : err;
+      }));
+    }
+  }
+  Tree want() const {
+    Tree t;
+    for (int i = 0; i < kMakers; ++i) {
+      t.dirs.insert("d" + std::to_string(i));
+      t.files[name(i)] = {fnv1a(bytes(i)), bytes(i).size()};
+    }
+    return t;
+  }
+};
+
+void hold_every_worker(InFlight& flight) {
+  json ch = channel_of();
+  pid_t keeper = ch.value("keeper_pid", 0);
+  flight.daemon = ch.value("daemon_pid", 0);
+  ASSERT_GT(keeper, 0);
+  flight.start();
+  // Every worker thread (all of the daemon's threads but the main one) holds a request.
+  ASSERT_TRUE(eventually([&] {
+    std::size_t held = requests_in_flight(keeper), workers = threads_of(flight.daemon) - 1;
+    return workers >= 2 && held == workers;
+  })) << requests_in_flight(keeper) << " in flight, " << threads_of(flight.daemon) << " threads";
+}
+
+TEST_F(RestartTest, ADaemonKilledWithARequestInFlightOnEveryWorkerLosesNone) {
+  ScopedEnv hold({"HOSTCHANFS_TEST_HOLD_CREATES"});
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/data::16M"}).status, 0);
+  InFlight flight{host};
+  ASSERT_NO_FATAL_FAILURE(hold_every_worker(flight));
+  ASSERT_NO_FATAL_FAILURE(kill_daemon_and_wait(host));
+  // The resumed daemon answers the resent creates from the store's record: a create that
+  // the dead daemon had done does not get EEXIST.
+  for (auto& m : flight.makers) {
+    int status = m.wait();
+    EXPECT_EQ(status, 0) << std::strerror(status);
+  }
+  Tree got = walk(host);
+  EXPECT_EQ(got, flight.want()) << got.describe();
+  expect_usage(host, flight.want());
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
+TEST_F(RestartTest, WithoutResendTheDeadDaemonsRequestsFailInsteadOfHanging) {
+  // As on a kernel before 6.9, which refuses FUSE_NOTIFY_RESEND with EINVAL.
+  ScopedEnv env({"HOSTCHANFS_TEST_HOLD_CREATES", "HOSTCHANFS_TEST_NO_RESEND"});
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/data::16M"}).status, 0);
+  InFlight flight{host};
+  ASSERT_NO_FATAL_FAILURE(hold_every_worker(flight));
+  ASSERT_NO_FATAL_FAILURE(kill_daemon_and_wait(host));
+  int failed = 0;
+  for (auto& m : flight.makers) {
+    int status = m.wait();  // every one ends: none hangs
+    EXPECT_TRUE(status == 0 || status == EIO) << std::strerror(status);
+    failed += status == EIO;
+  }
+  EXPECT_GT(failed, 0) << "the held requests were not failed";
+  EXPECT_NE(world_->controller_log().find("refused FUSE_NOTIFY_RESEND"), std::string::npos);
+  // New requests are served.
+  { std::ofstream(host + "/after") << "served"; }
+  EXPECT_EQ(read_file(host + "/after"), "served");
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
+TEST_F(RestartTest, TheChannelComesBackAfterTheControllerThenTheDaemonThenTheKeeperAreKilled) {
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/data::8M"}).status, 0);
+  { std::ofstream(host + "/before") << std::string(10000, 'b'); }
+  json first = channel_of();
+  pid_t daemon = first.value("daemon_pid", 0);
+
+  // The keeper restarts the daemon whether a controller runs or not.
+  auto first_controller = world_->controller_pid();
+  ASSERT_TRUE(first_controller);
+  world_->kill_controller();
+  ASSERT_TRUE(kill_process_of(daemon, "serve", host));
+  { std::ofstream(host + "/after-daemon") << "d"; }
+  EXPECT_EQ(read_file(host + "/before"), std::string(10000, 'b'));
+  EXPECT_EQ(read_file(host + "/after-daemon"), "d");
+
+  // The keeper brings up the next controller by itself (no command has run since the
+  // kill), which adopts it; the keeper's own death is then repaired by that controller.
+  ASSERT_TRUE(eventually([&] {
+    auto pid = world_->controller_pid();
+    return pid && *pid != *first_controller && ::kill(*pid, 0) == 0;
+  }));
+  json adopted = channel_of();
+  EXPECT_EQ(adopted.value("state", ""), "running") << world_->controller_log();
+  EXPECT_EQ(adopted.value("restarts", 0ULL), 1u);
+  EXPECT_EQ(adopted.value("keeper_pid", 0), first.value("keeper_pid", 0));
+  pid_t keeper = adopted.value("keeper_pid", 0);
+  ASSERT_TRUE(kill_process_of(keeper, "keep", host));
+  ASSERT_TRUE(eventually([&] {
+    json now = channel_of();
+    return now.value("keeper_pid", 0) != keeper && now.value("restarts", 0ULL) == 2;
+  })) << world_->controller_log();
+  { std::ofstream(host + "/after-keeper") << "k"; }
+  Tree want;
+  want.files["before"] = {fnv1a(std::string(10000, 'b')), 10000};
+  want.files["after-daemon"] = {fnv1a("d"), 1};
+  want.files["after-keeper"] = {fnv1a("k"), 1};
+  EXPECT_EQ(walk(host), want);
+  expect_usage(host, want);
+  EXPECT_EQ(channel_of().value("state", ""), "running");
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
+}  // namespace
+}  // namespace hostchanfs::testing
