@@ -85,7 +85,9 @@ inline constexpr std::size_t kSymlinkMax = 4095;          // PATH_MAX - 1
 inline constexpr std::size_t kXattrNameMax = 255;
 inline constexpr std::size_t kXattrValueMax = 65536;
 inline constexpr std::size_t kXattrBlobMax = std::size_t{512} << 10;  // per inode, see setxattr
-inline constexpr std::uint64_t kMaxFileSize = std::uint64_t{1} << 50;
+// tmpfs's largest file (MAX_LFS_FILESIZE, also the FUSE superblock's s_maxbytes): the
+// page map keys any page index below 2^51, which this stays under, at no cost for holes.
+inline constexpr std::uint64_t kMaxFileSize = std::uint64_t{INT64_MAX};
 
 // Who asks. `privileged` is CAP_FSETID (root): such a writer keeps setuid/setgid bits.
 // Unprivileged unless said otherwise, so a forgotten flag never keeps a setuid bit.
