@@ -1,5 +1,7 @@
 // File handles and data: open, create, read, write_buf, flush, release, fsync,
 // fallocate, lseek, copy_file_range.
+#include <fcntl.h>
+
 #include <cerrno>
 #include <vector>
 
@@ -19,6 +21,8 @@ void prepare_handle(fuse_file_info* fi) { fi->keep_cache = 1; }
 void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto r = filesystem_of(req).store.open(ino, request_of(req));
   if (!r) return reply_error(req, r.error(), "open", ino);
+  // Reads the cache answers never reach us: an open for reading stands for them.
+  if ((fi->flags & O_ACCMODE) != O_WRONLY) note_read(req, ino, fi->flags);
   prepare_handle(fi);
   // Not received (interrupted): the handle is closed again, as no request of the kernel's.
   if (fuse_reply_open(req, fi) != 0) filesystem_of(req).store.release(ino);
@@ -31,7 +35,7 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   reply_create(req, made.value(), fi);
 }
 
-void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
+void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   // One buffer per worker thread, kept: a fresh one per request would be fresh pages,
   // each faulted in again (the store itself never maps file data; see shm/data_region.hpp).
   thread_local std::vector<std::byte> buffer;
@@ -39,6 +43,7 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
   auto got = filesystem_of(req).store.read(ino, static_cast<std::uint64_t>(off),
                                            std::span(buffer.data(), size));
   if (!got) return reply_error(req, got.error(), "read", ino);
+  note_read(req, ino, fi->flags);
   fuse_reply_buf(req, reinterpret_cast<const char*>(buffer.data()), got.value());
 }
 

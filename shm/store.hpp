@@ -244,6 +244,13 @@ class Store {
   // statfs is seen freed (the kernel sends RELEASE after close(2) has returned).
   void release(Ino ino, const Request& req = {});
 
+  // A program read `ino` (an open for reading, a READ, a READDIR): its atime follows
+  // tmpfs mounted relatime (relatime_due in tmpfs_rules.hpp). True when atime changed:
+  // the kernel's cached attributes are then stale. The kernel never updates atime on a
+  // FUSE inode itself (S_NOATIME), and serves cached reads without asking, so the daemon
+  // applies the rule where it learns of a read.
+  Result<bool> accessed(Ino ino, const Request& req = {});
+
   // --- data ---
   // Copies up to out.size() bytes from `offset` into `out` (holes read as zeros); the
   // count, short at the end of the file, 0 at or past it.

@@ -61,5 +61,90 @@ TEST_F(ParityWithTmpfs, SizesUpToMaxLfsFilesize) {
   });
 }
 
+// A file's atime as a program can tell it apart on two filesystems whose clocks are not
+// compared: the value a test set, or "fresh" (not before mtime and ctime, within a minute
+// of now), and whether it moved since the last look.
+class AtimeProbe {
+ public:
+  static constexpr time_t kOld = 978307200;     // 2001-01-01, as `touch -a -d 2001-01-01`
+  static constexpr time_t kFuture = 4102444800; // 2100-01-01
+
+  explicit AtimeProbe(Trace& t) : t_(t) {}
+  void set(const std::string& rel, time_t when) {
+    const timespec times[2] = {{when, 0}, {0, UTIME_OMIT}};
+    t_.rc("touch -a " + rel + " " + std::to_string(when), ::utimensat(AT_FDCWD, t_.p(rel), times, 0));
+    look(rel, "after touch -a");
+  }
+  // Read all of `rel` (opened with `flags`), then look.
+  void read(const std::string& rel, const std::string& label, int flags = O_RDONLY) {
+    int fd = ::open(t_.p(rel), flags);
+    if (fd < 0) return t_.add("open " + rel + ": " + errno_name(errno));
+    char buf[4096];
+    long total = 0;
+    for (long n; (n = ::read(fd, buf, sizeof buf)) > 0;) total += n;
+    ::close(fd);
+    t_.add("read " + rel + ": " + std::to_string(total) + " bytes");
+    look(rel, label);
+  }
+  void look(const std::string& rel, const std::string& label) {
+    struct stat st {};
+    if (::stat(t_.p(rel), &st) < 0) return t_.add("stat " + rel + ": " + errno_name(errno));
+    const timespec a = st.st_atim;
+    std::string kind = "other";
+    if (a.tv_sec == kOld && a.tv_nsec == 0) kind = "old";
+    if (a.tv_sec == kFuture && a.tv_nsec == 0) kind = "future";
+    if (!before(a, st.st_mtim) && !before(a, st.st_ctim) && std::labs(::time(nullptr) - a.tv_sec) < 60) kind = "fresh";
+    auto& last = last_[rel];
+    t_.add("atime " + rel + " " + label + ": " + kind + (same(last, a) ? " unchanged" : " changed"));
+    last = a;
+    // Two updates in one tick of tmpfs's coarse clock could not be told apart.
+    ::usleep(20000);
+  }
+
+ private:
+  static bool before(const timespec& x, const timespec& y) {
+    return x.tv_sec < y.tv_sec || (x.tv_sec == y.tv_sec && x.tv_nsec < y.tv_nsec);
+  }
+  static bool same(const timespec& x, const timespec& y) { return x.tv_sec == y.tv_sec && x.tv_nsec == y.tv_nsec; }
+  Trace& t_;
+  std::map<std::string, timespec> last_;
+};
+
+// tmpfs mounted relatime (its default): a read updates atime when it is not after mtime
+// or ctime, or is a day old; not otherwise, not when opened O_NOATIME, not for a write.
+TEST_F(ParityWithTmpfs, AtimeFollowsRelatime) {
+  compare([](Trace& t) {
+    AtimeProbe atime(t);
+    write_file(t, "f", "some data");  // (no look: tmpfs's coarse clock may give mtime == atime)
+    atime.read("f", "first read of a new file");
+    atime.set("f", AtimeProbe::kOld);
+    atime.read("f", "read of a file with an old atime");
+    atime.read("f", "read again at once");
+    write_file(t, "f", "newer data");
+    atime.look("f", "after a write");
+    atime.read("f", "read after a write");
+    atime.set("f", AtimeProbe::kFuture);
+    atime.read("f", "read of an atime in the future");
+    atime.set("f", AtimeProbe::kOld);
+    atime.read("f", "read with O_NOATIME", O_RDONLY | O_NOATIME);
+    int fd = ::open(t.p("f"), O_WRONLY);
+    t.rc("write through O_WRONLY", ::write(fd, "w", 1));
+    ::close(fd);
+    atime.set("f", AtimeProbe::kOld);
+    fd = ::open(t.p("f"), O_WRONLY | O_APPEND);
+    ::close(fd);
+    atime.look("f", "open for writing only");
+    write_file(t, "empty", "");
+    atime.set("empty", AtimeProbe::kOld);
+    atime.read("empty", "read of an empty file");
+    t.rc("mkdir d", ::mkdir(t.p("d"), 0755));
+    atime.set("d", AtimeProbe::kOld);
+    t.list("d");
+    atime.look("d", "listing");
+    t.list("d");
+    atime.look("d", "listing again");
+  });
+}
+
 }  // namespace
 }  // namespace hostchanfs::testing

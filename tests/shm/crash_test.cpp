@@ -148,6 +148,7 @@ std::vector<Case> cases() {
                  return reply_of(s.rename(kRootIno, "d", ino_of(s, kRootIno, "empty"), "d2", 0, r));
                }});
   c.push_back({"open", [](Store& s, const Request& r) { return reply_of(s.open(ino_of(s, kRootIno, "g"), r)); }});
+  c.push_back({"accessed", [](Store& s, const Request& r) { return reply_of(s.accessed(ino_of(s, kRootIno, "g"), r)); }});
   // An unlinked file kept by one open handle: its last release frees it.
   const Ino orphan = 8;
   c.push_back({"release-last",
