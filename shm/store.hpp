@@ -224,9 +224,12 @@ class Store {
   Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name, const Request& req = {});
   Result<void> unlink(Ino parent, std::string_view name, const Request& req = {});
   Result<void> rmdir(Ino parent, std::string_view name, const Request& req = {});
-  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE; RENAME_WHITEOUT (alone or with
+  // NOREPLACE) leaves a whiteout, a 0:0 character device owned by `caller`, under the old
+  // name in the same tx, as tmpfs does (the kernel lets only CAP_MKNOD ask).
   Result<void> rename(Ino parent, std::string_view name, Ino new_parent,
-                      std::string_view new_name, unsigned flags, const Request& req = {});
+                      std::string_view new_name, unsigned flags, const Request& req = {},
+                      const Caller& caller = {});
 
   // Directory listing from `offset` (0 = start). `emit` returns false when it has no room;
   // that entry is not consumed. With `plus`, every consumed entry other than . and ..

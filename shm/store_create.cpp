@@ -11,9 +11,6 @@
 
 namespace hostchanfs::shm {
 
-namespace {
-
-// The record a new inode of `mode` starts with (its owner, times, kind-specific fields).
 InodeRecord new_record(mode_t mode, dev_t rdev, const InodeRecord& parent, Ino parent_ino,
                        std::string_view symlink_target, const Caller& caller, bool open) {
   InodeRecord r{};
@@ -38,6 +35,8 @@ InodeRecord new_record(mode_t mode, dev_t rdev, const InodeRecord& parent, Ino p
   }
   return r;
 }
+
+namespace {
 
 // A long symlink's target in a page of its own (fork 2), charged as tmpfs charges it.
 Result<void> store_target(Store::Impl& s, Tx& tx, Ino ino, std::string_view target) {

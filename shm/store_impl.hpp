@@ -58,6 +58,11 @@ inline constexpr std::size_t kStripes = 256;
 using persist::Tx;
 namespace rec = persist::store;
 
+// The record a new inode of `mode` starts with, not yet in the region: its owner, times
+// and kind-specific fields (store_create.cpp).
+InodeRecord new_record(mode_t mode, dev_t rdev, const InodeRecord& parent, Ino parent_ino,
+                       std::string_view symlink_target, const Caller& caller, bool open);
+
 struct Store::Impl {
   Impl(UniqueFd data_memfd, std::unique_ptr<persist::Region> meta_region);
 

@@ -146,5 +146,66 @@ TEST_F(ParityWithTmpfs, AtimeFollowsRelatime) {
   });
 }
 
+// RENAME_WHITEOUT (root: CAP_MKNOD) leaves a 0:0 character device with no permission
+// bits under the old name, which costs an inode; the flags it may not join are EINVAL.
+TEST_F(ParityWithTmpfs, RenameWhiteout) {
+  compare([](Trace& t) {
+    auto device = [&](const std::string& rel) {
+      struct stat st {};
+      if (::lstat(t.p(rel), &st) == 0)
+        t.add("rdev " + rel + ": " + std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev)));
+    };
+    write_file(t, "a", "A");
+    t.rc("mkdir d", ::mkdir(t.p("d"), 0755));
+    write_file(t, "d/inside", "I");
+    t.statfs("before");
+    t.stat("");
+    t.rc("whiteout a -> b", ::renameat2(AT_FDCWD, t.p("a"), AT_FDCWD, t.p("b"), RENAME_WHITEOUT));
+    t.stat("a");
+    device("a");
+    t.stat("b");
+    t.add("b holds " + read_file(t.path("b")));
+    t.stat("");
+    t.statfs("after a whiteout");
+    t.rc("whiteout of a directory", ::renameat2(AT_FDCWD, t.p("d"), AT_FDCWD, t.p("d2"), RENAME_WHITEOUT));
+    t.stat("d");
+    device("d");
+    t.stat("d2");
+    t.list("");
+    t.rc("whiteout|noreplace onto a name", ::renameat2(AT_FDCWD, t.p("b"), AT_FDCWD, t.p("d2"), RENAME_WHITEOUT | RENAME_NOREPLACE));
+    t.rc("whiteout|noreplace", ::renameat2(AT_FDCWD, t.p("b"), AT_FDCWD, t.p("c"), RENAME_WHITEOUT | RENAME_NOREPLACE));
+    t.rc("whiteout|exchange", ::renameat2(AT_FDCWD, t.p("c"), AT_FDCWD, t.p("d2"), RENAME_WHITEOUT | RENAME_EXCHANGE));
+    t.rc("whiteout over an existing file", ::renameat2(AT_FDCWD, t.p("c"), AT_FDCWD, t.p("a"), RENAME_WHITEOUT));
+    t.stat("a");
+    t.stat("c");
+    t.rc("open a whiteout", ::open(t.p("b"), O_RDONLY));
+    t.rc("unlink a whiteout", ::unlink(t.p("b")));
+    write_file(t, "mine", "m", 0666);
+    t.as_user(65534, 65534, [](Trace& u) {
+      u.rc("whiteout without CAP_MKNOD", ::renameat2(AT_FDCWD, u.p("mine"), AT_FDCWD, u.p("theirs"), RENAME_WHITEOUT));
+    });
+    t.list("");
+    t.statfs("at the end");
+  });
+}
+
+// The inode limit reached: the whiteout has no inode, and nothing moves.
+TEST_F(ParityWithTmpfs, RenameWhiteoutAtTheInodeLimit) {
+  mount(1 << 20, 8);
+  compare([](Trace& t) {
+    for (int i = 0;; ++i) {
+      int fd = ::open(t.p("f" + std::to_string(i)), O_WRONLY | O_CREAT, 0644);
+      if (fd < 0) {
+        t.add("inodes ran out after " + std::to_string(i) + " files: " + errno_name(errno));
+        break;
+      }
+      ::close(fd);
+    }
+    t.rc("whiteout with no inode left", ::renameat2(AT_FDCWD, t.p("f0"), AT_FDCWD, t.p("g"), RENAME_WHITEOUT));
+    t.list("");
+    t.statfs();
+  });
+}
+
 }  // namespace
 }  // namespace hostchanfs::testing

@@ -149,6 +149,9 @@ std::vector<Case> cases() {
                }});
   c.push_back({"open", [](Store& s, const Request& r) { return reply_of(s.open(ino_of(s, kRootIno, "g"), r)); }});
   c.push_back({"accessed", [](Store& s, const Request& r) { return reply_of(s.accessed(ino_of(s, kRootIno, "g"), r)); }});
+  c.push_back({"rename-whiteout", [](Store& s, const Request& r) {
+                 return reply_of(s.rename(ino_of(s, kRootIno, "d"), "f", kRootIno, "moved", RENAME_WHITEOUT, r, kRoot));
+               }});
   // An unlinked file kept by one open handle: its last release frees it.
   const Ino orphan = 8;
   c.push_back({"release-last",
