@@ -218,6 +218,11 @@ class Store {
                                const Caller& caller, const Request& req = {});
   Result<Attr> mkdir(Ino parent, std::string_view name, mode_t mode, const Caller& caller,
                      const Request& req = {});
+  // O_TMPFILE: a regular file without a name, owned as if made in `dir`, opened (one
+  // lookup and one handle counted, its inode charged), nlink 0. link() may give it its
+  // first name (the kernel allows that unless it was opened O_EXCL); if none does, its
+  // last release frees it, as an unlinked file's.
+  Result<Attr> create_unnamed(Ino dir, mode_t mode, const Caller& caller, const Request& req = {});
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target,
                        const Caller& caller, const Request& req = {});
   Result<std::string> readlink(Ino ino);

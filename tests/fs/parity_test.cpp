@@ -207,5 +207,70 @@ TEST_F(ParityWithTmpfs, RenameWhiteoutAtTheInodeLimit) {
   });
 }
 
+// O_TMPFILE: an unnamed file charged to the quota, linkable by AT_EMPTY_PATH or through
+// /proc/self/fd (not when opened O_EXCL), freed at its last close when never linked.
+TEST_F(ParityWithTmpfs, Tmpfile) {
+  compare([](Trace& t) {
+    auto fstat_line = [&](const std::string& label, int fd) {
+      struct stat st {};
+      if (::fstat(fd, &st) < 0) return t.add(label + ": fstat " + errno_name(errno));
+      t.add(label + ": mode=" + std::to_string(st.st_mode) + " nlink=" + std::to_string(st.st_nlink) +
+            " uid=" + std::to_string(st.st_uid) + " size=" + std::to_string(st.st_size) +
+            " blocks=" + std::to_string(st.st_blocks));
+    };
+    t.rc("mkdir d", ::mkdir(t.p("d"), 0755));
+    t.stat("d");
+    t.statfs("fresh");
+    int fd = static_cast<int>(t.ok("open O_TMPFILE|O_RDWR", ::open(t.p("d"), O_TMPFILE | O_RDWR, 0640)));
+    std::string data(10000, 't');
+    t.rc("write 10000", ::write(fd, data.data(), data.size()));
+    fstat_line("unnamed", fd);
+    t.statfs("with an unnamed file");
+    t.list("d");
+    t.stat("d");
+    t.rc("linkat AT_EMPTY_PATH", ::linkat(fd, "", AT_FDCWD, t.p("d/named"), AT_EMPTY_PATH));
+    fstat_line("linked", fd);
+    t.rc("link it again", ::linkat(fd, "", AT_FDCWD, t.p("d/again"), AT_EMPTY_PATH));
+    t.stat("d/named");
+    t.add("named holds " + std::to_string(read_file(t.path("d/named")).size()) + " bytes");
+    ::close(fd);
+    t.statfs("after close of a linked one");
+
+    fd = static_cast<int>(t.ok("open O_TMPFILE|O_WRONLY", ::open(t.p(""), O_TMPFILE | O_WRONLY, 0600)));
+    t.rc("write 5", ::write(fd, "proc!", 5));
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    t.rc("linkat /proc/self/fd", ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, t.p("via-proc"), AT_SYMLINK_FOLLOW));
+    ::close(fd);
+    t.add("via-proc holds " + read_file(t.path("via-proc")));
+
+    fd = static_cast<int>(t.ok("open O_TMPFILE|O_EXCL", ::open(t.p(""), O_TMPFILE | O_RDWR | O_EXCL, 0600)));
+    t.rc("linkat of an O_EXCL one", ::linkat(fd, "", AT_FDCWD, t.p("never"), AT_EMPTY_PATH));
+    ::close(fd);
+
+    t.statfs("before an unlinked one");
+    fd = static_cast<int>(t.ok("open O_TMPFILE", ::open(t.p("d"), O_TMPFILE | O_RDWR, 0600)));
+    std::string big(64 << 10, 'b');
+    t.rc("write 64K", ::write(fd, big.data(), big.size()));
+    t.statfs("while open");
+    ::close(fd);
+    t.statfs("after its last close");
+
+    t.rc("O_TMPFILE on a file", ::open(t.p("via-proc"), O_TMPFILE | O_RDWR, 0600));
+    t.rc("O_TMPFILE read-only", ::open(t.p("d"), O_TMPFILE | O_RDONLY, 0600));
+    t.rc("O_TMPFILE in a missing directory", ::open(t.p("missing"), O_TMPFILE | O_RDWR, 0600));
+    t.as_user(65534, 65534, [](Trace& u) {
+      u.rc("O_TMPFILE in a directory not writable", ::open(u.p("d"), O_TMPFILE | O_RDWR, 0600));
+      int ufd = static_cast<int>(u.ok("O_TMPFILE in the root", ::open(u.p(""), O_TMPFILE | O_RDWR, 0644)));
+      struct stat st {};
+      ::fstat(ufd, &st);
+      u.add("owner " + std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid));
+      ::close(ufd);
+    });
+    t.list("");
+    t.list("d");
+    t.statfs("at the end");
+  });
+}
+
 }  // namespace
 }  // namespace hostchanfs::testing
