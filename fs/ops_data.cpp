@@ -47,7 +47,7 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
   fuse_reply_buf(req, reinterpret_cast<const char*>(buffer.data()), got.value());
 }
 
-void write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off, fuse_file_info* /*fi*/) {
+void write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off, fuse_file_info* fi) {
   Filesystem& fs = filesystem_of(req);
   std::vector<iovec> iov;
   std::vector<std::byte> bounce;
@@ -70,8 +70,20 @@ void write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off, fus
     iov.push_back(iovec{bounce.data(), static_cast<std::size_t>(n)});
   }
   auto r = fs.store.write(ino, static_cast<std::uint64_t>(off), iov, caller_of(req), request_of(req));
-  if (!r) return reply_error(req, r.error(), "write", ino);
-  fuse_reply_write(req, r.value());
+  std::size_t want = 0, stored = r ? r.value() : 0;
+  for (const iovec& v : iov) want += v.iov_len;
+  if (r) {
+    fuse_reply_write(req, stored);
+  } else {
+    reply_error(req, r.error(), "write", ino);
+  }
+  // A write-back of cached pages (a shared mapping's, or the writeback cache's) that the
+  // store could not take in full: the kernel keeps the pages, clean, and would serve
+  // their bytes to every reader though the store never held them. Drop them, so that
+  // reads come here and see what the store has. Only after the reply: until it, those
+  // pages are under write-back, and invalidating them would wait for this very reply.
+  if (fi->writepage && stored < want)
+    invalidate_data(fs, ino, static_cast<std::uint64_t>(off) + stored, want - stored);
 }
 
 // Memory has nothing to flush or sync; the data is in the store once write returns.

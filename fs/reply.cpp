@@ -64,6 +64,10 @@ void invalidate(Filesystem& fs, fuse_ino_t ino, off_t off, off_t len, const char
 
 void invalidate_attrs(Filesystem& fs, fuse_ino_t ino) { invalidate(fs, ino, -1, 0, "attributes"); }
 
+void invalidate_data(Filesystem& fs, fuse_ino_t ino, std::uint64_t offset, std::uint64_t len) {
+  invalidate(fs, ino, static_cast<off_t>(offset), static_cast<off_t>(len), "cached pages");
+}
+
 void note_read(fuse_req_t req, fuse_ino_t ino, int open_flags) {
   if (open_flags & O_NOATIME) return;
   Filesystem& fs = filesystem_of(req);

@@ -272,5 +272,52 @@ TEST_F(ParityWithTmpfs, Tmpfile) {
   });
 }
 
+// A store through a shared mapping into a hole of a full channel: tmpfs kills the writer
+// (SIGBUS); here the store lands in the page cache and its write-back fails. Either way,
+// another process then reads what the filesystem holds: zeros, no blocks.
+TEST_F(ParityWithTmpfs, NoPhantomDataAfterAFailedWriteBack) {
+  constexpr std::size_t kChannel = 1 << 20;
+  mount(kChannel, 1024);
+  compare([](Trace& t) {
+    int full = ::open(t.p("full"), O_WRONLY | O_CREAT, 0644);
+    std::string page(4096, 'x');
+    std::size_t pages = 0;
+    while (::write(full, page.data(), page.size()) == static_cast<ssize_t>(page.size())) ++pages;
+    t.add("filled " + std::to_string(pages) + " pages: " + errno_name(errno));
+    ::close(full);
+    int fd = ::open(t.p("sparse"), O_RDWR | O_CREAT, 0644);
+    t.rc("ftruncate 4 pages", ::ftruncate(fd, 4 * 4096));
+    ::close(fd);
+    const std::string path = t.path("sparse");
+    auto writer = ChildProcess::fork([path] {
+      struct sigaction plain {};  // see tests/fs/ipc_test.cpp: a plain death, no core
+      plain.sa_handler = SIG_DFL;
+      ::sigaction(SIGBUS, &plain, nullptr);
+      rlimit no_core{0, 0};
+      ::setrlimit(RLIMIT_CORE, &no_core);
+      int wfd = ::open(path.c_str(), O_RDWR);
+      auto* m = static_cast<volatile char*>(::mmap(nullptr, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, wfd, 0));
+      if (m == MAP_FAILED) return 3;
+      for (std::size_t i = 0; i < 8; ++i) m[4096 + i] = 'P';
+      ::msync(const_cast<char*>(m), 4 * 4096, MS_SYNC);  // fails with ENOSPC here
+      ::munmap(const_cast<char*>(m), 4 * 4096);
+      ::close(wfd);
+      return 0;
+    });
+    const int status = writer.wait();
+    t.add(std::string("writer ended ") + (status == 0 || status == 128 + SIGBUS ? "as expected" : "oddly"));
+    std::string seen = read_file(path);
+    t.add("reader sees " + std::to_string(seen.size()) + " bytes, " +
+          (seen.find('P') == std::string::npos ? "all zeros" : "the unstored bytes"));
+    t.stat("sparse");
+    fd = ::open(t.p("sparse"), O_RDONLY);
+    char b[8] = {};
+    t.rc("pread the stored-into page", ::pread(fd, b, sizeof b, 4096));
+    t.add(std::string("first byte ") + std::to_string(b[0]));
+    ::close(fd);
+    t.statfs();
+  });
+}
+
 }  // namespace
 }  // namespace hostchanfs::testing
