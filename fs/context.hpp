@@ -21,6 +21,7 @@ struct Filesystem {
   std::string mountpoint;                 // for log lines only
   std::shared_ptr<spdlog::logger> log;
   bool writeback_cache = false;           // ServeOptions::writeback_cache
+  fuse_session* session = nullptr;        // for notifications to the kernel; set once made
 };
 
 inline Filesystem& filesystem_of(fuse_req_t req) {

@@ -1,5 +1,7 @@
 // File handles and data: open, create, read, write_buf, flush, release, fsync,
 // fallocate, lseek, copy_file_range.
+#include <fcntl.h>
+
 #include <cerrno>
 #include <vector>
 
@@ -19,6 +21,8 @@ void prepare_handle(fuse_file_info* fi) { fi->keep_cache = 1; }
 void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto r = filesystem_of(req).store.open(ino, request_of(req));
   if (!r) return reply_error(req, r.error(), "open", ino);
+  // Reads the cache answers never reach us: an open for reading stands for them.
+  if ((fi->flags & O_ACCMODE) != O_WRONLY) note_read(req, ino, fi->flags);
   prepare_handle(fi);
   // Not received (interrupted): the handle is closed again, as no request of the kernel's.
   if (fuse_reply_open(req, fi) != 0) filesystem_of(req).store.release(ino);
@@ -31,7 +35,7 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   reply_create(req, made.value(), fi);
 }
 
-void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
+void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   // One buffer per worker thread, kept: a fresh one per request would be fresh pages,
   // each faulted in again (the store itself never maps file data; see shm/data_region.hpp).
   thread_local std::vector<std::byte> buffer;
@@ -39,10 +43,11 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
   auto got = filesystem_of(req).store.read(ino, static_cast<std::uint64_t>(off),
                                            std::span(buffer.data(), size));
   if (!got) return reply_error(req, got.error(), "read", ino);
+  note_read(req, ino, fi->flags);
   fuse_reply_buf(req, reinterpret_cast<const char*>(buffer.data()), got.value());
 }
 
-void write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off, fuse_file_info* /*fi*/) {
+void write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off, fuse_file_info* fi) {
   Filesystem& fs = filesystem_of(req);
   std::vector<iovec> iov;
   std::vector<std::byte> bounce;
@@ -65,8 +70,20 @@ void write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off, fus
     iov.push_back(iovec{bounce.data(), static_cast<std::size_t>(n)});
   }
   auto r = fs.store.write(ino, static_cast<std::uint64_t>(off), iov, caller_of(req), request_of(req));
-  if (!r) return reply_error(req, r.error(), "write", ino);
-  fuse_reply_write(req, r.value());
+  std::size_t want = 0, stored = r ? r.value() : 0;
+  for (const iovec& v : iov) want += v.iov_len;
+  if (r) {
+    fuse_reply_write(req, stored);
+  } else {
+    reply_error(req, r.error(), "write", ino);
+  }
+  // A write-back of cached pages (a shared mapping's, or the writeback cache's) that the
+  // store could not take in full: the kernel keeps the pages, clean, and would serve
+  // their bytes to every reader though the store never held them. Drop them, so that
+  // reads come here and see what the store has. Only after the reply: until it, those
+  // pages are under write-back, and invalidating them would wait for this very reply.
+  if (fi->writepage && stored < want)
+    invalidate_data(fs, ino, static_cast<std::uint64_t>(off) + stored, want - stored);
 }
 
 // Memory has nothing to flush or sync; the data is in the store once write returns.

@@ -41,6 +41,7 @@ void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
   };
   auto r = filesystem_of(req).store.readdir(ino, static_cast<std::uint64_t>(off), plus, emit);
   if (!r) return reply_error(req, r.error(), plus ? "readdirplus" : "readdir", ino);
+  note_read(req, ino, 0);  // getdents reads the directory (READDIR carries no open flags)
   fuse_reply_buf(req, buf.data(), used);
 }
 

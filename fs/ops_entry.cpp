@@ -100,7 +100,8 @@ void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
             const char* new_name, unsigned int flags) {
-  reply_done(req, filesystem_of(req).store.rename(parent, name, new_parent, new_name, flags, request_of(req)),
+  reply_done(req, filesystem_of(req).store.rename(parent, name, new_parent, new_name, flags, request_of(req),
+                                                    caller_of(req)),
              "rename", parent);
 }
 

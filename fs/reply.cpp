@@ -1,5 +1,7 @@
 #include "fs/reply.hpp"
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <cstring>  // strerrorname_np
 
@@ -47,6 +49,31 @@ void reply_attr(fuse_req_t req, const shm::Attr& attr) {
 }
 
 void reply_ok(fuse_req_t req) { fuse_reply_err(req, 0); }
+
+namespace {
+
+// off < 0: the attributes only; otherwise the pages of [off, off + len) as well.
+void invalidate(Filesystem& fs, fuse_ino_t ino, off_t off, off_t len, const char* what) {
+  if (!fs.session) return;
+  int rc = fuse_lowlevel_notify_inval_inode(fs.session, ino, off, len);
+  if (rc < 0 && rc != -ENOENT)  // ENOENT: the kernel holds no such inode, nothing cached
+    fs.log->warn("{}: cannot invalidate the {} of inode {}: {}", fs.mountpoint, what, ino, errno_text(-rc));
+}
+
+}  // namespace
+
+void invalidate_attrs(Filesystem& fs, fuse_ino_t ino) { invalidate(fs, ino, -1, 0, "attributes"); }
+
+void invalidate_data(Filesystem& fs, fuse_ino_t ino, std::uint64_t offset, std::uint64_t len) {
+  invalidate(fs, ino, static_cast<off_t>(offset), static_cast<off_t>(len), "cached pages");
+}
+
+void note_read(fuse_req_t req, fuse_ino_t ino, int open_flags) {
+  if (open_flags & O_NOATIME) return;
+  Filesystem& fs = filesystem_of(req);
+  auto changed = fs.store.accessed(ino, request_of(req));
+  if (changed && changed.value()) invalidate_attrs(fs, ino);
+}
 
 namespace {
 

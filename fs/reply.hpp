@@ -24,6 +24,18 @@ void reply_create(fuse_req_t req, const shm::Attr& attr, const fuse_file_info* f
 // "No such name", cached like a positive entry.
 void reply_negative_entry(fuse_req_t req);
 void reply_attr(fuse_req_t req, const shm::Attr& attr);
+
+// The kernel's cached attributes of `ino` are stale (the store changed them behind a
+// reply that carries none, e.g. atime on a read): the next stat asks again. Page cache
+// kept. Safe inside a handler: the kernel takes no lock a pending request holds.
+void invalidate_attrs(Filesystem& fs, fuse_ino_t ino);
+// The kernel's cached pages of `ino` holding bytes [offset, offset + len) are dropped
+// (attributes too): the next read of them asks the store. Takes the filesystem, not the
+// request: it may run after the reply, which frees the request.
+void invalidate_data(Filesystem& fs, fuse_ino_t ino, std::uint64_t offset, std::uint64_t len);
+// A program read `ino` (opened for reading with `open_flags`, a READ, a READDIR): atime
+// as tmpfs keeps it, unless the file was opened O_NOATIME.
+void note_read(fuse_req_t req, fuse_ino_t ino, int open_flags);
 void reply_ok(fuse_req_t req);
 
 // An errno reply. Errors a program provokes in normal use (ENOENT, EEXIST, ENOSPC, ...)

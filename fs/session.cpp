@@ -150,6 +150,7 @@ int serve(const ServeOptions& o) {
     log->error("{}: cannot create the FUSE session", name);
     return 1;
   }
+  filesystem.session = se.get();
   SignalHandlers signals(se.get());
   if (!signals) {
     log->error("{}: cannot install signal handlers", name);

@@ -2,6 +2,7 @@
 
 #include "fs/fuse_abi.hpp"
 #include "fs/session_resume.hpp"
+#include "fs/tmpfile.hpp"
 
 #include <linux/fuse.h>
 #include <sys/uio.h>
@@ -42,6 +43,16 @@ ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) {
   return n;
 }
 
+// Requests libfuse 3.14 cannot dispatch are answered here (fs/tmpfile.hpp), and the next
+// one is read in their place.
+ssize_t io_read_answering(int fd, void* buf, size_t len, void* userdata) {
+  for (;;) {
+    ssize_t n = io_read(fd, buf, len, userdata);
+    if (n <= 0 || !answer_tmpfile(fd, buf, static_cast<std::size_t>(n), *static_cast<Filesystem*>(userdata)))
+      return n;
+  }
+}
+
 ssize_t io_writev(int fd, iovec* iov, int count, void* /*userdata*/) {
   std::uint64_t init_unique = g_init.unique.load(std::memory_order_relaxed);
   if (init_unique && !g_init.replied.load(std::memory_order_relaxed) && count >= 2 &&
@@ -61,7 +72,7 @@ ssize_t io_writev(int fd, iovec* iov, int count, void* /*userdata*/) {
 
 constexpr fuse_custom_io kIo = {
     .writev = io_writev,
-    .read = io_read,
+    .read = io_read_answering,
     .splice_receive = nullptr,  // no splice: requests arrive in memory, replies go by writev
     .splice_send = nullptr,
 };

@@ -33,7 +33,7 @@ using persist::store::Outcome;
 // The store's mutating calls, as recorded (a reused unique cannot match another kind).
 enum class Mutation : std::uint32_t {
   kMknod = 1, kMkdir, kSymlink, kLink, kUnlink, kRmdir, kRename, kOpen, kCreate, kRelease,
-  kSetattr, kWrite, kFallocate, kSetxattr, kRemovexattr, kCopyFileRange,
+  kSetattr, kWrite, kFallocate, kSetxattr, kRemovexattr, kCopyFileRange, kAccessed, kTmpfile,
 };
 
 class Dedupe {

@@ -85,7 +85,9 @@ inline constexpr std::size_t kSymlinkMax = 4095;          // PATH_MAX - 1
 inline constexpr std::size_t kXattrNameMax = 255;
 inline constexpr std::size_t kXattrValueMax = 65536;
 inline constexpr std::size_t kXattrBlobMax = std::size_t{512} << 10;  // per inode, see setxattr
-inline constexpr std::uint64_t kMaxFileSize = std::uint64_t{1} << 50;
+// tmpfs's largest file (MAX_LFS_FILESIZE, also the FUSE superblock's s_maxbytes): the
+// page map keys any page index below 2^51, which this stays under, at no cost for holes.
+inline constexpr std::uint64_t kMaxFileSize = std::uint64_t{INT64_MAX};
 
 // Who asks. `privileged` is CAP_FSETID (root): such a writer keeps setuid/setgid bits.
 // Unprivileged unless said otherwise, so a forgotten flag never keeps a setuid bit.
@@ -216,15 +218,23 @@ class Store {
                                const Caller& caller, const Request& req = {});
   Result<Attr> mkdir(Ino parent, std::string_view name, mode_t mode, const Caller& caller,
                      const Request& req = {});
+  // O_TMPFILE: a regular file without a name, owned as if made in `dir`, opened (one
+  // lookup and one handle counted, its inode charged), nlink 0. link() may give it its
+  // first name (the kernel allows that unless it was opened O_EXCL); if none does, its
+  // last release frees it, as an unlinked file's.
+  Result<Attr> create_unnamed(Ino dir, mode_t mode, const Caller& caller, const Request& req = {});
   Result<Attr> symlink(Ino parent, std::string_view name, std::string_view target,
                        const Caller& caller, const Request& req = {});
   Result<std::string> readlink(Ino ino);
   Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name, const Request& req = {});
   Result<void> unlink(Ino parent, std::string_view name, const Request& req = {});
   Result<void> rmdir(Ino parent, std::string_view name, const Request& req = {});
-  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE; RENAME_WHITEOUT (alone or with
+  // NOREPLACE) leaves a whiteout, a 0:0 character device owned by `caller`, under the old
+  // name in the same tx, as tmpfs does (the kernel lets only CAP_MKNOD ask).
   Result<void> rename(Ino parent, std::string_view name, Ino new_parent,
-                      std::string_view new_name, unsigned flags, const Request& req = {});
+                      std::string_view new_name, unsigned flags, const Request& req = {},
+                      const Caller& caller = {});
 
   // Directory listing from `offset` (0 = start). `emit` returns false when it has no room;
   // that entry is not consumed. With `plus`, every consumed entry other than . and ..
@@ -241,6 +251,13 @@ class Store {
   // statfs() waits for releases in progress, so that a file closed and unlinked before a
   // statfs is seen freed (the kernel sends RELEASE after close(2) has returned).
   void release(Ino ino, const Request& req = {});
+
+  // A program read `ino` (an open for reading, a READ, a READDIR): its atime follows
+  // tmpfs mounted relatime (relatime_due in tmpfs_rules.hpp). True when atime changed:
+  // the kernel's cached attributes are then stale. The kernel never updates atime on a
+  // FUSE inode itself (S_NOATIME), and serves cached reads without asking, so the daemon
+  // applies the rule where it learns of a read.
+  Result<bool> accessed(Ino ino, const Request& req = {});
 
   // --- data ---
   // Copies up to out.size() bytes from `offset` into `out` (holes read as zeros); the

@@ -89,6 +89,27 @@ Result<Attr> Store::setattr(Ino ino, const AttrChange& c, const Caller& /*caller
   return s.inodes.attr_of(ino, *r);
 }
 
+// Looked at under the stripe shared first: a read that finds atime fresh (nearly every
+// one) costs no tx and no exclusive lock.
+Result<bool> Store::accessed(Ino ino, const Request& req) {
+  auto& s = *impl_;
+  if (s.replayed(req, Mutation::kAccessed)) return true;
+  std::shared_lock lk(s.ns_mutex);
+  HC_TRY(r, s.inodes.get(ino));
+  const timespec ts = now();
+  {
+    std::shared_lock ilk(s.stripe(ino));
+    if (!relatime_due(*r, ts)) return false;
+  }
+  std::unique_lock ilk(s.stripe(ino));
+  if (!relatime_due(*r, ts)) return false;  // another reader was first
+  Tx tx(*s.region);
+  set_time(tx, r->atime_s, r->atime_ns, ts);
+  s.dedupe.record(tx, req, Mutation::kAccessed, ino);
+  tx.commit();
+  return true;
+}
+
 Result<std::string> Store::readlink(Ino ino) {
   auto& s = *impl_;
   std::shared_lock lk(s.ns_mutex);

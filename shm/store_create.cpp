@@ -11,9 +11,6 @@
 
 namespace hostchanfs::shm {
 
-namespace {
-
-// The record a new inode of `mode` starts with (its owner, times, kind-specific fields).
 InodeRecord new_record(mode_t mode, dev_t rdev, const InodeRecord& parent, Ino parent_ino,
                        std::string_view symlink_target, const Caller& caller, bool open) {
   InodeRecord r{};
@@ -39,6 +36,8 @@ InodeRecord new_record(mode_t mode, dev_t rdev, const InodeRecord& parent, Ino p
   return r;
 }
 
+namespace {
+
 // A long symlink's target in a page of its own (fork 2), charged as tmpfs charges it.
 Result<void> store_target(Store::Impl& s, Tx& tx, Ino ino, std::string_view target) {
   auto page = s.data_pool.alloc(tx);
@@ -54,13 +53,19 @@ Result<void> store_target(Store::Impl& s, Tx& tx, Ino ino, std::string_view targ
 
 Result<Attr> Store::Impl::make_node(Ino parent_ino, std::string_view name, mode_t mode, dev_t rdev,
                                     std::string_view symlink_target, const Caller& caller, bool open,
-                                    const Request& req, Mutation op) {
+                                    const Request& req, Mutation op, bool unnamed) {
   if (auto done = replayed(req, op)) return entry_of(*done);
-  HC_TRYV(check_name(name));
+  if (!unnamed) {
+    HC_TRYV(check_name(name));
+  }
   std::unique_lock lk(ns_mutex);
   HC_TRY(parent, live_dir_of(parent_ino));
-  if (dirs.find(parent_ino, name)) return std::errc::file_exists;
-  const InodeRecord init = new_record(mode, rdev, *parent, parent_ino, symlink_target, caller, open);
+  if (!unnamed && dirs.find(parent_ino, name)) return std::errc::file_exists;
+  InodeRecord init = new_record(mode, rdev, *parent, parent_ino, symlink_target, caller, open);
+  if (unnamed) {
+    init.nlink = 0;
+    init.flags |= rec::kLinkable;
+  }
   const bool long_link = S_ISLNK(mode) && is_long_symlink(symlink_target.size());
   Tx tx(*region);
   if (long_link && !quota.reserve_pages(tx, 1, false)) return std::errc::no_space_on_device;
@@ -69,9 +74,11 @@ Result<Attr> Store::Impl::make_node(Ino parent_ino, std::string_view name, mode_
   if (long_link) {
     HC_TRYV(store_target(*this, tx, ino, symlink_target));
   }
-  HC_TRYV(add_entry(tx, parent_ino, *parent, name, ino, mode));
-  if (S_ISDIR(mode)) tx.set(parent->nlink, parent->nlink + 1);
-  touch_mc(tx, *parent, get_time(r->ctime_s, r->ctime_ns));
+  if (!unnamed) {
+    HC_TRYV(add_entry(tx, parent_ino, *parent, name, ino, mode));
+    if (S_ISDIR(mode)) tx.set(parent->nlink, parent->nlink + 1);
+    touch_mc(tx, *parent, get_time(r->ctime_s, r->ctime_ns));
+  }
   // Counted before the commit: a resend finds its record only if this count was made.
   inodes.set_lookups(ino, 1);
   dedupe.record(tx, req, op, ino, inodes.generation(ino));
@@ -101,6 +108,11 @@ Result<Attr> Store::mknod(Ino parent, std::string_view name, mode_t mode, dev_t 
 Result<Attr> Store::create_and_open(Ino parent, std::string_view name, mode_t mode, const Caller& caller,
                                     const Request& req) {
   return impl_->make_node(parent, name, S_IFREG | (mode & ~S_IFMT), 0, {}, caller, true, req, Mutation::kCreate);
+}
+
+// tmpfs's O_TMPFILE leaves the directory as it was: no entry, no new time.
+Result<Attr> Store::create_unnamed(Ino dir, mode_t mode, const Caller& caller, const Request& req) {
+  return impl_->make_node(dir, {}, S_IFREG | (mode & ~S_IFMT), 0, {}, caller, true, req, Mutation::kTmpfile, true);
 }
 
 Result<Attr> Store::mkdir(Ino parent, std::string_view name, mode_t mode, const Caller& caller, const Request& req) {

@@ -58,6 +58,11 @@ inline constexpr std::size_t kStripes = 256;
 using persist::Tx;
 namespace rec = persist::store;
 
+// The record a new inode of `mode` starts with, not yet in the region: its owner, times
+// and kind-specific fields (store_create.cpp).
+InodeRecord new_record(mode_t mode, dev_t rdev, const InodeRecord& parent, Ino parent_ino,
+                       std::string_view symlink_target, const Caller& caller, bool open);
+
 struct Store::Impl {
   Impl(UniqueFd data_memfd, std::unique_ptr<persist::Region> meta_region);
 
@@ -123,10 +128,11 @@ struct Store::Impl {
   bool is_ancestor(Ino ancestor, Ino ino) const;
 
   // A new inode of `mode` named `name` in `parent`, all or nothing (store_create.cpp).
-  // It counts one kernel lookup, and one open handle when `open`.
+  // It counts one kernel lookup, and one open handle when `open`. With `unnamed`
+  // (O_TMPFILE), `name` is ignored: the inode gets no entry and nlink 0.
   Result<Attr> make_node(Ino parent, std::string_view name, mode_t mode, dev_t rdev,
                          std::string_view symlink_target, const Caller& caller, bool open,
-                         const Request& req, Mutation op);
+                         const Request& req, Mutation op, bool unnamed = false);
 
   // --- data (store_data.cpp) ---
   // A write in pieces of at most 1 MiB, each all or nothing, each recording `op` with the

@@ -52,12 +52,15 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name, con
   if (is_dir(*r)) return std::errc::operation_not_permitted;
   HC_TRY(parent, s.live_dir_of(new_parent));
   if (s.dirs.find(new_parent, new_name)) return std::errc::file_exists;
-  if (r->nlink == 0) return std::errc::no_such_file_or_directory;
+  // A file with no name left is gone for link, except an O_TMPFILE one never linked.
+  const bool first_name = r->nlink == 0;
+  if (first_name && !(r->flags & rec::kLinkable)) return std::errc::no_such_file_or_directory;
   Tx tx(*s.region);
-  // tmpfs charges every hard link as an inode.
-  if (!s.quota.reserve_inode(tx)) return std::errc::no_space_on_device;
+  // tmpfs charges every hard link as an inode; a tmpfile's first name has its charge.
+  if (!first_name && !s.quota.reserve_inode(tx)) return std::errc::no_space_on_device;
   HC_TRYV(s.add_entry(tx, new_parent, *parent, new_name, ino, r->mode));
   tx.set(r->nlink, r->nlink + 1);
+  if (first_name) tx.set(r->flags, r->flags & ~std::uint32_t{rec::kLinkable});
   timespec ts = now();
   touch_c(tx, *r, ts);
   touch_mc(tx, *parent, ts);

@@ -1,4 +1,5 @@
-// rename and its flags (RENAME_NOREPLACE, RENAME_EXCHANGE): one tx, all or nothing.
+// rename and its flags (RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT): one tx, all
+// or nothing.
 #include <linux/fs.h>
 #include <sys/stat.h>
 
@@ -20,9 +21,11 @@ void reparent(Tx& tx, InodeRecord& dir, Ino to_ino, InodeRecord& from, InodeReco
 }  // namespace
 
 Result<void> Store::rename(Ino old_parent_ino, std::string_view old_name, Ino new_parent_ino,
-                           std::string_view new_name, unsigned flags, const Request& req) {
-  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return std::errc::invalid_argument;
-  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return std::errc::invalid_argument;
+                           std::string_view new_name, unsigned flags, const Request& req,
+                           const Caller& caller) {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) return std::errc::invalid_argument;
+  if ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)))
+    return std::errc::invalid_argument;
   auto& s = *impl_;
   if (s.replayed(req, Mutation::kRename)) return success();
   HC_TRYV(check_name(old_name));
@@ -78,6 +81,14 @@ Result<void> Store::rename(Ino old_parent_ino, std::string_view old_name, Ino ne
     HC_TRYV(s.add_entry(tx, new_parent_ino, *new_parent, new_name, src_ino, sr.mode));
   }
   s.remove_entry(tx, *old_parent, src.slot);
+  if (flags & RENAME_WHITEOUT) {
+    // tmpfs's whiteout: a character device 0:0 with no permission bits, owned as any new
+    // inode. It takes an inode as a mknod does: ENOSPC without one, and nothing moved. No
+    // lookup is counted: the kernel learns of it by a later lookup.
+    const InodeRecord init = new_record(S_IFCHR, 0, *old_parent, old_parent_ino, {}, caller, false);
+    HC_TRY(made, s.inodes.allocate(tx, s.quota, init));
+    HC_TRYV(s.add_entry(tx, old_parent_ino, *old_parent, old_name, made.first, init.mode));
+  }
   if (moves && is_dir(sr)) reparent(tx, sr, new_parent_ino, *old_parent, *new_parent);
   touch_c(tx, sr, ts);
   touch_mc(tx, *old_parent, ts);

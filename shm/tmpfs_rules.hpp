@@ -67,6 +67,16 @@ inline void touch_mc(persist::Tx& tx, InodeRecord& r, const timespec& ts) {
 inline void touch_c(persist::Tx& tx, InodeRecord& r, const timespec& ts) {
   set_time(tx, r.ctime_s, r.ctime_ns, ts);
 }
+// relatime, tmpfs's default: a read updates atime when atime is not after mtime or ctime,
+// or is a day old or more (the kernel's relatime_need_update).
+inline bool relatime_due(const InodeRecord& r, const timespec& ts) {
+  auto at_or_after = [](std::int64_t s1, std::uint32_t ns1, std::int64_t s2, std::uint32_t ns2) {
+    return s1 > s2 || (s1 == s2 && ns1 >= ns2);
+  };
+  if (at_or_after(r.mtime_s, r.mtime_ns, r.atime_s, r.atime_ns)) return true;
+  if (at_or_after(r.ctime_s, r.ctime_ns, r.atime_s, r.atime_ns)) return true;
+  return ts.tv_sec - r.atime_s >= 24 * 60 * 60;
+}
 // A new inode (a record not yet in the region): all three now.
 inline void stamp_new(InodeRecord& r, const timespec& ts) {
   r.atime_s = r.mtime_s = r.ctime_s = ts.tv_sec;

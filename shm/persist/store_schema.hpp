@@ -109,6 +109,7 @@ enum InodeFlags : std::uint32_t {
   kChargeReleased = 1,  // no name and no handle left: its inode count went back
   kTrimAll = 2,         // the work drops every fork (the inode's pages are going back)
   kFilling = 4,         // the work adds pages (see work_from)
+  kLinkable = 8,        // made by O_TMPFILE and never linked: link may give it a first name
 };
 inline constexpr std::uint64_t kNoWork = ~std::uint64_t{0};
 enum InodeCell : std::uint32_t { kLookups = 0 };  // the kernel's lookup count

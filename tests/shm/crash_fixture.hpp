@@ -79,6 +79,9 @@ struct Node {
   std::uint32_t opens = 0;
   std::string content;  // file bytes, or a symlink's target
   std::vector<std::string> xattrs;  // "name=value", sorted
+  // Whether a read would move atime (relatime: atime not after both mtime and ctime).
+  // Times themselves differ from run to run; this does not.
+  bool atime_due = false;
   bool operator==(const Node&) const = default;
 };
 
@@ -108,6 +111,10 @@ inline Node describe(Store& s, Ino ino, std::string path) {
   n.size = a.size;
   n.blocks = a.blocks;
   n.rdev = a.rdev;
+  auto after = [](const timespec& x, const timespec& y) {
+    return x.tv_sec > y.tv_sec || (x.tv_sec == y.tv_sec && x.tv_nsec > y.tv_nsec);
+  };
+  n.atime_due = !(after(a.atime, a.mtime) && after(a.atime, a.ctime));
   n.opens = must(s.open_handles(ino), "open_handles");
   if (S_ISREG(a.mode)) {
     n.content.assign(a.size, '\0');

@@ -148,6 +148,24 @@ std::vector<Case> cases() {
                  return reply_of(s.rename(kRootIno, "d", ino_of(s, kRootIno, "empty"), "d2", 0, r));
                }});
   c.push_back({"open", [](Store& s, const Request& r) { return reply_of(s.open(ino_of(s, kRootIno, "g"), r)); }});
+  c.push_back({"accessed", [](Store& s, const Request& r) { return reply_of(s.accessed(ino_of(s, kRootIno, "g"), r)); }});
+  c.push_back({"rename-whiteout", [](Store& s, const Request& r) {
+                 return reply_of(s.rename(ino_of(s, kRootIno, "d"), "f", kRootIno, "moved", RENAME_WHITEOUT, r, kRoot));
+               }});
+  // The next inode base_setup leaves free: what O_TMPFILE makes.
+  const Ino unnamed = 8;
+  c.push_back({"tmpfile",
+               [](Store& s, const Request& r) { return reply_of(s.create_unnamed(ino_of(s, kRootIno, "d"), 0640, kRoot, r)); },
+               base_setup, {unnamed}});
+  c.push_back({"link-tmpfile",
+               [](Store& s, const Request& r) { return reply_of(s.link(unnamed, kRootIno, "named", r)); },
+               [](Store& s) {
+                 base_setup(s);
+                 Ino t = made(s.create_unnamed(kRootIno, 0600, kRoot), s);
+                 if (t != unnamed) throw std::runtime_error("the tmpfile is inode " + std::to_string(t));
+                 must(s.write(t, 0, bytes(text(2 * kPageSize, 't')), kRoot));
+               },
+               {unnamed}});
   // An unlinked file kept by one open handle: its last release frees it.
   const Ino orphan = 8;
   c.push_back({"release-last",

@@ -209,6 +209,33 @@ TEST_F(NamesTest, SetattrModeOwnerAndTimesWithNanoseconds) {
   EXPECT_EQ(c2.mtime, b.mtime);
 }
 
+// relatime: a read moves atime when it is not after mtime and ctime, or a day old; it
+// leaves an atime in the future, and a fresh one, alone.
+TEST_F(NamesTest, AccessedAppliesRelatime) {
+  Attr f = create(kRootIno, "f");
+  EXPECT_TRUE(must(s().accessed(f.ino)));  // a new file: atime == mtime == ctime
+  const timespec first = attr(f.ino).atime;
+  EXPECT_TRUE(later(first, attr(f.ino).mtime));
+  EXPECT_FALSE(must(s().accessed(f.ino)));
+  EXPECT_EQ(attr(f.ino).atime, first);
+  AttrChange old;
+  old.atime = {TimeChange::Kind::kSet, ts(978307200, 0)};
+  old.ctime = ts(978307100, 0);  // older than atime: only the day rule applies
+  old.mtime = {TimeChange::Kind::kSet, ts(978307100, 0)};
+  must(set(f.ino, old));
+  EXPECT_TRUE(must(s().accessed(f.ino)));
+  EXPECT_TRUE(later(attr(f.ino).atime, first));
+  const Attr before = attr(f.ino);
+  EXPECT_EQ(before.ctime, ts(978307100, 0)) << "an atime update is not a change of the inode";
+  AttrChange future;
+  future.atime = {TimeChange::Kind::kSet, ts(4102444800, 0)};
+  must(set(f.ino, future));
+  EXPECT_FALSE(must(s().accessed(f.ino)));
+  EXPECT_EQ(attr(f.ino).atime, ts(4102444800, 0));
+  EXPECT_TRUE(must(s().accessed(make_dir(kRootIno, "d").ino)));
+  EXPECT_TRUE(Fails(s().accessed(9999), ESTALE));
+}
+
 TEST_F(NamesTest, SetattrSizeRulesAreAllOrNothing) {
   Attr d = make_dir(kRootIno, "d");
   AttrChange c;
@@ -438,6 +465,42 @@ TEST_F(NamesTest, AnUnlinkedFileCannotBeLinkedAgain) {
   EXPECT_EQ(s().inodes_used(), 1u);
 }
 
+// O_TMPFILE: no entry, nlink 0, one inode charged; its first link costs no second inode
+// and clears the right to link it from nothing again; unlinked, it goes at its release.
+TEST_F(NamesTest, UnnamedFilesAreLinkableOnceAndFreedAtRelease) {
+  Attr d = make_dir(kRootIno, "d");
+  const Attr dir_before = attr(d.ino);
+  const std::uint64_t inodes = s().inodes_used();
+  Attr t = must(s().create_unnamed(d.ino, 0640, Caller{7, 8, false}));
+  EXPECT_EQ(t.mode, S_IFREG | 0640u);
+  EXPECT_EQ(t.nlink, 0u);
+  EXPECT_EQ(t.uid, 7u);
+  EXPECT_EQ(s().inodes_used(), inodes + 1);
+  EXPECT_EQ(must(s().open_handles(t.ino)), 1u);
+  EXPECT_EQ(attr(d.ino).size, dir_before.size);
+  EXPECT_EQ(attr(d.ino).mtime, dir_before.mtime);
+  ASSERT_EQ(must(write(t.ino, 0, "data")), 4u);
+  Attr named = must(s().link(t.ino, kRootIno, "named"));
+  EXPECT_EQ(named.nlink, 1u);
+  EXPECT_EQ(s().inodes_used(), inodes + 1) << "the first name has the file's own charge";
+  ASSERT_TRUE(Ok(s().unlink(kRootIno, "named")));
+  EXPECT_TRUE(Fails(s().link(t.ino, kRootIno, "again"), ENOENT)) << "linkable only until first linked";
+  EXPECT_EQ(s().pages_used(), 1u);
+  s().release(t.ino);
+  EXPECT_EQ(s().pages_used(), 0u);
+  EXPECT_EQ(s().inodes_used(), inodes);
+  s().forget(t.ino, 2);
+
+  Attr gone = must(s().create_unnamed(d.ino, 0600, root_caller()));
+  s().release(gone.ino);
+  s().forget(gone.ino, 1);
+  EXPECT_EQ(s().inodes_used(), inodes);
+  EXPECT_TRUE(Fails(s().create_unnamed(gone.ino, 0600, root_caller()), ESTALE));
+  Attr file = create(kRootIno, "file");
+  EXPECT_TRUE(Fails(s().create_unnamed(file.ino, 0600, root_caller()), ENOTDIR));
+  EXPECT_FALSE(s().verify());
+}
+
 // --- rename -------------------------------------------------------------------------------
 
 class RenameTest : public StoreTest {
@@ -590,6 +653,43 @@ TEST_F(RenameTest, ReplacingAHardLinkReturnsItsInodeCharge) {
   ASSERT_TRUE(Ok(s().rename(a.ino, "other", a.ino, "link", 0)));
   EXPECT_EQ(attr(f.ino).nlink, 1u);
   EXPECT_EQ(s().inodes_used(), inodes - 1);
+}
+
+// RENAME_WHITEOUT: the old name becomes a 0:0 character device without permission bits,
+// owned by the caller, charged an inode; with no inode left nothing moves.
+TEST_F(RenameTest, WhiteoutLeavesACharacterDeviceUnderTheOldName) {
+  Attr f = create(a.ino, "f");
+  const std::uint64_t inodes = s().inodes_used();
+  const std::uint64_t a_size = attr(a.ino).size;
+  ASSERT_TRUE(Ok(s().rename(a.ino, "f", b.ino, "g", RENAME_WHITEOUT, {}, Caller{5, 6, false})));
+  Attr w = must(s().lookup(a.ino, "f"));  // the lookup is kept: the test forgets it below
+  EXPECT_NE(w.ino, f.ino);
+  EXPECT_EQ(w.mode, static_cast<mode_t>(S_IFCHR));
+  EXPECT_EQ(w.rdev, 0u);
+  EXPECT_EQ(w.nlink, 1u);
+  EXPECT_EQ(w.uid, 5u);
+  EXPECT_EQ(w.gid, 6u);
+  EXPECT_EQ(must(peek(b.ino, "g")).ino, f.ino);
+  EXPECT_EQ(s().inodes_used(), inodes + 1);
+  EXPECT_EQ(attr(a.ino).size, a_size);
+  EXPECT_TRUE(Fails(s().rename(b.ino, "g", a.ino, "f", RENAME_WHITEOUT | RENAME_NOREPLACE), EEXIST));
+  EXPECT_TRUE(Fails(s().rename(b.ino, "g", a.ino, "f", RENAME_WHITEOUT | RENAME_EXCHANGE), EINVAL));
+  // Over the whiteout: it is replaced (and freed once forgotten), a new one is left.
+  ASSERT_TRUE(Ok(s().rename(b.ino, "g", a.ino, "f", RENAME_WHITEOUT)));
+  s().forget(w.ino, 1);
+  EXPECT_EQ(s().inodes_used(), inodes + 1);
+  EXPECT_EQ(must(peek(b.ino, "g")).mode, static_cast<mode_t>(S_IFCHR));
+  EXPECT_FALSE(s().verify());
+}
+
+TEST_F(RenameTest, WhiteoutNeedsAnInode) {
+  Attr f = create(a.ino, "f");
+  while (s().mknod(kRootIno, "fill" + std::to_string(s().inodes_used()), S_IFREG | 0600, 0, root_caller())) {
+  }
+  EXPECT_TRUE(Fails(s().rename(a.ino, "f", b.ino, "g", RENAME_WHITEOUT), ENOSPC));
+  EXPECT_EQ(must(peek(a.ino, "f")).ino, f.ino);
+  EXPECT_TRUE(Fails(peek(b.ino, "g"), ENOENT));
+  EXPECT_TRUE(Ok(s().rename(a.ino, "f", b.ino, "g", 0)));
 }
 
 // --- readdir ------------------------------------------------------------------------------
