@@ -15,12 +15,19 @@
 #include "shm/store.hpp"
 
 namespace hostchanfs::fs {
+class Passthrough;
+}
+
+namespace hostchanfs::fs {
 
 struct Filesystem {
   shm::Store& store;
   std::string mountpoint;                 // for log lines only
   std::shared_ptr<spdlog::logger> log;
   bool writeback_cache = false;           // ServeOptions::writeback_cache
+  // --charge writer: regular files' data through FUSE passthrough (fs/passthrough.hpp);
+  // null in channel mode.
+  Passthrough* passthrough = nullptr;
 };
 
 inline Filesystem& filesystem_of(fuse_req_t req) {

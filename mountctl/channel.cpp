@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "fs/passthrough.hpp"
 #include "shm/store.hpp"
 #include "sys/child.hpp"
 #include "sys/errno_text.hpp"
@@ -50,19 +51,25 @@ void stop_daemon(pid_t pid, int pidfd, bool expect_exit) {
 Expected<Child> spawn_daemon(const Channel& ch, int ready_write) {
   constexpr int kReadyFd = 6;
   const DescriptorHolder& at = kDaemonFds;
-  Exec serve({"hostchanfs", "serve",
-              "--size", std::to_string(ch.spec.size_bytes),
-              "--inodes", std::to_string(ch.max_inodes),
-              "--uid", std::to_string(ch.uid),
-              "--gid", std::to_string(ch.gid),
-              "--fuse-fd", std::to_string(at.fuse),
-              "--meta-fd", std::to_string(at.meta),
-              "--data-fd", std::to_string(at.data),
-              "--ready-fd", std::to_string(kReadyFd),
-              ch.spec.host_path});
+  std::vector<std::string> argv = {"hostchanfs", "serve",
+                                   "--size", std::to_string(ch.spec.size_bytes),
+                                   "--inodes", std::to_string(ch.max_inodes),
+                                   "--uid", std::to_string(ch.uid),
+                                   "--gid", std::to_string(ch.gid),
+                                   "--fuse-fd", std::to_string(at.fuse),
+                                   "--meta-fd", std::to_string(at.meta),
+                                   "--data-fd", std::to_string(at.data),
+                                   "--ready-fd", std::to_string(kReadyFd)};
+  if (ch.charge == fs::Charge::kWriter) {
+    for (std::string a : {"--charge", "writer", "--backing-fd"}) argv.push_back(std::move(a));
+    argv.push_back(std::to_string(at.backing));
+  }
+  argv.push_back(ch.spec.host_path);
+  Exec serve(argv);
   serve.program("/proc/self/exe");
   serve.place_fd(ch.fuse_fd.get(), at.fuse).place_fd(ch.meta_fd.get(), at.meta);
   serve.place_fd(ch.data_fd.get(), at.data).place_fd(ready_write, kReadyFd);
+  if (ch.backing_fd) serve.place_fd(ch.backing_fd.get(), at.backing);
   auto daemon = Child::spawn(serve);
   if (!daemon) return Error::failure(fmt::format("cannot fork the daemon: {}", errno_text(daemon.error())));
   return std::move(daemon).value();
@@ -105,6 +112,7 @@ ChannelInfo Channel::info() const {
   i.uid = uid;
   i.gid = gid;
   i.max_inodes = max_inodes;
+  i.charge = charge;
   i.daemon_pid = daemon_pid;
   i.state = state_name(state);
   // Usage comes from the store's own header in the memfd we hold, never from statfs on
@@ -116,6 +124,11 @@ ChannelInfo Channel::info() const {
       i.inodes_used = u.value().inodes_used;
       if (i.max_inodes == 0) i.max_inodes = u.value().max_inodes;
     }
+  }
+  // Writer-charged: everything the channel holds is in its backing tmpfs (the store's own
+  // pages are mirrored there), which answers without its daemon.
+  if (backing_fd) {
+    if (auto used = fs::backing_bytes_used(backing_fd.get())) i.bytes_used = used.value();
   }
   return i;
 }
@@ -130,6 +143,10 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   ch.uid = options.uid.value_or(0);
   ch.gid = options.gid.value_or(0);
   ch.max_inodes = options.max_inodes;
+  ch.charge = options.charge;
+  if (ch.charge == fs::Charge::kWriter) {
+    if (auto why = fs::refuse_writer_charge()) return Error::bad_input(*why);
+  }
 
   // Each step that succeeded is undone, in reverse, unless the whole start succeeds.
   HC_TRY(host, mount_host_path(spec.host_path, ch.uid, ch.gid));
@@ -152,6 +169,15 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   ch.data_fd = std::move(data).value();
   ch.meta_id = meta_id.value();
   ch.data_id = data_id.value();
+  if (ch.charge == fs::Charge::kWriter) {
+    std::uint64_t inodes = ch.max_inodes ? ch.max_inodes : shm::Store::default_max_inodes(spec.size_bytes);
+    auto backing = fs::make_backing_tmpfs(spec.size_bytes, inodes);
+    if (!backing) {
+      return Error::failure(fmt::format("cannot make the backing tmpfs of {}: {}", spec.host_path,
+                                        errno_text(backing.error())));
+    }
+    ch.backing_fd = std::move(backing).value();
+  }
 
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) < 0) {
@@ -170,8 +196,8 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
 
   undo_daemon.dismiss();
   undo_mount.dismiss();
-  logger->info("channel {} ({}, {} bytes) mounted, daemon pid {}, owner {}", spec.host_path,
-               spec.read_only ? "ro" : "rw", spec.size_bytes, ch.daemon_pid, owner.id);
+  logger->info("channel {} ({}, {} bytes, charge {}) mounted, daemon pid {}, owner {}", spec.host_path,
+               spec.read_only ? "ro" : "rw", spec.size_bytes, fs::charge_name(ch.charge), ch.daemon_pid, owner.id);
   return ch;
 }
 
@@ -197,6 +223,7 @@ Expected<void> release_channel(Channel& ch, Unmounted how) {
   ch.fuse_fd.reset();
   ch.meta_fd.reset();
   ch.data_fd.reset();
+  ch.backing_fd.reset();
   if (lazy && ch.state == ChannelState::kRunning && ch.daemon_pidfd) {
     // Detached but busy: like a lazily unmounted tmpfs, the files still open keep
     // working until closed. The kernel ends the connection when the last user goes, and

@@ -31,8 +31,9 @@ const char* state_name(ChannelState state);
 struct DescriptorHolder {
   pid_t pid = 0;
   int fuse = -1, meta = -1, data = -1;
+  int backing = -1;  // --charge writer: the backing tmpfs's root
 };
-inline constexpr DescriptorHolder kDaemonFds{0, 3, 4, 5};
+inline constexpr DescriptorHolder kDaemonFds{0, 3, 4, 5, 7};
 
 struct Channel {
   ChannelSpec spec;
@@ -41,6 +42,7 @@ struct Channel {
   uid_t uid = 0;
   gid_t gid = 0;
   std::uint64_t max_inodes = 0;
+  fs::Charge charge = fs::Charge::kChannel;
   // What it made on the host (host_path.hpp): the parents and the host path, outermost
   // first, and the mount on it; removed with it, and only those.
   std::vector<MadeDir> made_dirs;
@@ -55,6 +57,7 @@ struct Channel {
   // Kept for a daemon restart: the FUSE connection and the store's memory outlive the
   // daemon as long as the controller holds them.
   UniqueFd fuse_fd, meta_fd, data_fd;
+  UniqueFd backing_fd;  // --charge writer: the private tmpfs that holds the file data
 
   ChannelInfo info() const;  // with usage from the store's header while we hold its memfd
 };
