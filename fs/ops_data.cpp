@@ -10,6 +10,7 @@
 #include "fs/ops.hpp"
 #include "fs/passthrough.hpp"
 #include "fs/reply.hpp"
+#include "shm/tmpfs_rules.hpp"
 
 namespace hostchanfs::fs::ops {
 
@@ -24,6 +25,19 @@ void prepare_handle(fuse_file_info* fi) { fi->keep_cache = 1; }
 Result<void> open_backing(Filesystem& fs, const shm::Attr& attr) {
   if (!fs.passthrough || !S_ISREG(attr.mode)) return success();
   return fs.passthrough->open(attr);
+}
+
+// Passthrough writes never reach the daemon, so the store cannot drop setuid/setgid at an
+// unprivileged write, as tmpfs does: it drops them when such a writer opens the file for
+// writing (earlier than tmpfs, never later). No identity of its own (the OPEN's is the
+// open's): a resent OPEN drops them again, which changes nothing.
+void drop_privileges_before_writes(fuse_req_t req, Filesystem& fs, const shm::Attr& attr, int flags) {
+  bool writes = (flags & O_ACCMODE) != O_RDONLY;
+  if (!S_ISREG(attr.mode) || !writes || caller_of(req).privileged) return;
+  if (shm::without_suid_sgid(attr.mode) == attr.mode) return;
+  shm::AttrChange change;
+  change.kill_suid_sgid = true;
+  (void)fs.store.setattr(attr.ino, change, caller_of(req), shm::Request{});
 }
 
 // The backing descriptor of an open regular file in writer mode, -1 otherwise.
@@ -48,6 +62,7 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!r) return reply_error(req, r.error(), "open", ino);
   if (fs.passthrough) {
     auto attr = fs.store.getattr(ino);
+    if (attr) drop_privileges_before_writes(req, fs, attr.value(), fi->flags);
     auto backed = attr ? open_backing(fs, attr.value()) : Result<void>(attr.error());
     if (!backed) {
       fs.store.release(ino);

@@ -1,5 +1,6 @@
 #include "fs/passthrough.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/ioctl.h>
@@ -15,6 +16,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -120,11 +123,30 @@ Passthrough::Passthrough(UniqueFd backing_root, shm::Store& store)
     : root_(std::move(backing_root)), store_(store) {
   mirror_ = UniqueFd(::openat(root_.get(), kMirrorName, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!mirror_) throw std::system_error(errno, std::generic_category(), "backing tmpfs: store mirror");
+  sweep_orphans();
   std::lock_guard lk(charge_mutex_);
   // A restarted daemon finds the mirror as the last one left it; trim makes it exact.
   struct stat st {};
   if (::fstat(mirror_.get(), &st) == 0) mirrored_pages_ = static_cast<std::uint64_t>(st.st_size) / shm::kPageSize;
   trim_locked();
+}
+
+void Passthrough::sweep_orphans() {
+  UniqueFd dir_fd(::openat(root_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(dir_fd ? ::fdopendir(dir_fd.release()) : nullptr, ::closedir);
+  std::vector<std::string> orphans;
+  while (dirent* e = dir ? ::readdir(dir.get()) : nullptr) {
+    unsigned long long ino = 0, generation = 0;
+    char tail = 0;
+    if (std::sscanf(e->d_name, "%llu.%llu%c", &ino, &generation, &tail) != 2) continue;
+    auto attr = store_.getattr(ino);
+    if (!attr || attr.value().generation != generation || attr.value().nlink == 0 || !S_ISREG(attr.value().mode))
+      orphans.emplace_back(e->d_name);
+  }
+  for (const auto& name : orphans) {
+    if (::unlinkat(root_.get(), name.c_str(), 0) == 0)
+      log::get("fs")->info("backing tmpfs: removed {}, whose inode is gone (a daemon died before it could)", name);
+  }
 }
 
 Result<int> Passthrough::open_backing_file(const shm::Attr& a) {

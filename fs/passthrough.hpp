@@ -37,6 +37,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <linux/fuse.h>
 
@@ -111,6 +112,9 @@ class Passthrough {
     std::uint32_t opens = 0;
   };
   Result<int> open_backing_file(const shm::Attr& a);
+  // At start: a backing file whose inode is gone or has no link left (a daemon died
+  // between the store's unlink and the backing file's) goes.
+  void sweep_orphans();
   Result<void> reserve_locked(std::uint64_t pages);
   void trim_locked();
 

@@ -2,18 +2,14 @@
 // HOSTCHANFS_TEST_CHARGE=writer; the whole comparison and IPC suites also run in that
 // mode, tests/fs/CMakeLists.txt). What only the
 // writer mode has to show: one quota for data and long symlinks (the store's pages are
-// mirrored into the backing tmpfs), and a MAP_SHARED store into a full channel
-// killed by SIGBUS as on tmpfs. (The refusals are in serve_test.cpp.)
+// mirrored into the backing tmpfs). A MAP_SHARED store into a full channel killed by
+// SIGBUS as on tmpfs: ipc_test.cpp; the refusals: serve_test.cpp.
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
 
 #include "tests/fs/tmpfs_pair.hpp"
-#include "tests/support/child_process.hpp"
 
 namespace hostchanfs::testing {
 namespace {
@@ -52,36 +48,6 @@ TEST_F(WriterCharge, LongSymlinksAndDataStopAtTmpfsByte) {
     t.stat("data");
     t.rc("unlink data", ::unlink(t.p("data")));
     t.statfs();
-  });
-}
-
-// A store through a shared mapping into a hole of a full channel: tmpfs cannot find a
-// page and kills the writer with SIGBUS; so does the backing tmpfs.
-TEST_F(WriterCharge, MappedStoreIntoFullChannelGetsSigbus) {
-  mount(1 << 20, 1024);
-  compare([](Trace& t) {
-    int fd = ::open(t.p("map"), O_RDWR | O_CREAT, 0644);
-    t.rc("truncate", ::ftruncate(fd, 1 << 20));
-    int filler = ::open(t.p("filler"), O_WRONLY | O_CREAT, 0644);
-    std::string big(1 << 20, 'f');
-    t.rc("filler", ::write(filler, big.data(), big.size()));
-    ::close(filler);
-    void* map = ::mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    t.add(map == MAP_FAILED ? "mmap failed" : "mapped");
-    ChildProcess child = ChildProcess::fork([&] {
-      static_cast<volatile char*>(map)[12345] = 'x';
-      return 0;
-    });
-    t.add("child status " + std::to_string(child.wait()));
-    t.rc("unlink filler", ::unlink(t.p("filler")));
-    ChildProcess again = ChildProcess::fork([&] {
-      static_cast<volatile char*>(map)[12345] = 'x';
-      return 0;
-    });
-    t.add("child status after room " + std::to_string(again.wait()));
-    ::munmap(map, 1 << 20);
-    ::close(fd);
-    t.stat("map");
   });
 }
 

@@ -407,11 +407,12 @@ TEST_P(RunTest, WriterChargeMakesTheContainerPay) {
 
   const std::string shmem_after_16m =
       "dd if=/dev/zero of=/chan/f bs=1M count=16 2>/dev/null && "
-      "sed -n 's/^shmem //p' /sys/fs/cgroup/memory/memory.stat /sys/fs/cgroup/memory.stat 2>/dev/null";
+      "{ cat /sys/fs/cgroup/memory/memory.stat /sys/fs/cgroup/memory.stat 2>/dev/null; true; } | "
+      "sed -n 's/^shmem //p'";
   auto shmem_of = [&](const char* charge) -> std::uint64_t {
     auto got = run({"--memory", "256M", "--charge", charge, "--host-channel", host + ":/chan:rw:64M", "--",
                     "/bin/sh", "-c", shmem_after_16m});
-    EXPECT_EQ(got.status, 0) << charge << ": " << got.err;
+    EXPECT_EQ(got.status, 0) << charge << ": " << got.out << got.err;
     EXPECT_FALSE(got.out.empty()) << charge << ": no shmem line in memory.stat";
     return got.out.empty() ? 0 : std::stoull(got.out);
   };
