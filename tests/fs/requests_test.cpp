@@ -189,17 +189,22 @@ TEST_F(Requests, WarmReadSendsNoRead) {
   EXPECT_EQ(count_of(c, "READ"), 0) << "keep_cache lost? " << describe(c);
 }
 
+// Reads all of `fd` from where it is, cold: the bytes read, or 0 when it cannot drop the
+// cache first. Written through, the file's pages are clean: DONTNEED drops them.
+std::size_t read_cold(int fd) {
+  if (fd < 0 || ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0) return 0;
+  std::vector<char> buf(1 << 20);
+  std::size_t total = 0;
+  for (ssize_t n; (n = ::read(fd, buf.data(), buf.size())) > 0;) total += static_cast<std::size_t>(n);
+  return total;
+}
+
 TEST_F(Requests, ColdSequentialReadMovesAMebibytePerRead) {
   constexpr std::size_t kBytes = 8 << 20;
   run([&] { return create_file(path("data"), kBytes); });
   Counts c = run([&] {
     UniqueFd fd(::open(path("data").c_str(), O_RDONLY | O_CLOEXEC));
-    // Written through, its pages are clean: DONTNEED drops them, and the read is cold.
-    if (!fd || ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED) != 0) return 1;
-    std::vector<char> buf(1 << 20);
-    std::size_t total = 0;
-    for (ssize_t n; (n = ::read(fd.get(), buf.data(), buf.size())) > 0;) total += static_cast<std::size_t>(n);
-    return total == kBytes ? 0 : 1;
+    return read_cold(fd.get()) == kBytes ? 0 : 1;
   });
   EXPECT_EQ(count_of(c, "READ"), 8) << "not 1 MiB per READ: readahead or max_pages lost? " << describe(c);
 }
@@ -228,10 +233,7 @@ TEST_F(WriterRequests, ColdReadAndMappingSendNoReadOrWrite) {
   run([&] { return create_file(path("data"), kBytes); });
   Counts c = run([&] {
     UniqueFd fd(::open(path("data").c_str(), O_RDWR | O_CLOEXEC));
-    if (!fd || ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED) != 0) return 1;
-    std::vector<char> buf(1 << 20);
-    std::size_t total = 0;
-    for (ssize_t n; (n = ::read(fd.get(), buf.data(), buf.size())) > 0;) total += static_cast<std::size_t>(n);
+    std::size_t total = read_cold(fd.get());
     void* map = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
     if (map == MAP_FAILED) return 1;
     static_cast<char*>(map)[kBytes - 1] = 'y';
