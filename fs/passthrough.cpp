@@ -183,7 +183,13 @@ Result<void> Passthrough::open(const shm::Attr& a) {
     abi::BackingMap map{};
     map.fd = b.fd.get();
     int id = ::ioctl(fuse_fd_, abi::kDevIocBackingOpen, &map);
-    if (id <= 0) return id < 0 ? last_errc() : std::errc::io_error;
+    if (id <= 0) {
+      std::errc e = id < 0 ? last_errc() : std::errc::io_error;
+      log::get("fs")->warn("backing tmpfs: FUSE_DEV_IOC_BACKING_OPEN for inode {}: {}", a.ino,
+                           errno_text(static_cast<int>(e)));
+      table_.erase(a.ino);
+      return e;
+    }
     b.backing_id = id;
   }
   ++b.opens;
