@@ -43,6 +43,9 @@ class Side:
     name: str
     path: str
     daemon_pid: Optional[int] = None
+    # "writer": hostchanfs --charge writer, whose file data is in its private backing
+    # tmpfs (statfs of the mount reports it), not in the daemon's memory.
+    charge: str = "channel"
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -364,16 +367,20 @@ def memory_of(side: Side) -> tuple[float, dict]:
     the raw results too."""
     with open("/proc/meminfo") as f:
         shmem = next(int(l.split()[1]) * 1024 for l in f if l.startswith("Shmem:"))
+    sv = os.statvfs(side.path)
+    used = (sv.f_blocks - sv.f_bfree) * sv.f_frsize
     if side.daemon_pid is None:
-        sv = os.statvfs(side.path)
-        used = (sv.f_blocks - sv.f_bfree) * sv.f_frsize
         return used / MiB, {"statfs_used": used, "meminfo_shmem": shmem}
     st = proc_status(side.daemon_pid)
     files = shared_memory_files_bytes(side.daemon_pid)
     footprint = st.get("RssAnon", 0) + st.get("RssFile", 0) + files
-    return footprint / MiB, {"VmRSS": st.get("VmRSS"), "RssAnon": st.get("RssAnon"),
-                             "RssFile": st.get("RssFile"), "RssShmem": st.get("RssShmem"),
-                             "memory_files": files, "meminfo_shmem": shmem}
+    # writer: the data's pages are the backing tmpfs's, which no descriptor of the daemon
+    # shows once the files are closed; statfs of the mount counts them.
+    backing = used if side.charge == "writer" else 0
+    return (footprint + backing) / MiB, {"VmRSS": st.get("VmRSS"), "RssAnon": st.get("RssAnon"),
+                                         "RssFile": st.get("RssFile"), "RssShmem": st.get("RssShmem"),
+                                         "memory_files": files, "backing_used": backing,
+                                         "meminfo_shmem": shmem}
 
 
 def memory(side: Side, cfg: Config) -> Result:
@@ -582,13 +589,14 @@ class Row:
     result: str
     unit: str
     stats: dict            # side -> (median, min, max, n) or None
-    ratio: Optional[float]
+    ratio: Optional[float]     # hostchanfs (channel) / tmpfs
     target: str
     verdict: str           # "met", "MISSED", "" (no target), "?" (not measured)
     errors: list
+    ratios: dict = field(default_factory=dict)   # every hostchanfs side -> its ratio to tmpfs
 
 
-def paired_ratio(samples: list[Sample], higher_is_better: bool) -> Optional[float]:
+def paired_ratio(samples: list[Sample], higher_is_better: bool, side: str = "hostchanfs") -> Optional[float]:
     """The median of the per-repetition ratios. A ratio of the two sides' medians would
     pair a repetition on one CPU with one on another whenever the CPUs differ in speed
     (they do on a virtual machine, and not always the same one): an outlier on one side
@@ -597,8 +605,8 @@ def paired_ratio(samples: list[Sample], higher_is_better: bool) -> Optional[floa
     for s in samples:
         if s.value is not None and s.value > 0:
             by_rep.setdefault(s.rep, {})[s.side] = s.value
-    ratios = [(r["hostchanfs"] / r["tmpfs"]) if higher_is_better else (r["tmpfs"] / r["hostchanfs"])
-              for r in by_rep.values() if "tmpfs" in r and "hostchanfs" in r]
+    ratios = [(r[side] / r["tmpfs"]) if higher_is_better else (r["tmpfs"] / r[side])
+              for r in by_rep.values() if "tmpfs" in r and side in r]
     return statistics.median(ratios) if ratios else None
 
 
@@ -616,15 +624,18 @@ def summarize(samples: list[Sample], sides: list[Side], cfg: Config) -> list[Row
             vals = [s.value for s in samples if s.result == result and s.side == side.name and s.value is not None]
             stats[side.name] = (statistics.median(vals), min(vals), max(vals), len(vals)) if vals else None
         t, h = stats.get("tmpfs"), stats.get("hostchanfs")
-        ratio = None
+        ratio, ratios = None, {}
         if sp.absolute_target is None:
-            ratio = paired_ratio([s for s in samples if s.result == result], sp.higher_is_better)
+            for side in sides[1:]:
+                ratios[side.name] = paired_ratio([s for s in samples if s.result == result],
+                                                 sp.higher_is_better, side.name)
+            ratio = ratios.get("hostchanfs")
         verdict = ""
         if sp.target is not None:
             verdict = "?" if ratio is None else ("met" if ratio >= sp.target else "MISSED")
         elif sp.absolute_target is not None:
             verdict = "?" if h is None else ("met" if h[0] <= sp.absolute_target(cfg) else "MISSED")
-        rows.append(Row(result, sp.unit, stats, ratio, sp.target_text, verdict, []))
+        rows.append(Row(result, sp.unit, stats, ratio, sp.target_text, verdict, [], ratios))
     # The scale check compares two hostchanfs rows with each other.
     by = {r.result: r for r in rows}
     if "meta-create-in-100k" in by:
@@ -656,15 +667,17 @@ def cell(st) -> str:
 
 
 def table_lines(rows: list[Row], sides: list[Side], markdown: bool) -> list[str]:
-    head = ["workload", "unit"] + [f"{s.name} median (min-max)" for s in sides] + ["ratio", "target"]
+    others = [s.name for s in sides[1:]]
+    ratio_heads = ["ratio"] if others == ["hostchanfs"] else [f"ratio {n}" for n in others]
+    head = ["workload", "unit"] + [f"{s.name} median (min-max)" for s in sides] + ratio_heads + ["target"]
     body = []
     for r in rows:
         if r.verdict == "ERROR":
-            body.append([r.result, "", "ERROR", "", "", "; ".join(r.errors)][:len(head)])
+            body.append(([r.result, "", "ERROR"] + [""] * len(head))[:len(head) - 1] + ["; ".join(r.errors)])
             continue
-        ratio = f"{r.ratio:.3f}" if r.ratio is not None else "-"
+        ratios = [f"{r.ratios[n]:.3f}" if r.ratios.get(n) is not None else "-" for n in others]
         target = f"{r.target} {r.verdict}".strip()
-        body.append([r.result, r.unit] + [cell(r.stats.get(s.name)) for s in sides] + [ratio, target])
+        body.append([r.result, r.unit] + [cell(r.stats.get(s.name)) for s in sides] + ratios + [target])
     if markdown:
         out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(b) + " |" for b in body]
@@ -885,6 +898,8 @@ def main() -> int:
     p.add_argument("--tmpfs", required=True, help="kernel tmpfs mount point")
     p.add_argument("--hostchanfs", required=True, help="hostchanfs mount point")
     p.add_argument("--daemon-pid", type=int, help="the hostchanfs daemon (memory workload)")
+    p.add_argument("--writer", default="", help="a hostchanfs --charge writer mount point (a third column)")
+    p.add_argument("--writer-daemon-pid", type=int, help="its daemon")
     p.add_argument("--hostchanfs-bin", default="")
     p.add_argument("--bin-dir", required=True, help="directory of the bench helper programs")
     p.add_argument("--store-bench", default="", help="store micro-benchmark binary (full run)")
@@ -901,6 +916,8 @@ def main() -> int:
     cfg = config(args)
     os.makedirs(args.out, exist_ok=True)
     sides = [Side("tmpfs", args.tmpfs), Side("hostchanfs", args.hostchanfs, args.daemon_pid)]
+    if args.writer:
+        sides.append(Side("writer", args.writer, args.writer_daemon_pid, "writer"))
     only = re.compile(args.only) if args.only else None
     selected = [w for w in workloads()
                 if (not only or only.search(w.name)) and not (w.full_only and cfg.quick)]
@@ -939,7 +956,8 @@ def main() -> int:
         md += [""] + restart_lines(restart)
     if restart_error:
         text += ["", f"restart: ERROR {restart_error}"]
-    note = ("ratio: the median of each repetition's hostchanfs/tmpfs (both sides on the same CPU), "
+    note = ("ratio: the median of each repetition's hostchanfs/tmpfs (both sides on the same CPU; "
+            "'hostchanfs' is --charge channel, 'writer' is --charge writer), "
             "oriented so that > 1 means hostchanfs is better (tmpfs/hostchanfs for lower-is-better "
             "figures); memory rows have absolute targets")
     header = (f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "

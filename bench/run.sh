@@ -10,9 +10,11 @@
 #   --only REGEX   only the workloads whose name matches (e.g. '^fio-|^dd-')
 #   --out DIR      results directory (default bench/results/<UTC timestamp>)
 #
-# It mounts a kernel tmpfs and a hostchanfs channel of the same size (mode 1777) in a
-# private mount namespace of its own, so nothing stays mounted whatever happens, runs
-# every workload on both (bench/harness.py), and prints the table. The results directory
+# It mounts a kernel tmpfs and two hostchanfs channels of the same size (mode 1777), one
+# `--charge channel` (column "hostchanfs") and one `--charge writer` (column "writer",
+# FUSE passthrough; left out where the kernel cannot, with a note), in a private mount
+# namespace of its own, so nothing stays mounted whatever happens, runs every workload on
+# each (bench/harness.py), and prints the table. The results directory
 # gets table.txt, table.md, results.json and results.csv (every repetition, with the
 # machine), and ratios.png.
 #
@@ -108,7 +110,7 @@ OUT="${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 WORK="$(mktemp -d /tmp/hostchanfs-bench.XXXXXX)"
-DAEMON_PID="" HARNESS_PID=""
+DAEMON_PID="" WRITER_PID="" HARNESS_PID=""
 
 cleanup() {
     local rc=$?
@@ -116,14 +118,15 @@ cleanup() {
         kill -TERM "$HARNESS_PID" 2>/dev/null || true
         wait "$HARNESS_PID" 2>/dev/null || true
     fi
-    if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-        kill -TERM "$DAEMON_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$DAEMON_PID" 2>/dev/null || true
-        wait "$DAEMON_PID" 2>/dev/null || true
-    fi
+    for pid in $DAEMON_PID $WRITER_PID; do
+        kill -0 "$pid" 2>/dev/null || continue
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     # The namespace dies with this script anyway; unmounting first lets rmdir clean up.
-    for m in "$WORK/hostchanfs" "$WORK/tmpfs"; do
+    for m in "$WORK/hostchanfs" "$WORK/writer" "$WORK/tmpfs"; do
         mountpoint -q "$m" && umount -l "$m" 2>/dev/null
         rmdir "$m" 2>/dev/null || true
     done
@@ -134,7 +137,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir "$WORK/tmpfs" "$WORK/hostchanfs"
+mkdir "$WORK/tmpfs" "$WORK/hostchanfs" "$WORK/writer"
 mount -t tmpfs -o "size=$SIZE_BYTES,mode=1777,nosuid,nodev,noexec" bench-tmpfs "$WORK/tmpfs"
 
 if [ "${HOSTCHANFS_BENCH_SELF_TEST:-}" = 1 ]; then
@@ -142,25 +145,38 @@ if [ "${HOSTCHANFS_BENCH_SELF_TEST:-}" = 1 ]; then
     mount -t tmpfs -o "size=$SIZE_BYTES,mode=1777,nosuid,nodev,noexec" bench-selftest "$WORK/hostchanfs"
     COMMAND="HOSTCHANFS_BENCH_SELF_TEST=1 $COMMAND"
 else
+    # start_daemon DIR LOG ARGS...: `serve` on DIR; its pid in STARTED, once it serves.
     # The daemon writes "ready\n" on fd 9 once it serves. A FIFO opened read-write here
     # never blocks the daemon and never gives us EOF, so the wait polls with a timeout
     # and gives up as soon as the daemon is gone.
-    mkfifo "$WORK/ready"
-    exec 9<>"$WORK/ready"
-    # setpriv --pdeathsig: the daemon dies with this script even if the script is killed.
-    setpriv --pdeathsig TERM -- "$HOSTCHANFS_BIN" serve --size "$SIZE_BYTES" --ready-fd 9 \
-        "$WORK/hostchanfs" 2>"$OUT/daemon.log" &
-    DAEMON_PID=$!
-    ready=""
-    for _ in $(seq 300); do
-        if read -r -t 0.1 -u 9 line && [ "$line" = ready ]; then ready=1; break; fi
-        kill -0 "$DAEMON_PID" 2>/dev/null || break
-    done
-    exec 9>&-
-    if [ -z "$ready" ]; then
+    start_daemon() {
+        local dir="$1" log="$2" ready="" line
+        shift 2
+        rm -f "$WORK/ready"
+        mkfifo "$WORK/ready"
+        exec 9<>"$WORK/ready"
+        # setpriv --pdeathsig: the daemon dies with this script even if the script is killed.
+        setpriv --pdeathsig TERM -- "$HOSTCHANFS_BIN" serve --size "$SIZE_BYTES" --ready-fd 9 "$@" \
+            "$dir" 2>"$log" &
+        STARTED=$!
+        for _ in $(seq 300); do
+            if read -r -t 0.1 -u 9 line && [ "$line" = ready ]; then ready=1; break; fi
+            kill -0 "$STARTED" 2>/dev/null || break
+        done
+        exec 9>&-
+        [ -n "$ready" ]
+    }
+    if ! start_daemon "$WORK/hostchanfs" "$OUT/daemon.log"; then
         echo "bench/run.sh: hostchanfs serve did not become ready; see $OUT/daemon.log:" >&2
         tail -n 5 "$OUT/daemon.log" >&2 || true
         exit 2
+    fi
+    DAEMON_PID=$STARTED
+    if start_daemon "$WORK/writer" "$OUT/daemon-writer.log" --charge writer; then
+        WRITER_PID=$STARTED
+    else
+        echo "bench: no 'writer' column: serve --charge writer did not start ($(tail -n 1 "$OUT/daemon-writer.log"))"
+        WRITER_PID=""
     fi
 fi
 
@@ -172,6 +188,7 @@ STORE_BENCH="$HOSTCHANFS_BENCH_BIN_DIR/hostchanfs_store_bench"
 # has finished, but interrupts `wait` at once.
 setpriv --pdeathsig TERM -- "$PYTHON" "$ROOT/bench/harness.py" \
     --tmpfs "$WORK/tmpfs" --hostchanfs "$WORK/hostchanfs" ${DAEMON_PID:+--daemon-pid "$DAEMON_PID"} \
+    ${WRITER_PID:+--writer "$WORK/writer" --writer-daemon-pid "$WRITER_PID"} \
     --hostchanfs-bin "$HOSTCHANFS_BIN" --bin-dir "$HOSTCHANFS_BENCH_BIN_DIR" \
     ${STORE_BENCH:+--store-bench "$STORE_BENCH"} --size "$SIZE_BYTES" ${QUICK:+--quick} \
     ${REPS:+--reps "$REPS"} ${SECONDS_PER:+--seconds "$SECONDS_PER"} ${ONLY:+--only "$ONLY"} \

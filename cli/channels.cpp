@@ -44,6 +44,7 @@ void add_mount(CLI::App& app, int& exit_code, RunDir run_dir) {
       ->check(kWholeNumber);
   cmd->add_option("--inodes", request->options.max_inodes, "Inode limit (default: one per 4 KiB of size)")
       ->check(kWholeNumber);
+  add_charge_option(cmd, request->options.charge);
   cmd->callback([&exit_code, request, run_dir] {
     request->run_dir = *run_dir;
     exit_code = mountctl::mount_main(*request);
@@ -101,6 +102,7 @@ void add_run(CLI::App& app, int& exit_code, RunDir run_dir) {
   cmd->add_option("--userns", request->userns,
                   "host: no user namespace (container root is host root); default private: "
                   "container ids map to unprivileged host ids");
+  add_charge_option(cmd, request->charge);
   cmd->add_option("CMD", request->command, "The command and its arguments (after --)")->required();
   cmd->callback([&exit_code, request, run_dir] {
     request->run_dir = *run_dir;

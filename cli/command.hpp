@@ -7,6 +7,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <map>
+#include <string>
+
+#include "fs/charge.hpp"
+
 namespace hostchanfs::cli {
 
 // For an unsigned option (an inode limit, a uid): digits only, checked before CLI11
@@ -18,6 +23,18 @@ inline const CLI::Validator kWholeNumber(
                  : "\"" + text + "\" is not a whole number (0 or more)";
     },
     "UINT", "whole number");
+
+// --charge channel|writer (mount, run, serve): who pays for the channel's file data.
+inline void add_charge_option(CLI::App* cmd, fs::Charge& charge) {
+  static const std::map<std::string, fs::Charge> kCharges = {{"channel", fs::Charge::kChannel},
+                                                             {"writer", fs::Charge::kWriter}};
+  cmd->add_option("--charge", charge,
+                  "Who pays for file data: channel (default; the channel's daemon, never a "
+                  "container: a small container can fill a big channel) or writer (FUSE "
+                  "passthrough onto a private tmpfs: kernel speed, charged to the writer's "
+                  "memory cgroup as tmpfs is; Linux 6.9+, root)")
+      ->transform(CLI::CheckedTransformer(kCharges));
+}
 
 // serve
 void add_serve_command(CLI::App& app, int& exit_code);

@@ -32,6 +32,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                   "writeback: small writes are gathered by the kernel, faster, but ENOSPC "
                   "then surfaces at fsync/close")
       ->check(CLI::IsMember({"exact", "writeback"}));
+  add_charge_option(cmd, flags->request.charge);
+  cmd->add_option("--backing-fd", o.backing_fd, "--charge writer: the root of the backing tmpfs (controller)");
   cmd->add_option("mountpoint", o.mountpoint, "Where to mount (an empty directory)")->required();
   cmd->callback([flags, &exit_code] {
     flags->request.writeback_cache = flags->cache == "writeback";

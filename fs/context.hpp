@@ -15,6 +15,10 @@
 #include "shm/store.hpp"
 
 namespace hostchanfs::fs {
+class Passthrough;
+}
+
+namespace hostchanfs::fs {
 
 struct Filesystem {
   shm::Store& store;
@@ -22,6 +26,9 @@ struct Filesystem {
   std::shared_ptr<spdlog::logger> log;
   bool writeback_cache = false;           // ServeOptions::writeback_cache
   fuse_session* session = nullptr;        // for notifications to the kernel; set once made
+  // --charge writer: regular files' data through FUSE passthrough (fs/passthrough.hpp);
+  // null in channel mode.
+  Passthrough* passthrough = nullptr;
 };
 
 inline Filesystem& filesystem_of(fuse_req_t req) {

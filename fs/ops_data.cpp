@@ -1,12 +1,16 @@
 // File handles and data: open, create, read, write_buf, flush, release, fsync,
 // fallocate, lseek, copy_file_range.
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <vector>
 
 #include "fs/ops.hpp"
+#include "fs/passthrough.hpp"
 #include "fs/reply.hpp"
+#include "shm/tmpfs_rules.hpp"
 
 namespace hostchanfs::fs::ops {
 
@@ -14,23 +18,76 @@ namespace {
 
 // The kernel may keep a file's cached pages across opens: nothing but this mount
 // changes the data, and its own writes keep the cache current.
+// (With passthrough the reply is rewritten: the kernel's cache is then the backing file's.)
 void prepare_handle(fuse_file_info* fi) { fi->keep_cache = 1; }
+
+// --charge writer: a regular file's open gets its backing file (fs/passthrough.hpp).
+Result<void> open_backing(Filesystem& fs, const shm::Attr& attr) {
+  if (!fs.passthrough || !S_ISREG(attr.mode)) return success();
+  return fs.passthrough->open(attr);
+}
+
+// Passthrough writes never reach the daemon, so the store cannot drop setuid/setgid at an
+// unprivileged write, as tmpfs does: it drops them when such a writer opens the file for
+// writing (earlier than tmpfs, never later). No identity of its own (the OPEN's is the
+// open's): a resent OPEN drops them again, which changes nothing.
+void drop_privileges_before_writes(fuse_req_t req, Filesystem& fs, const shm::Attr& attr, int flags) {
+  bool writes = (flags & O_ACCMODE) != O_RDONLY;
+  if (!S_ISREG(attr.mode) || !writes || caller_of(req).privileged) return;
+  if (shm::without_suid_sgid(attr.mode) == attr.mode) return;
+  shm::AttrChange change;
+  change.kill_suid_sgid = true;
+  (void)fs.store.setattr(attr.ino, change, caller_of(req), shm::Request{});
+}
+
+// The backing descriptor of an open regular file in writer mode, -1 otherwise.
+int backing_fd(fuse_req_t req, fuse_ino_t ino) {
+  Passthrough* pt = filesystem_of(req).passthrough;
+  return pt ? pt->fd_of(ino) : -1;
+}
+
+// A system call on a backing file: its result, or its errno as the reply.
+template <class T>
+bool backing_failed(fuse_req_t req, T rc, const char* op, fuse_ino_t ino) {
+  if (rc >= 0) return false;
+  reply_error(req, static_cast<std::errc>(errno), op, ino);
+  return true;
+}
 
 }  // namespace
 
 void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto r = filesystem_of(req).store.open(ino, request_of(req));
+  Filesystem& fs = filesystem_of(req);
+  auto r = fs.store.open(ino, request_of(req));
   if (!r) return reply_error(req, r.error(), "open", ino);
+  if (fs.passthrough) {
+    auto attr = fs.store.getattr(ino);
+    if (attr) drop_privileges_before_writes(req, fs, attr.value(), fi->flags);
+    auto backed = attr ? open_backing(fs, attr.value()) : Result<void>(attr.error());
+    if (!backed) {
+      fs.store.release(ino);
+      return reply_error(req, backed.error(), "open", ino);
+    }
+  }
   // Reads the cache answers never reach us: an open for reading stands for them.
   if ((fi->flags & O_ACCMODE) != O_WRONLY) note_read(req, ino, fi->flags);
   prepare_handle(fi);
   // Not received (interrupted): the handle is closed again, as no request of the kernel's.
-  if (fuse_reply_open(req, fi) != 0) filesystem_of(req).store.release(ino);
+  if (fuse_reply_open(req, fi) != 0) {
+    fs.store.release(ino);
+    if (fs.passthrough) fs.passthrough->release(ino);
+  }
 }
 
 void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
-  auto made = filesystem_of(req).store.create_and_open(parent, name, mode, caller_of(req), request_of(req));
+  Filesystem& fs = filesystem_of(req);
+  auto made = fs.store.create_and_open(parent, name, mode, caller_of(req), request_of(req));
   if (!made) return reply_error(req, made.error(), "create", parent);
+  if (auto backed = open_backing(fs, made.value()); !backed) {
+    fs.store.release(made.value().ino);
+    fs.store.forget(made.value().ino, 1);
+    return reply_error(req, backed.error(), "create", parent);
+  }
   prepare_handle(fi);
   reply_create(req, made.value(), fi);
 }
@@ -40,6 +97,12 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
   // each faulted in again (the store itself never maps file data; see shm/data_region.hpp).
   thread_local std::vector<std::byte> buffer;
   if (buffer.size() < size) buffer.resize(size);
+  if (int fd = backing_fd(req, ino); fd >= 0) {  // passthrough reads never come; just in case
+    ssize_t n = ::pread(fd, buffer.data(), size, off);
+    if (backing_failed(req, n, "read", ino)) return;
+    fuse_reply_buf(req, reinterpret_cast<const char*>(buffer.data()), static_cast<std::size_t>(n));
+    return;
+  }
   auto got = filesystem_of(req).store.read(ino, static_cast<std::uint64_t>(off),
                                            std::span(buffer.data(), size));
   if (!got) return reply_error(req, got.error(), "read", ino);
@@ -68,6 +131,12 @@ void write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off, fus
     ssize_t n = fuse_buf_copy(&dst, bufv, FUSE_BUF_NO_SPLICE);
     if (n < 0) return reply_error(req, static_cast<std::errc>(-n), "write", ino);
     iov.push_back(iovec{bounce.data(), static_cast<std::size_t>(n)});
+  }
+  if (int fd = backing_fd(req, ino); fd >= 0) {  // passthrough writes never come; just in case
+    ssize_t n = ::pwritev(fd, iov.data(), static_cast<int>(iov.size()), off);
+    if (backing_failed(req, n, "write", ino)) return;
+    fuse_reply_write(req, static_cast<std::size_t>(n));
+    return;
   }
   auto r = fs.store.write(ino, static_cast<std::uint64_t>(off), iov, caller_of(req), request_of(req));
   std::size_t want = 0, stored = r ? r.value() : 0;
@@ -99,7 +168,9 @@ void fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
 }
 
 void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
-  filesystem_of(req).store.release(ino, request_of(req));
+  Filesystem& fs = filesystem_of(req);
+  fs.store.release(ino, request_of(req));
+  if (fs.passthrough) fs.passthrough->release(ino);
   reply_ok(req);
 }
 
@@ -107,6 +178,10 @@ void fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
                fuse_file_info* /*fi*/) {
   auto from = unsigned_arg(offset), len = unsigned_arg(length);
   if (!from || !len) return reply_error(req, std::errc::invalid_argument, "fallocate", ino);
+  if (int fd = backing_fd(req, ino); fd >= 0) {
+    if (!backing_failed(req, ::fallocate(fd, mode, offset, length), "fallocate", ino)) reply_ok(req);
+    return;
+  }
   auto r = filesystem_of(req).store.fallocate(ino, mode, *from, *len, request_of(req));
   if (!r) return reply_error(req, r.error(), "fallocate", ino);
   reply_ok(req);
@@ -116,6 +191,11 @@ void fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
 void lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* /*fi*/) {
   auto from = unsigned_arg(off);
   if (!from) return reply_error(req, std::errc::invalid_argument, "lseek", ino);
+  if (int fd = backing_fd(req, ino); fd >= 0) {
+    off_t to = ::lseek(fd, off, whence);
+    if (!backing_failed(req, to, "lseek", ino)) fuse_reply_lseek(req, to);
+    return;
+  }
   auto r = filesystem_of(req).store.seek(ino, *from, whence);
   if (!r) return reply_error(req, r.error(), "lseek", ino);
   fuse_reply_lseek(req, static_cast<off_t>(r.value()));
@@ -127,6 +207,12 @@ void copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_
   auto in_from = unsigned_arg(off_in), out_from = unsigned_arg(off_out);
   if (!in_from || !out_from)
     return reply_error(req, std::errc::invalid_argument, "copy_file_range", ino_in);
+  if (int in = backing_fd(req, ino_in), out = backing_fd(req, ino_out); in >= 0 && out >= 0) {
+    loff_t from = off_in, to = off_out;
+    ssize_t n = ::copy_file_range(in, &from, out, &to, len, static_cast<unsigned>(flags));
+    if (!backing_failed(req, n, "copy_file_range", ino_in)) fuse_reply_write(req, static_cast<std::size_t>(n));
+    return;
+  }
   auto r = filesystem_of(req).store.copy_file_range(ino_in, *in_from, ino_out, *out_from, len,
                                                     static_cast<unsigned>(flags), caller_of(req),
                                                     request_of(req));

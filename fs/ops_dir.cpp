@@ -22,7 +22,7 @@ void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
     if (plus) {
       fuse_entry_param e{};
       if (attr && d.name != "." && d.name != "..") {
-        e = entry_of(*attr);
+        e = entry_of(filesystem_of(req), *attr);
       } else {
         // The kernel ignores . and .. in readdirplus; no lookup is counted for them.
         e.attr.st_ino = d.ino;

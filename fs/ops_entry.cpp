@@ -1,7 +1,9 @@
 // Names and attributes: lookup, forget, getattr, setattr, readlink, mknod, mkdir,
 // symlink, link, unlink, rmdir, rename.
 #include "fs/ops.hpp"
+#include "fs/passthrough.hpp"
 #include "fs/reply.hpp"
+#include "shm/tmpfs_rules.hpp"
 
 namespace hostchanfs::fs::ops {
 
@@ -16,6 +18,28 @@ void reply_created(fuse_req_t req, const Result<shm::Attr>& r, const char* op, f
 void reply_done(fuse_req_t req, const Result<void>& r, const char* op, fuse_ino_t ino) {
   if (!r) return reply_error(req, r.error(), op, ino);
   reply_ok(req);
+}
+
+// --charge writer: the inode a name stands for before a call that may take its last link
+// (a lookup given back at once), so that its backing file can go with it.
+std::optional<shm::Attr> victim_of(Filesystem& fs, fuse_ino_t parent, const char* name) {
+  if (!fs.passthrough) return std::nullopt;
+  auto r = fs.store.lookup(parent, name);
+  if (!r) return std::nullopt;
+  fs.store.forget(r.value().ino, 1);
+  return r.value();
+}
+
+// After such a call: the victim's backing file goes if it has no link left, and the
+// store's pages it gave back leave the backing tmpfs.
+void after_unlink(Filesystem& fs, const std::optional<shm::Attr>& victim) {
+  if (!fs.passthrough) return;
+  if (victim) fs.passthrough->unlinked(*victim);
+  else fs.passthrough->settle_store_pages();
+}
+
+void forgotten(Filesystem& fs, fuse_ino_t ino) {
+  if (fs.passthrough) fs.passthrough->forgotten(ino);
 }
 
 shm::TimeChange time_change(int to_set, int set_bit, int now_bit, const timespec& value) {
@@ -33,13 +57,18 @@ void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-  filesystem_of(req).store.forget(ino, nlookup);
+  Filesystem& fs = filesystem_of(req);
+  fs.store.forget(ino, nlookup);
+  forgotten(fs, ino);
   fuse_reply_none(req);
 }
 
 void forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-  shm::Store& store = filesystem_of(req).store;
-  for (size_t i = 0; i < count; ++i) store.forget(forgets[i].ino, forgets[i].nlookup);
+  Filesystem& fs = filesystem_of(req);
+  for (size_t i = 0; i < count; ++i) {
+    fs.store.forget(forgets[i].ino, forgets[i].nlookup);
+    forgotten(fs, forgets[i].ino);
+  }
   fuse_reply_none(req);
 }
 
@@ -60,7 +89,13 @@ void setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
   if (to_set & FUSE_SET_ATTR_CTIME) change.ctime = attr->st_ctim;
   change.kill_suid_sgid =
       (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID | FUSE_SET_ATTR_KILL_PRIV)) != 0;
-  auto r = filesystem_of(req).store.setattr(ino, change, caller_of(req), request_of(req));
+  Filesystem& fs = filesystem_of(req);
+  if (fs.passthrough) {  // the backing file first: its size and times are the file's
+    auto before = fs.store.getattr(ino);
+    auto applied = before ? fs.passthrough->apply(before.value(), change) : Result<void>(before.error());
+    if (!applied) return reply_error(req, applied.error(), "setattr", ino);
+  }
+  auto r = fs.store.setattr(ino, change, caller_of(req), request_of(req));
   if (!r) return reply_error(req, r.error(), "setattr", ino);
   reply_attr(req, r.value());
 }
@@ -82,8 +117,12 @@ void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
 }
 
 void symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
-  reply_created(req, filesystem_of(req).store.symlink(parent, name, target, caller_of(req), request_of(req)),
-                "symlink", parent);
+  Filesystem& fs = filesystem_of(req);
+  auto make = [&] { return fs.store.symlink(parent, name, target, caller_of(req), request_of(req)); };
+  if (!fs.passthrough) return reply_created(req, make(), "symlink", parent);
+  // A long target takes a page (tmpfs's rule): it must fit in the backing tmpfs too.
+  std::uint64_t pages = shm::is_long_symlink(std::string_view(target).size()) ? 1 : 0;
+  reply_created(req, fs.passthrough->charged(pages, make), "symlink", parent);
 }
 
 void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
@@ -91,18 +130,28 @@ void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new
 }
 
 void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  reply_done(req, filesystem_of(req).store.unlink(parent, name, request_of(req)), "unlink", parent);
+  Filesystem& fs = filesystem_of(req);
+  auto victim = victim_of(fs, parent, name);
+  auto r = fs.store.unlink(parent, name, request_of(req));
+  if (r) after_unlink(fs, victim);
+  reply_done(req, r, "unlink", parent);
 }
 
 void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  reply_done(req, filesystem_of(req).store.rmdir(parent, name, request_of(req)), "rmdir", parent);
+  Filesystem& fs = filesystem_of(req);
+  auto r = fs.store.rmdir(parent, name, request_of(req));
+  if (r) after_unlink(fs, std::nullopt);
+  reply_done(req, r, "rmdir", parent);
 }
 
 void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
             const char* new_name, unsigned int flags) {
-  reply_done(req, filesystem_of(req).store.rename(parent, name, new_parent, new_name, flags, request_of(req),
-                                                    caller_of(req)),
-             "rename", parent);
+  Filesystem& fs = filesystem_of(req);
+  auto victim = (flags & RENAME_EXCHANGE) ? std::nullopt : victim_of(fs, new_parent, new_name);
+  auto r = fs.store.rename(parent, name, new_parent, new_name, flags, request_of(req),
+                           caller_of(req));
+  if (r) after_unlink(fs, victim);
+  reply_done(req, r, "rename", parent);
 }
 
 }  // namespace hostchanfs::fs::ops

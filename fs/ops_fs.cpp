@@ -3,6 +3,7 @@
 
 #include "fs/kernel_mount.hpp"
 #include "fs/ops.hpp"
+#include "fs/passthrough.hpp"
 #include "fs/reply.hpp"
 
 namespace hostchanfs::fs::ops {
@@ -36,7 +37,9 @@ void init(void* userdata, fuse_conn_info* conn) {
 }
 
 void statfs(fuse_req_t req, fuse_ino_t /*ino*/) {
-  shm::StatFs s = filesystem_of(req).store.statfs();  // waits for releases in progress
+  Filesystem& fs = filesystem_of(req);
+  shm::StatFs s = fs.store.statfs();  // waits for releases in progress
+  if (fs.passthrough) fs.passthrough->overlay(s);  // data, long symlinks and xattrs: one tmpfs
   struct statvfs v {};
   v.f_bsize = s.block_size;
   v.f_frsize = s.block_size;

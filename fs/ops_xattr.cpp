@@ -3,7 +3,10 @@
 // directories); the store keeps the values and charges them to the quota.
 #include <vector>
 
+#include <cstring>
+
 #include "fs/ops.hpp"
+#include "fs/passthrough.hpp"
 #include "fs/reply.hpp"
 
 namespace hostchanfs::fs::ops {
@@ -28,7 +31,12 @@ void reply_sized(fuse_req_t req, size_t size, Fetch fetch, const char* op, fuse_
 void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
               int flags) {
   auto bytes = std::span(reinterpret_cast<const std::byte*>(value), size);
-  auto r = filesystem_of(req).store.setxattr(ino, name, bytes, flags, request_of(req));
+  Filesystem& fs = filesystem_of(req);
+  auto set = [&] { return fs.store.setxattr(ino, name, bytes, flags, request_of(req)); };
+  // --charge writer: the worst case the inode's packed xattrs can grow by (its record and
+  // a page boundary) must fit in the backing tmpfs first.
+  std::uint64_t pages = (8 + std::strlen(name) + size + shm::kPageSize - 1) / shm::kPageSize + 1;
+  auto r = fs.passthrough ? fs.passthrough->charged(pages, set) : set();
   if (!r) return reply_error(req, r.error(), "setxattr", ino);
   reply_ok(req);
 }
@@ -48,8 +56,10 @@ void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-  auto r = filesystem_of(req).store.removexattr(ino, name, request_of(req));
+  Filesystem& fs = filesystem_of(req);
+  auto r = fs.store.removexattr(ino, name, request_of(req));
   if (!r) return reply_error(req, r.error(), "removexattr", ino);
+  if (fs.passthrough) fs.passthrough->settle_store_pages();
   reply_ok(req);
 }
 

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>  // strerrorname_np
 
+#include "fs/passthrough.hpp"
 #include "fs/session_io.hpp"
 #include "sys/errno_text.hpp"
 
@@ -12,11 +13,16 @@ namespace hostchanfs::fs {
 
 shm::Request request_of(fuse_req_t /*req*/) { return shm::Request{current_unique()}; }
 
-fuse_entry_param entry_of(const shm::Attr& attr) {
+shm::Attr seen_attr(const Filesystem& fs, shm::Attr attr) {
+  if (fs.passthrough) fs.passthrough->overlay(attr);
+  return attr;
+}
+
+fuse_entry_param entry_of(const Filesystem& fs, const shm::Attr& attr) {
   fuse_entry_param e{};
   e.ino = attr.ino;
   e.generation = attr.generation;
-  e.attr = attr.to_stat();
+  e.attr = seen_attr(fs, attr).to_stat();
   e.attr_timeout = kAttrTimeout;
   e.entry_timeout = kEntryTimeout;
   return e;
@@ -24,15 +30,16 @@ fuse_entry_param entry_of(const shm::Attr& attr) {
 
 void reply_entry(fuse_req_t req, const shm::Attr& attr) {
   Filesystem& fs = filesystem_of(req);
-  fuse_entry_param e = entry_of(attr);
+  fuse_entry_param e = entry_of(fs, attr);
   if (fuse_reply_entry(req, &e) != 0) fs.store.forget(attr.ino, 1);
 }
 
 void reply_create(fuse_req_t req, const shm::Attr& attr, const fuse_file_info* fi) {
   Filesystem& fs = filesystem_of(req);
-  fuse_entry_param e = entry_of(attr);
+  fuse_entry_param e = entry_of(fs, attr);
   if (fuse_reply_create(req, &e, fi) != 0) {
     fs.store.release(attr.ino);
+    if (fs.passthrough) fs.passthrough->release(attr.ino);
     fs.store.forget(attr.ino, 1);
   }
 }
@@ -44,7 +51,7 @@ void reply_negative_entry(fuse_req_t req) {
 }
 
 void reply_attr(fuse_req_t req, const shm::Attr& attr) {
-  struct stat st = attr.to_stat();
+  struct stat st = seen_attr(filesystem_of(req), attr).to_stat();
   fuse_reply_attr(req, &st, kAttrTimeout);
 }
 

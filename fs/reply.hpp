@@ -13,7 +13,9 @@ namespace hostchanfs::fs {
 inline constexpr double kEntryTimeout = 86400.0;
 inline constexpr double kAttrTimeout = 86400.0;
 
-fuse_entry_param entry_of(const shm::Attr& attr);
+// With --charge writer, a regular file's size, blocks and times are its backing file's.
+shm::Attr seen_attr(const Filesystem& fs, shm::Attr attr);
+fuse_entry_param entry_of(const Filesystem& fs, const shm::Attr& attr);
 
 // Reply with an entry; if the kernel never receives it (the request was interrupted),
 // give back the lookup the store counted for it.

@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "fs/passthrough.hpp"
 #include "shm/store.hpp"
 #include "sys/exit_status.hpp"
 #include "sys/size.hpp"
@@ -29,9 +30,18 @@ int serve_main(const ServeRequest& request) {
   o.size_bytes = size.value();
   o.max_inodes = request.inodes;
   o.writeback_cache = request.writeback_cache;
+  o.charge = request.charge;
+  if (o.charge == Charge::kWriter) {
+    if (o.writeback_cache)
+      return refuse("--charge writer and --cache writeback exclude each other: the kernel passes writes "
+                    "straight to the backing tmpfs; drop --cache writeback");
+    if (auto why = refuse_writer_charge()) return refuse(*why);
+  } else if (o.backing_fd != -1) {
+    return refuse("--backing-fd goes with --charge writer only");
+  }
   for (auto [flag, fd] : {std::pair{"--ready-fd", o.ready_fd}, std::pair{"--fuse-fd", o.fuse_fd},
                           std::pair{"--meta-fd", o.meta_fd}, std::pair{"--data-fd", o.data_fd},
-                          std::pair{"--session-fd", o.session_fd}}) {
+                          std::pair{"--session-fd", o.session_fd}, std::pair{"--backing-fd", o.backing_fd}}) {
     if (fd != -1 && !fd_is_open(fd))
       return refuse(std::string(flag) + " " + std::to_string(fd) + " is not an open descriptor");
   }

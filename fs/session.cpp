@@ -17,6 +17,7 @@
 
 #include "fs/context.hpp"
 #include "fs/kernel_mount.hpp"
+#include "fs/passthrough.hpp"
 #include "fs/session_io.hpp"
 #include "fs/session_resume.hpp"
 #include "fs/ops.hpp"
@@ -93,6 +94,16 @@ void signal_ready(int fd, const std::shared_ptr<spdlog::logger>& log) {
     log->warn("could not signal readiness on fd {}: {}", fd, errno_text(errno));
 }
 
+// --charge writer: the backing tmpfs handed over, or a fresh one for the store's quota.
+Result<UniqueFd> open_backing(const ServeOptions& o, const shm::Store& store) {
+  if (o.backing_fd >= 0) {
+    UniqueFd given(o.backing_fd);
+    if (!is_tmpfs_root(given.get())) return std::errc::invalid_argument;
+    return given;
+  }
+  return make_backing_tmpfs(store.quota_pages() * shm::kPageSize, store.max_inodes());
+}
+
 unsigned worker_threads() {
   // Handlers never block on anything slower than a store lock: a few per core suffice.
   return std::max(4u, 2 * std::max(1u, std::thread::hardware_concurrency()));
@@ -132,6 +143,22 @@ int serve(const ServeOptions& o) {
     return 1;
   }
   Filesystem filesystem{*store.value(), name, log, o.writeback_cache};
+  std::unique_ptr<Passthrough> passthrough;
+  if (o.charge == Charge::kWriter) {
+    auto backing = open_backing(o, *store.value());
+    if (!backing) {
+      log->error("{}: --charge writer: cannot {} the backing tmpfs: {}", name,
+                 o.backing_fd >= 0 ? "use --backing-fd as" : "make", errno_text(backing.error()));
+      return 1;
+    }
+    passthrough = std::make_unique<Passthrough>(std::move(backing).value(), *store.value());
+    filesystem.passthrough = passthrough.get();
+  }
+  // The session's I/O layer reads this before INIT; cleared before `passthrough` goes.
+  set_passthrough(passthrough.get());
+  struct PassthroughGuard {
+    ~PassthroughGuard() { set_passthrough(nullptr); }
+  } passthrough_guard;
 
   // The mount options live in kernel_mount.cpp; libfuse only needs a program name here.
   // HOSTCHANFS_FUSE_DEBUG=1 prints every request (how bench/ counts round trips).
@@ -172,8 +199,9 @@ int serve(const ServeOptions& o) {
     log->error("{}: cannot serve /dev/fuse: {}", name, errno_text(io.error()));
     return 1;
   }
-  log->info("{}: {} ({} bytes, {} inodes{})", name, session_resumed() ? "resuming" : "mounted",
-            store.value()->quota_pages() * shm::kPageSize, store.value()->max_inodes(),
+  if (passthrough) passthrough->set_fuse_fd(fuse_session_fd(se.get()));
+  log->info("{}: {} ({} bytes, {} inodes, charge {}{})", name, session_resumed() ? "resuming" : "mounted",
+            store.value()->quota_pages() * shm::kPageSize, store.value()->max_inodes(), charge_name(o.charge),
             o.fuse_fd >= 0 ? ", fd from the controller" : "");
 
   std::unique_ptr<fuse_loop_config, LoopConfigDeleter> cfg(fuse_loop_cfg_create());

@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 
+#include "fs/charge.hpp"
+
 namespace hostchanfs::fs {
 
 struct ServeOptions {
@@ -30,6 +32,10 @@ struct ServeOptions {
   // the store in large pieces, but ENOSPC then surfaces at fsync/close (when the cache is
   // written back), not at the write that crosses the quota. Never the default.
   bool writeback_cache = false;
+  // Who pays for file data (fs/charge.hpp). writer: `backing_fd` is the root of the
+  // private backing tmpfs the controller made and holds (-1: serve makes its own).
+  Charge charge = Charge::kChannel;
+  int backing_fd = -1;
 };
 
 // Why `path` cannot take a new mount (missing, not a directory, already a mount), as

@@ -3,6 +3,7 @@
 #include "fs/fuse_abi.hpp"
 #include "fs/session_resume.hpp"
 #include "fs/tmpfile.hpp"
+#include "fs/passthrough.hpp"
 
 #include <linux/fuse.h>
 #include <sys/uio.h>
@@ -38,6 +39,7 @@ ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) {
       const auto* arg = reinterpret_cast<const fuse_init_in*>(in + 1);
       g_init.offered = (arg->flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
       g_init.unique = in->unique;
+      passthrough_note_init(*arg, static_cast<std::size_t>(n) - sizeof(fuse_in_header));
     }
   }
   return n;
@@ -55,6 +57,7 @@ ssize_t io_read_answering(int fd, void* buf, size_t len, void* userdata) {
 
 ssize_t io_writev(int fd, iovec* iov, int count, void* /*userdata*/) {
   std::uint64_t init_unique = g_init.unique.load(std::memory_order_relaxed);
+  passthrough_patch_reply(t_unique, g_init.replied.load(std::memory_order_relaxed) ? 0 : init_unique, iov, count);
   if (init_unique && !g_init.replied.load(std::memory_order_relaxed) && count >= 2 &&
       iov[0].iov_len >= sizeof(fuse_out_header)) {
     auto* out = static_cast<fuse_out_header*>(iov[0].iov_base);

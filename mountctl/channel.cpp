@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "fs/session_record.hpp"
+#include "fs/passthrough.hpp"
 #include "shm/store.hpp"
 #include "sys/child.hpp"
 #include "sys/errno_text.hpp"
@@ -67,13 +68,18 @@ Expected<Child> spawn_keeper(const Channel& ch, int ready_write) {
                                     "--fuse-fd", std::to_string(at.fuse),
                                     "--meta-fd", std::to_string(at.meta),
                                     "--data-fd", std::to_string(at.data),
-                                    "--session-fd", std::to_string(at.session),
-                                    ch.spec.host_path};
+                                    "--session-fd", std::to_string(at.session)};
+  if (ch.charge == fs::Charge::kWriter) {
+    for (std::string a : {"--charge", "writer", "--backing-fd"}) serve.push_back(std::move(a));
+    serve.push_back(std::to_string(at.backing));
+  }
+  serve.push_back(ch.spec.host_path);
   argv.insert(argv.end(), serve.begin(), serve.end());
   Exec keep(std::move(argv));
   keep.program("/proc/self/exe");
   keep.place_fd(ch.fuse_fd.get(), at.fuse).place_fd(ch.meta_fd.get(), at.meta);
   keep.place_fd(ch.data_fd.get(), at.data).place_fd(ch.session_fd.get(), at.session);
+  if (ch.backing_fd) keep.place_fd(ch.backing_fd.get(), at.backing);
   if (ready_write >= 0) keep.place_fd(ready_write, kReadyFd);
   auto keeper = Child::spawn(keep);
   if (!keeper) return Error::failure(fmt::format("cannot fork the keeper: {}", errno_text(keeper.error())));
@@ -135,6 +141,7 @@ ChannelInfo Channel::info() const {
   i.gid = gid;
   i.max_inodes = max_inodes;
   i.keeper_pid = keeper_pid;
+  i.charge = charge;
   i.state = state_name(state);
   if (session_fd) {
     if (auto r = fs::read_session_record(session_fd.get())) {
@@ -152,6 +159,11 @@ ChannelInfo Channel::info() const {
       if (i.max_inodes == 0) i.max_inodes = u.value().max_inodes;
     }
   }
+  // Writer-charged: everything the channel holds is in its backing tmpfs (the store's own
+  // pages are mirrored there), which answers without its daemon.
+  if (backing_fd) {
+    if (auto used = fs::backing_bytes_used(backing_fd.get())) i.bytes_used = used.value();
+  }
   return i;
 }
 
@@ -166,6 +178,10 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   ch.gid = options.gid.value_or(0);
   ch.max_inodes = options.max_inodes;
   ch.run_dir = run_dir;
+  ch.charge = options.charge;
+  if (ch.charge == fs::Charge::kWriter) {
+    if (auto why = fs::refuse_writer_charge()) return Error::bad_input(*why);
+  }
 
   // Each step that succeeded is undone, in reverse, unless the whole start succeeds.
   HC_TRY(host, mount_host_path(spec.host_path, ch.uid, ch.gid));
@@ -194,6 +210,15 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   ch.meta_id = meta_id.value();
   ch.data_id = data_id.value();
   ch.session_id = session_id.value();
+  if (ch.charge == fs::Charge::kWriter) {
+    std::uint64_t inodes = ch.max_inodes ? ch.max_inodes : shm::Store::default_max_inodes(spec.size_bytes);
+    auto backing = fs::make_backing_tmpfs(spec.size_bytes, inodes);
+    if (!backing) {
+      return Error::failure(fmt::format("cannot make the backing tmpfs of {}: {}", spec.host_path,
+                                        errno_text(backing.error())));
+    }
+    ch.backing_fd = std::move(backing).value();
+  }
 
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) < 0) {
@@ -208,9 +233,9 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
 
   undo_keeper.dismiss();
   undo_mount.dismiss();
-  logger->info("channel {} ({}, {} bytes) mounted, keeper pid {}, daemon pid {}, owner {}",
-               spec.host_path, spec.read_only ? "ro" : "rw", spec.size_bytes, ch.keeper_pid,
-               ch.info().daemon_pid, owner.id);
+  logger->info("channel {} ({}, {} bytes, charge {}) mounted, keeper pid {}, daemon pid {}, owner {}",
+               spec.host_path, spec.read_only ? "ro" : "rw", spec.size_bytes, fs::charge_name(ch.charge),
+               ch.keeper_pid, ch.info().daemon_pid, owner.id);
   return ch;
 }
 
@@ -237,6 +262,7 @@ Expected<void> release_channel(Channel& ch, Unmounted how) {
   ch.meta_fd.reset();
   ch.data_fd.reset();
   ch.session_fd.reset();
+  ch.backing_fd.reset();
   if (lazy && ch.state == ChannelState::kRunning && ch.keeper_pidfd) {
     // Detached but busy: like a lazily unmounted tmpfs, the files still open keep
     // working until closed. The kernel ends the connection when the last user goes, and

@@ -31,8 +31,10 @@ const char* state_name(ChannelState state);
 struct DescriptorHolder {
   pid_t pid = 0;
   int fuse = -1, meta = -1, data = -1, session = -1;
+  int backing = -1;  // --charge writer: the backing tmpfs's root
 };
-inline constexpr DescriptorHolder kKeeperFds{0, 3, 4, 5, 6};
+// 7 is the first daemon's ready pipe.
+inline constexpr DescriptorHolder kKeeperFds{0, 3, 4, 5, 6, 8};
 
 struct Channel {
   ChannelSpec spec;
@@ -41,6 +43,7 @@ struct Channel {
   uid_t uid = 0;
   gid_t gid = 0;
   std::uint64_t max_inodes = 0;
+  fs::Charge charge = fs::Charge::kChannel;
   // What it made on the host (host_path.hpp): the parents and the host path, outermost
   // first, and the mount on it; removed with it, and only those.
   std::vector<MadeDir> made_dirs;
@@ -58,6 +61,7 @@ struct Channel {
   // The FUSE connection, the store's memory and the session record, held by the
   // controller too: a keeper that dies is replaced on them (restart_keeper).
   UniqueFd fuse_fd, meta_fd, data_fd, session_fd;
+  UniqueFd backing_fd;  // --charge writer: the private tmpfs that holds the file data
 
   // With usage from the store's header and the daemon's pid and restarts from the
   // session record, while we hold their memfds.

@@ -59,12 +59,13 @@ void print_engine_mounts(const ChannelSpec& spec) {
 }
 
 void print_table(const std::vector<ChannelInfo>& channels) {
-  std::printf("%-24s %-20s %-4s %8s %8s %15s %8s %8s %s\n", "HOST PATH", "CONTAINER PATH", "MODE",
-              "QUOTA", "USED", "INODES", "DAEMON", "RESTARTS", "STATE");
+  std::printf("%-24s %-20s %-4s %-7s %8s %8s %15s %8s %8s %s\n", "HOST PATH", "CONTAINER PATH", "MODE",
+              "CHARGE", "QUOTA", "USED", "INODES", "DAEMON", "RESTARTS", "STATE");
   for (const auto& c : channels) {
     std::string inodes = fmt::format("{}/{}", c.inodes_used, c.max_inodes);
-    std::printf("%-24s %-20s %-4s %8s %8s %15s %8d %8llu %s\n", c.spec.host_path.c_str(),
+    std::printf("%-24s %-20s %-4s %-7s %8s %8s %15s %8d %8llu %s\n", c.spec.host_path.c_str(),
                 c.spec.container_path.c_str(), c.spec.read_only ? "ro" : "rw",
+                std::string(fs::charge_name(c.charge)).c_str(),
                 human_bytes(c.spec.size_bytes).c_str(), human_bytes(c.bytes_used).c_str(),
                 inodes.c_str(), c.daemon_pid, static_cast<unsigned long long>(c.restarts),
                 c.state.c_str());

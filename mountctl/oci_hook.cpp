@@ -150,6 +150,7 @@ Expected<void> create_channel(const OciState& state, const ChannelSpec& spec,
   ChannelOptions options;
   options.uid = config.value().root_uid;
   options.gid = config.value().root_gid;
+  options.charge = state.charge;
   auto client = only_bind ? ControllerClient::connect_existing(run_dir) : ControllerClient::connect(run_dir);
   if (!client) return client.error();
   Expected<CreateResult> created = CreateResult{{}, true};
@@ -229,6 +230,14 @@ Expected<OciState> parse_oci_state(std::string_view json_text) {
                                 " is not a string: give it <host path>:<container path>:<rw|ro>:<size>");
       }
       state.channel = value->get<std::string>();
+    }
+    if (auto value = annotations->find(std::string(kChargeAnnotation)); value != annotations->end()) {
+      auto charge = value->is_string() ? fs::parse_charge(value->get<std::string>()) : std::nullopt;
+      if (!charge) {
+        return Error::bad_input("annotation " + std::string(kChargeAnnotation) +
+                                " is not channel or writer: give io.hostchanfs.charge=channel or =writer");
+      }
+      state.charge = *charge;
     }
   }
   // The status matters only to containers with a channel: others are left alone, whatever

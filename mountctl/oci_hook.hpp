@@ -20,11 +20,14 @@
 #include <string>
 #include <string_view>
 
+#include "fs/charge.hpp"
 #include "mountctl/error.hpp"
 
 namespace hostchanfs::mountctl {
 
 inline constexpr std::string_view kChannelAnnotation = "io.hostchanfs.channel";
+// channel (default) or writer: who pays for the channel's file data (fs/charge.hpp).
+inline constexpr std::string_view kChargeAnnotation = "io.hostchanfs.charge";
 
 enum class HookStage { kCreateRuntime, kPoststop };
 
@@ -35,6 +38,7 @@ struct OciState {
   std::string bundle;
   HookStage stage = HookStage::kCreateRuntime;
   std::optional<std::string> channel;  // the annotation's value; nullopt: not ours
+  fs::Charge charge = fs::Charge::kChannel;  // kChargeAnnotation
 };
 
 // What the hook needs from the bundle's config.json.

@@ -53,6 +53,7 @@ void to_json(json& j, const ChannelInfo& info) {
   j["uid"] = info.uid;
   j["gid"] = info.gid;
   j["max_inodes"] = info.max_inodes;
+  j["charge"] = fs::charge_name(info.charge);
   j["bytes_used"] = info.bytes_used;
   j["inodes_used"] = info.inodes_used;
   j["daemon_pid"] = info.daemon_pid;
@@ -67,6 +68,7 @@ void from_json(const json& j, ChannelInfo& info) {
   j.at("uid").get_to(info.uid);
   j.at("gid").get_to(info.gid);
   j.at("max_inodes").get_to(info.max_inodes);
+  info.charge = fs::parse_charge(j.value("charge", "channel")).value_or(fs::Charge::kChannel);
   j.at("bytes_used").get_to(info.bytes_used);
   j.at("inodes_used").get_to(info.inodes_used);
   j.at("daemon_pid").get_to(info.daemon_pid);
@@ -80,7 +82,8 @@ void from_json(const json& j, ChannelInfo& info) {
 json encode_request(const Request& request) {
   struct Encode {
     json operator()(const CreateRequest& r) const {
-      json j{{"op", "create"}, {"spec", r.spec}, {"max_inodes", r.options.max_inodes}};
+      json j{{"op", "create"}, {"spec", r.spec}, {"max_inodes", r.options.max_inodes},
+             {"charge", fs::charge_name(r.options.charge)}};
       j["uid"] = optional_json(r.options.uid);
       j["gid"] = optional_json(r.options.gid);
       j["owner"] = {{"id", r.owner.id}, {"pid", optional_json(r.owner.pid)}};
@@ -157,6 +160,11 @@ Request decode_fields(const json& request) {
     r.options.uid = optional_integer_at<uid_t>(request, "uid");
     r.options.gid = optional_integer_at<gid_t>(request, "gid");
     r.options.max_inodes = optional_integer_at<std::uint64_t>(request, "max_inodes").value_or(0);
+    if (request.contains("charge")) {
+      auto charge = fs::parse_charge(text_at(request, "charge"));
+      if (!charge) throw BadField("\"charge\" is not channel or writer");
+      r.options.charge = *charge;
+    }
     const json& owner = field(request, "owner");
     r.owner.id = text_at(owner, "id");
     r.owner.pid = optional_integer_at<pid_t>(owner, "pid");

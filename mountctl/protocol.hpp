@@ -2,7 +2,8 @@
 // one answer per line. Both sides speak it through the typed requests and answers below
 // (the client encodes a request and decodes its answer; the controller decodes the request
 // and encodes the answer):
-//   {"op":"create","spec":{...},"uid":0,"gid":0,"max_inodes":0,"owner":{"id":"..","pid":1}}
+//   {"op":"create","spec":{...},"uid":0,"gid":0,"max_inodes":0,"charge":"channel",
+//    "owner":{"id":"..","pid":1}}                     ("charge" may be left out: channel)
 //        -> {"ok":true,"existed":false,"channel":{...}}
 //   {"op":"expose","host_path":"/x","pid":123,"rootfs":"/"}   -> {"ok":true}
 //   {"op":"remove","host_path":"/x"}                            -> {"ok":true}
@@ -24,6 +25,7 @@
 #include <variant>
 #include <vector>
 
+#include "fs/charge.hpp"
 #include "mountctl/error.hpp"
 #include "mountctl/spec.hpp"
 
@@ -38,6 +40,7 @@ struct ChannelOptions {
   std::optional<uid_t> uid;  // owner of the channel root (default 0: container root in
   std::optional<gid_t> gid;  // a userns maps elsewhere, so the hook passes the host ids)
   std::uint64_t max_inodes = 0;  // 0: the store's default for the size
+  fs::Charge charge = fs::Charge::kChannel;  // who pays for file data (fs/charge.hpp)
 };
 
 // Who a channel belongs to. `id` names it (e.g. "run:<pid>", "oci:<container id>",
@@ -56,7 +59,8 @@ struct ChannelInfo {
   uid_t uid = 0;
   gid_t gid = 0;
   std::uint64_t max_inodes = 0;
-  std::uint64_t bytes_used = 0;   // from the store's own header
+  fs::Charge charge = fs::Charge::kChannel;
+  std::uint64_t bytes_used = 0;   // from the store's own header (writer: the backing tmpfs)
   std::uint64_t inodes_used = 0;  // from the store's own header
   pid_t daemon_pid = 0;           // the `serve` daemon now (0: none recorded)
   pid_t keeper_pid = 0;           // the keeper that restarts it (mountctl/keeper.hpp)

@@ -14,6 +14,7 @@
 #include <boost/uuid/uuid_io.hpp>
 #include <fmt/format.h>
 
+#include "fs/passthrough.hpp"
 #include "mountctl/text.hpp"
 #include "sys/errno_text.hpp"
 #include "sys/log.hpp"
@@ -86,7 +87,14 @@ std::optional<std::string> adopt(Channel& ch) {
     return fmt::format("descriptors {}, {} and {} of its keeper pid {} are not its store's memfds "
                        "and session record", holder.meta, holder.data, holder.session, holder.pid);
   }
+  UniqueFd backing;
+  if (ch.charge == fs::Charge::kWriter) {
+    backing = take(holder.backing);
+    if (!backing || !fs::is_tmpfs_root(backing.get()))
+      return fmt::format("descriptor {} of its keeper pid {} is not its backing tmpfs", holder.backing, holder.pid);
+  }
   if (!is_mounted(ch.mount)) return "its mount is gone";
+  ch.backing_fd = std::move(backing);
   ch.fuse_fd = std::move(fuse);
   ch.meta_fd = std::move(meta);
   ch.data_fd = std::move(data);
@@ -122,6 +130,7 @@ json channel_record(const Channel& ch) {
   r["uid"] = ch.uid;
   r["gid"] = ch.gid;
   r["max_inodes"] = ch.max_inodes;
+  r["charge"] = fs::charge_name(ch.charge);
   r["made_dirs"] = json::array();
   for (const MadeDir& d : ch.made_dirs) r["made_dirs"].push_back({{"path", d.path}, {"id", id_json(d.id)}});
   r["mount"] = {{"unique_id", ch.mount.unique_id}, {"id", ch.mount.id}, {"dev", ch.mount.dev}};
@@ -129,7 +138,8 @@ json channel_record(const Channel& ch) {
                  {"session", id_json(ch.session_id)}};
   r["keeper_pid"] = ch.keeper_pid;
   const DescriptorHolder& h = ch.holder;
-  r["holder"] = {{"pid", h.pid}, {"fuse", h.fuse}, {"meta", h.meta}, {"data", h.data}, {"session", h.session}};
+  r["holder"] = {{"pid", h.pid},   {"fuse", h.fuse},       {"meta", h.meta},
+                 {"data", h.data}, {"session", h.session}, {"backing", h.backing}};
   r["state"] = state_name(ch.state);
   return r;
 }
@@ -145,6 +155,9 @@ Channel channel_from_record(const json& r) {
   r.at("uid").get_to(ch.uid);
   r.at("gid").get_to(ch.gid);
   r.at("max_inodes").get_to(ch.max_inodes);
+  auto charge = fs::parse_charge(r.value("charge", "channel"));
+  if (!charge) throw std::runtime_error("its charge is not channel or writer");
+  ch.charge = *charge;
   for (const json& d : r.at("made_dirs")) {
     ch.made_dirs.push_back({d.at("path").get<std::string>(), id_from(d.at("id"))});
   }
@@ -157,7 +170,7 @@ Channel channel_from_record(const json& r) {
   r.at("keeper_pid").get_to(ch.keeper_pid);
   const json& h = r.at("holder");
   ch.holder = {h.at("pid").get<pid_t>(), h.at("fuse").get<int>(), h.at("meta").get<int>(),
-               h.at("data").get<int>(), h.at("session").get<int>()};
+               h.at("data").get<int>(), h.at("session").get<int>(), h.value("backing", -1)};
   ch.state = r.at("state") == "running" ? ChannelState::kRunning : ChannelState::kFailed;
   return ch;
 }

@@ -280,6 +280,7 @@ Expected<void> write_config(const RunPlan& plan, const RunRequest& request, Bund
   }
   config.seccomp = std::move(seccomp);
   config.channel = plan.spec.to_string();
+  config.charge = request.charge;
   config.hook_program = hostchanfs_executable();
   if (request.run_dir != kBuiltinRunDir) config.hook_args = {"--run-dir", request.run_dir};
   config.hooks_log = bundle.hooks_log();
@@ -302,6 +303,7 @@ int run_planned(RunPlan& plan, const RunRequest& request) {
   ChannelLease channel(client.value(), request.run_dir);
   ChannelOptions options;
   if (plan.user_namespace) options.uid = options.gid = kUserNsHostId;
+  options.charge = request.charge;
   if (auto created = channel.create(plan.spec, options, Owner{oci_owner_id(id), ::getpid()}); !created) {
     return report_run(created.error());
   }

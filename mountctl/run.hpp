@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "fs/charge.hpp"
+
 namespace hostchanfs::mountctl {
 
 // What `run` was asked (cli/ fills it from the flags); nothing is checked yet.
@@ -33,6 +35,7 @@ struct RunRequest {
   std::string memory;              // "": no limit; else a size (24M)
   std::string runtime;             // "": crun where it can run, else runc
   std::string userns;              // "" or "private": a user namespace; "host": none
+  fs::Charge charge = fs::Charge::kChannel;  // --charge
   std::vector<std::string> command;
   std::string run_dir;             // the controller's
 };

@@ -142,7 +142,9 @@ json make_oci_config(const ContainerConfig& config) {
       {"mounts", config_mounts()},
       {"hooks", hooks_section(config)},
       {"annotations",
-       {{std::string(kChannelAnnotation), config.channel}, {"run.oci.hooks.stderr", config.hooks_log}}},
+       {{std::string(kChannelAnnotation), config.channel},
+        {std::string(kChargeAnnotation), std::string(fs::charge_name(config.charge))},
+        {"run.oci.hooks.stderr", config.hooks_log}}},
       {"linux", linux_section(config)},
   };
 }

@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "fs/charge.hpp"
 #include "mountctl/error.hpp"
 #include "sys/unique_fd.hpp"
 
@@ -49,6 +50,7 @@ struct ContainerConfig {
   std::optional<std::uint64_t> memory_limit;
   std::optional<nlohmann::json> seccomp;  // linux.seccomp
   std::string channel;                    // the annotation io.hostchanfs.channel
+  fs::Charge charge = fs::Charge::kChannel;  // the annotation io.hostchanfs.charge
   std::string hook_program;               // this binary, which runs `oci-hook`
   std::vector<std::string> hook_args;     // after "oci-hook" (--run-dir DIR)
   std::string hooks_log;                  // where crun writes the hooks' stderr

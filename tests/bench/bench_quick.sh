@@ -17,18 +17,18 @@ trap 'rm -rf "$OUT"' EXIT
 for f in table.txt table.md results.json results.csv ratios.png; do
     [ -s "$OUT/$f" ] || { echo "bench.quick: $f is missing or empty" >&2; exit 1; }
 done
-grep -q '^workload .*tmpfs median.*hostchanfs median.*ratio' "$OUT/table.txt" ||
+grep -q '^workload .*tmpfs median.*hostchanfs median.*writer median.*ratio hostchanfs.*ratio writer' "$OUT/table.txt" ||
     { echo "bench.quick: table.txt has no table header" >&2; exit 1; }
-# Every workload was measured on both sides, every repetition is in the JSON.
+# Every workload was measured on every side (tmpfs, hostchanfs --charge channel and
+# --charge writer), every repetition is in the JSON.
 python3 - "$OUT/results.json" <<'PY'
 import json, os, statistics, sys
 doc = json.load(open(sys.argv[1]))
 samples = doc["samples"]
 reps = doc["config"]["reps"]
 names = {s["result"] for s in samples}
-bad = [n for n in sorted(names)
-       if sorted(s["rep"] for s in samples if s["result"] == n and s["side"] == "tmpfs") != list(range(reps))
-       or sorted(s["rep"] for s in samples if s["result"] == n and s["side"] == "hostchanfs") != list(range(reps))]
+bad = [n for n in sorted(names) for side in ("tmpfs", "hostchanfs", "writer")
+       if sorted(s["rep"] for s in samples if s["result"] == n and s["side"] == side) != list(range(reps))]
 if len(names) < 20 or bad:
     sys.exit(f"bench.quick: results.json lacks repetitions for {bad or 'most workloads'}")
 # Like against like: in each repetition of a one-client workload both sides ran on the
@@ -53,7 +53,7 @@ for row in doc["summary"]:
         if s["result"] == row["result"] and s["value"]:
             pairs.setdefault(s["rep"], {})[s["side"]] = s["value"]
     want = statistics.median((p["tmpfs"] / p["hostchanfs"]) if lower_is_better else (p["hostchanfs"] / p["tmpfs"])
-                             for p in pairs.values() if len(p) == 2)
+                             for p in pairs.values() if "tmpfs" in p and "hostchanfs" in p)
     if abs(row["ratio"] - want) > 1e-9 * want:
         sys.exit(f"bench.quick: {row['result']} ratio {row['ratio']} is not the median of the pairs ({want})")
 for key in ("cores", "kernel", "libfuse", "loadavg_start"):

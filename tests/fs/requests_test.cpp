@@ -73,6 +73,7 @@ class Requests : public FuseTest {
     ScopedHostchanfs::Options o;
     o.size_bytes = 64ull << 20;
     o.request_trace_fd = trace_.get();
+    o.extra_args = extra_args_;
     fs_ = std::make_unique<ScopedHostchanfs>(o);
     // Once per connection the kernel learns that FLUSH is not implemented: not part of
     // any workload below. The warm-up also proves the trace is read: were it not, every
@@ -88,6 +89,8 @@ class Requests : public FuseTest {
   }
 
   std::string path(const std::string& name) const { return fs_->path() + "/" + name; }
+
+  std::vector<std::string> extra_args_;  // for the daemon, set before SetUp
 
   // Runs `body` in a child process (exit status 0 = it worked) and returns the requests
   // the daemon received for it.
@@ -186,19 +189,61 @@ TEST_F(Requests, WarmReadSendsNoRead) {
   EXPECT_EQ(count_of(c, "READ"), 0) << "keep_cache lost? " << describe(c);
 }
 
+// Reads all of `fd` from where it is, cold: the bytes read, or 0 when it cannot drop the
+// cache first. Written through, the file's pages are clean: DONTNEED drops them.
+std::size_t read_cold(int fd) {
+  if (fd < 0 || ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0) return 0;
+  std::vector<char> buf(1 << 20);
+  std::size_t total = 0;
+  for (ssize_t n; (n = ::read(fd, buf.data(), buf.size())) > 0;) total += static_cast<std::size_t>(n);
+  return total;
+}
+
 TEST_F(Requests, ColdSequentialReadMovesAMebibytePerRead) {
   constexpr std::size_t kBytes = 8 << 20;
   run([&] { return create_file(path("data"), kBytes); });
   Counts c = run([&] {
     UniqueFd fd(::open(path("data").c_str(), O_RDONLY | O_CLOEXEC));
-    // Written through, its pages are clean: DONTNEED drops them, and the read is cold.
-    if (!fd || ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED) != 0) return 1;
-    std::vector<char> buf(1 << 20);
-    std::size_t total = 0;
-    for (ssize_t n; (n = ::read(fd.get(), buf.data(), buf.size())) > 0;) total += static_cast<std::size_t>(n);
-    return total == kBytes ? 0 : 1;
+    return read_cold(fd.get()) == kBytes ? 0 : 1;
   });
   EXPECT_EQ(count_of(c, "READ"), 8) << "not 1 MiB per READ: readahead or max_pages lost? " << describe(c);
+}
+
+// --charge writer: the kernel moves regular files' data itself (FUSE passthrough onto the
+// backing tmpfs), so reads, writes and mappings send no request at all.
+class WriterRequests : public Requests {
+ protected:
+  WriterRequests() { extra_args_ = {"--charge", "writer"}; }
+};
+
+TEST_F(WriterRequests, SeedDdSendsNoWrite) {
+  Counts c = run([&] {
+    UniqueFd fd(::open(path("test.file").c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644));
+    return fd ? write_all(fd.get(), std::vector<char>(kOps * 1024, 0), 1024) : 1;
+  });
+  EXPECT_EQ(count_of(c, "WRITE"), 0) << describe(c);
+  EXPECT_EQ(count_of(c, "CREATE"), 1) << describe(c);
+  // LOOKUP, CREATE, the directory's GETATTR, GETXATTR at the first write, RELEASE: no
+  // request per write(2).
+  EXPECT_LE(round_trips(c), 6) << describe(c);
+}
+
+TEST_F(WriterRequests, ColdReadAndMappingSendNoReadOrWrite) {
+  constexpr std::size_t kBytes = 8 << 20;
+  run([&] { return create_file(path("data"), kBytes); });
+  Counts c = run([&] {
+    UniqueFd fd(::open(path("data").c_str(), O_RDWR | O_CLOEXEC));
+    std::size_t total = read_cold(fd.get());
+    void* map = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    if (map == MAP_FAILED) return 1;
+    static_cast<char*>(map)[kBytes - 1] = 'y';
+    int synced = ::msync(map, kBytes, MS_SYNC);
+    ::munmap(map, kBytes);
+    return total == kBytes && synced == 0 ? 0 : 1;
+  });
+  EXPECT_EQ(count_of(c, "READ"), 0) << describe(c);
+  EXPECT_EQ(count_of(c, "WRITE"), 0) << describe(c);
+  EXPECT_EQ(count_of(c, "OPEN"), 1) << "the workload's open was not seen: " << describe(c);
 }
 
 struct MetadataCase {

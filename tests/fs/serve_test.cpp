@@ -78,6 +78,11 @@ TEST_F(Serve, RefusesBadArguments) {
   expect_refused(run_serve({"--size", "100", dir.path()}), "below one 4 KiB page");
   expect_refused(run_serve({"--size", "1M", "--meta-fd", "0", dir.path()}), "go together");
   expect_refused(run_serve({"--size", "1M", "--ready-fd", "77", dir.path()}), "not an open descriptor");
+  expect_refused(run_serve({"--size", "1M", "--charge", "writer", "--cache", "writeback", dir.path()}),
+                 "--charge writer and --cache writeback exclude each other");
+  expect_refused(run_serve({"--size", "1M", "--backing-fd", "0", dir.path()}),
+                 "--backing-fd goes with --charge writer only");
+  EXPECT_EQ(run_serve({"--size", "1M", "--charge", "payer", dir.path()}).status, 2);  // CLI usage error
   EXPECT_EQ(run_serve({"--size", "1M"}).status, 2);  // no mount point: CLI usage error
   EXPECT_EQ(mount_line(dir.path()), "");
 }

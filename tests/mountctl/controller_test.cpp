@@ -38,6 +38,29 @@ bool fsys_empty(const std::string& dir) {
   return std::filesystem::is_empty(dir, ec) || ec;
 }
 
+// --charge writer: the channel's data lives in its private backing tmpfs, which `ls`
+// reads (the store's header would show only its own pages), and `ls` names the mode.
+TEST_F(ControllerTest, WriterChargedChannelIsListedWithItsBackingUsage) {
+  std::string host = world_->path("chan");
+  auto r = hostchanfs({"mount", "--charge", "writer", host + ":/data:rw:1M"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  { std::ofstream(host + "/f") << std::string(10000, 'x'); }
+  ASSERT_EQ(::symlink(std::string(200, 't').c_str(), (host + "/long").c_str()), 0);
+  json list = ls();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["charge"], "writer");
+  EXPECT_EQ(list[0]["bytes_used"], 4 * 4096u);  // three pages of data, one long symlink
+  EXPECT_EQ(list[0]["inodes_used"], 3u);
+  auto table = hostchanfs({"ls"});
+  EXPECT_NE(table.out.find(" writer "), std::string::npos) << table.out;
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+  EXPECT_EQ(ls().size(), 0u);
+
+  r = hostchanfs({"mount", "--charge", "nobody", host + ":/data:rw:1M"});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(host));
+}
+
 TEST_F(ControllerTest, MountListUmountLifecycle) {
   std::string host = world_->path("a/b/chan");
   auto r = hostchanfs({"mount", host + ":/data:ro:1M"});

@@ -212,6 +212,26 @@ TEST_F(RunDirTest, ThreeControllerRestartsInARowKeepTheChannel) {
   EXPECT_FALSE(exists(host));
 }
 
+// --charge writer: a replacement controller takes the backing tmpfs back from the daemon
+// too (checked to be a tmpfs root): its usage is what `ls` reports, which the store's
+// header (0 data pages in this mode) could not say.
+TEST_F(RunDirTest, ARestartedControllerAdoptsTheBackingTmpfs) {
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", "--charge", "writer", host + ":/x:rw:8M"}).status, 0);
+  { std::ofstream(host + "/data") << std::string(5 << 20, 'x'); }
+  for (int restart = 1; restart <= 2; ++restart) {
+    world_->kill_controller();
+    auto list = ls();  // starts the next controller
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_EQ(list[0]["state"], "running") << "restart " << restart << ": " << world_->controller_log();
+    EXPECT_EQ(list[0]["charge"], "writer");
+    EXPECT_EQ(list[0]["bytes_used"], 5u << 20) << "restart " << restart << ": " << world_->controller_log();
+  }
+  EXPECT_EQ(read_file(host + "/data").size(), 5u << 20);
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+  EXPECT_FALSE(exists(host));
+}
+
 TEST_F(RunDirTest, AControllerStartedByAPlainUserExitsAtOnce) {
   int err = ::memfd_create("err", MFD_CLOEXEC);
   ChildProcess controller = ChildProcess::fork([&] {

@@ -393,6 +393,33 @@ TEST_P(RunTest, MemoryLimitDoesNotCoverTheChannel) {
   EXPECT_FALSE(exists(host));
 }
 
+// --charge writer gives the other trade (iSulad's, tmpfs's): the writer pays. The same
+// 24M container writing 48 MiB into a writer-charged 64M channel is OOM-killed, as with
+// its own tmpfs; with room to spare, what it wrote is in its cgroup's shmem (the backing
+// tmpfs's pages), where a channel-charged channel leaves none. Not a timing: the kill and
+// the cgroup's own count.
+TEST_P(RunTest, WriterChargeMakesTheContainerPay) {
+  std::string host = world_->path("chan");
+  auto r = run({"--memory", "24M", "--charge", "writer", "--host-channel", host + ":/chan:rw:64M", "--",
+                "/bin/sh", "-c", "dd if=/dev/zero of=/chan/f bs=1M count=48"});
+  EXPECT_EQ(r.status, 128 + SIGKILL) << "a writer-charged channel is charged like tmpfs: " << r.err;
+  EXPECT_FALSE(exists(host));
+
+  const std::string shmem_after_16m =
+      "dd if=/dev/zero of=/chan/f bs=1M count=16 2>/dev/null && "
+      "{ cat /sys/fs/cgroup/memory/memory.stat /sys/fs/cgroup/memory.stat 2>/dev/null; true; } | "
+      "sed -n 's/^shmem //p'";
+  auto shmem_of = [&](const char* charge) -> std::uint64_t {
+    auto got = run({"--memory", "256M", "--charge", charge, "--host-channel", host + ":/chan:rw:64M", "--",
+                    "/bin/sh", "-c", shmem_after_16m});
+    EXPECT_EQ(got.status, 0) << charge << ": " << got.out << got.err;
+    EXPECT_FALSE(got.out.empty()) << charge << ": no shmem line in memory.stat";
+    return got.out.empty() ? 0 : std::stoull(got.out);
+  };
+  EXPECT_GE(shmem_of("writer"), 16u << 20) << "writer: the container's cgroup holds what it wrote";
+  EXPECT_LT(shmem_of("channel"), 1u << 20) << "channel: none of it is the container's";
+}
+
 // A controller that dies under a running container: the container is stopped, `run`
 // exits 1 with one line, and the channel goes (a new controller takes the registry over
 // to remove it).

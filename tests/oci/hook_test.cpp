@@ -75,6 +75,19 @@ TEST(OciState, ReadsCrunPoststop) {
   EXPECT_EQ(s.value().pid, 0);
 }
 
+// io.hostchanfs.charge beside the channel: who pays for its data (default channel).
+TEST(OciState, ReadsTheChargeAnnotation) {
+  auto s = mountctl::parse_oci_state(
+      R"({"id":"a","status":"creating","pid":1,"bundle":"/b","annotations":)"
+      R"({"io.hostchanfs.channel":"/x:/y:rw:1M","io.hostchanfs.charge":"writer"}})");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s.value().charge, fs::Charge::kWriter);
+  s = mountctl::parse_oci_state(
+      R"({"id":"a","status":"creating","annotations":{"io.hostchanfs.channel":"/x:/y:rw:1M"}})");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s.value().charge, fs::Charge::kChannel);
+}
+
 TEST(OciState, WithoutTheAnnotationHasNoChannel) {
   auto s = mountctl::parse_oci_state(R"({"id":"a","status":"running","annotations":{"x":"y"}})");
   ASSERT_TRUE(s) << s.error().message;
@@ -86,7 +99,9 @@ TEST(OciState, RefusesWhatIsNoState) {
        {"garbage", "", "[1,2]", R"({"status":"created"})", R"({"id":"a"})",
         R"({"id":"a","status":"created","pid":"12"})",
         R"({"id":"a","status":"created","annotations":{"io.hostchanfs.channel":3}})",
-        R"({"id":"a","status":"paused","annotations":{"io.hostchanfs.channel":"/a:/b::"}})"}) {
+        R"({"id":"a","status":"paused","annotations":{"io.hostchanfs.channel":"/a:/b::"}})",
+        R"({"id":"a","status":"creating","annotations":{"io.hostchanfs.charge":"nobody"}})",
+        R"({"id":"a","status":"creating","annotations":{"io.hostchanfs.charge":1}})"}) {
     auto s = mountctl::parse_oci_state(bad);
     ASSERT_FALSE(s) << bad;
     EXPECT_EQ(s.error().kind, mountctl::Error::Kind::kBadInput) << bad;

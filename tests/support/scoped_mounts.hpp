@@ -93,6 +93,12 @@ class ScopedHostchanfs {
       argv.push_back("--inodes");
       argv.push_back(std::to_string(o.inodes));
     }
+    // HOSTCHANFS_TEST_CHARGE=writer runs a whole suite on writer-charged channels
+    // (tests/fs/CMakeLists.txt registers the tmpfs comparisons in both modes).
+    if (const char* charge = std::getenv("HOSTCHANFS_TEST_CHARGE"); charge && *charge) {
+      argv.push_back("--charge");
+      argv.push_back(charge);
+    }
     argv.insert(argv.end(), o.extra_args.begin(), o.extra_args.end());
     argv.push_back(dir_.path());
     std::vector<ChildProcess::Redirect> fds = {{pipefd[1], 3}};

@@ -1,0 +1,357 @@
+#include "fs/passthrough.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "fs/fuse_abi.hpp"
+#include "sys/errno_text.hpp"
+#include "sys/log.hpp"
+
+namespace hostchanfs::fs {
+
+namespace {
+
+constexpr char kMirrorName[] = "store-pages";
+
+std::string backing_name(shm::Ino ino, std::uint64_t generation) {
+  return fmt::format("{}.{}", ino, generation);
+}
+
+bool kernel_at_least(int major, int minor) {
+  utsname u{};
+  if (::uname(&u) < 0) return false;
+  int ma = 0, mi = 0;
+  if (std::sscanf(u.release, "%d.%d", &ma, &mi) != 2) return false;
+  return ma > major || (ma == major && mi >= minor);
+}
+
+Result<void> set_option(int fs_fd, const char* key, const std::string& value) {
+  if (::fsconfig(fs_fd, FSCONFIG_SET_STRING, key, value.c_str(), 0) < 0) return last_errc();
+  return success();
+}
+
+bool later(const timespec& a, const timespec& b) {
+  return a.tv_sec != b.tv_sec ? a.tv_sec > b.tv_sec : a.tv_nsec > b.tv_nsec;
+}
+
+timespec time_for(const shm::TimeChange& t) {
+  switch (t.kind) {
+    case shm::TimeChange::Kind::kNow: return timespec{0, UTIME_NOW};
+    case shm::TimeChange::Kind::kSet: return t.value;
+    case shm::TimeChange::Kind::kOmit: break;
+  }
+  return timespec{0, UTIME_OMIT};
+}
+
+// One session per process (as in session_io.cpp).
+struct Negotiation {
+  std::atomic<Passthrough*> active{nullptr};
+  std::atomic<bool> offered{false};
+  std::atomic<bool> negotiated{false};
+};
+Negotiation g_pt;
+
+// The backing id the next OPEN/CREATE reply written by this thread carries (0: none).
+thread_local int t_armed_backing_id = 0;
+
+}  // namespace
+
+std::optional<std::string> refuse_writer_charge() {
+  if (!kernel_at_least(6, 9)) {
+    utsname u{};
+    ::uname(&u);
+    return fmt::format("--charge writer needs FUSE passthrough (Linux 6.9 or later), and this kernel is {}: "
+                       "use --charge channel",
+                       u.release);
+  }
+  UniqueFd probe(::fsopen("tmpfs", FSOPEN_CLOEXEC));
+  if (!probe)
+    return fmt::format("--charge writer needs CAP_SYS_ADMIN for its private tmpfs and for FUSE passthrough "
+                       "(fsopen tmpfs: {}): run as root or use --charge channel",
+                       errno_text(errno));
+  return std::nullopt;
+}
+
+Result<UniqueFd> make_backing_tmpfs(std::uint64_t quota_bytes, std::uint64_t max_inodes) {
+  UniqueFd ctx(::fsopen("tmpfs", FSOPEN_CLOEXEC));
+  if (!ctx) return last_errc();
+  std::uint64_t pages = (quota_bytes + shm::kPageSize - 1) / shm::kPageSize;
+  HC_TRYV(set_option(ctx.get(), "size", std::to_string(pages * shm::kPageSize)));
+  // The store's inode limit is the channel's; the backing files (one per regular inode,
+  // plus the store mirror and the root) never reach this one.
+  HC_TRYV(set_option(ctx.get(), "nr_inodes", std::to_string(max_inodes + 2)));
+  HC_TRYV(set_option(ctx.get(), "mode", "0700"));
+  if (::fsconfig(ctx.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) return last_errc();
+  UniqueFd mnt(::fsmount(ctx.get(), FSMOUNT_CLOEXEC,
+                         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+  if (!mnt) return last_errc();
+  return mnt;
+}
+
+bool is_tmpfs_root(int fd) {
+  struct statfs sf {};
+  struct stat st {};
+  return ::fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC && ::fstat(fd, &st) == 0 &&
+         S_ISDIR(st.st_mode) && st.st_ino == 1;
+}
+
+Result<std::uint64_t> backing_bytes_used(int backing_root) {
+  struct statvfs v {};
+  if (::fstatvfs(backing_root, &v) < 0) return last_errc();
+  return static_cast<std::uint64_t>(v.f_blocks - v.f_bfree) * v.f_frsize;
+}
+
+Passthrough::Passthrough(UniqueFd backing_root, shm::Store& store)
+    : root_(std::move(backing_root)), store_(store) {
+  mirror_ = UniqueFd(::openat(root_.get(), kMirrorName, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!mirror_) throw std::system_error(errno, std::generic_category(), "backing tmpfs: store mirror");
+  sweep_orphans();
+  std::lock_guard lk(charge_mutex_);
+  // A restarted daemon finds the mirror as the last one left it; trim makes it exact.
+  struct stat st {};
+  if (::fstat(mirror_.get(), &st) == 0) mirrored_pages_ = static_cast<std::uint64_t>(st.st_size) / shm::kPageSize;
+  trim_locked();
+}
+
+void Passthrough::sweep_orphans() {
+  UniqueFd dir_fd(::openat(root_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(dir_fd ? ::fdopendir(dir_fd.release()) : nullptr, ::closedir);
+  std::vector<std::string> orphans;
+  while (dirent* e = dir ? ::readdir(dir.get()) : nullptr) {
+    unsigned long long ino = 0, generation = 0;
+    char tail = 0;
+    if (std::sscanf(e->d_name, "%llu.%llu%c", &ino, &generation, &tail) != 2) continue;
+    auto attr = store_.getattr(ino);
+    if (!attr || attr.value().generation != generation || attr.value().nlink == 0 || !S_ISREG(attr.value().mode))
+      orphans.emplace_back(e->d_name);
+  }
+  for (const auto& name : orphans) {
+    if (::unlinkat(root_.get(), name.c_str(), 0) == 0)
+      log::get("fs")->info("backing tmpfs: removed {}, whose inode is gone (a daemon died before it could)", name);
+  }
+}
+
+Result<int> Passthrough::open_backing_file(const shm::Attr& a) {
+  std::string name = backing_name(a.ino, a.generation);
+  UniqueFd fd(::openat(root_.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_LARGEFILE, 0600));
+  if (fd) {
+    // A new backing file starts with the inode's times, not the moment of its first open.
+    timespec times[2] = {a.atime, a.mtime};
+    (void)::futimens(fd.get(), times);
+    return fd.release();
+  }
+  if (errno != EEXIST) return last_errc();
+  fd = UniqueFd(::openat(root_.get(), name.c_str(), O_RDWR | O_CLOEXEC | O_LARGEFILE));
+  if (!fd) return last_errc();
+  return fd.release();
+}
+
+Result<void> Passthrough::open(const shm::Attr& a) {
+  t_armed_backing_id = 0;
+  if (!g_pt.negotiated.load()) return std::errc::operation_not_supported;
+  std::lock_guard lk(mutex_);
+  Backing& b = table_[a.ino];
+  if (b.fd && b.generation != a.generation) b = Backing{};  // a stale slot reused
+  b.generation = a.generation;
+  if (!b.fd) {
+    auto fd = open_backing_file(a);
+    if (!fd) {
+      if (b.opens == 0) table_.erase(a.ino);
+      return fd.error();
+    }
+    b.fd = UniqueFd(fd.value());
+  }
+  if (b.opens == 0) {
+    abi::BackingMap map{};
+    map.fd = b.fd.get();
+    int id = ::ioctl(fuse_fd_, abi::kDevIocBackingOpen, &map);
+    if (id <= 0) {
+      std::errc e = id < 0 ? last_errc() : std::errc::io_error;
+      log::get("fs")->warn("backing tmpfs: FUSE_DEV_IOC_BACKING_OPEN for inode {}: {}", a.ino,
+                           errno_text(static_cast<int>(e)));
+      table_.erase(a.ino);
+      return e;
+    }
+    b.backing_id = id;
+  }
+  ++b.opens;
+  t_armed_backing_id = b.backing_id;
+  return success();
+}
+
+void Passthrough::release(shm::Ino ino) {
+  {
+    std::lock_guard lk(mutex_);
+    auto it = table_.find(ino);
+    if (it == table_.end() || it->second.opens == 0) return;
+    Backing& b = it->second;
+    if (--b.opens == 0) {
+      std::uint32_t id = static_cast<std::uint32_t>(b.backing_id);
+      if (::ioctl(fuse_fd_, abi::kDevIocBackingClose, &id) < 0)
+        log::get("fs")->warn("backing tmpfs: closing backing id {} of inode {}: {}", id, ino, errno_text(errno));
+      table_.erase(it);
+    }
+  }
+  settle_store_pages();
+}
+
+void Passthrough::forgotten(shm::Ino /*ino*/) { settle_store_pages(); }
+
+void Passthrough::unlinked(const shm::Attr& victim) {
+  if (S_ISREG(victim.mode)) {
+    auto now = store_.getattr(victim.ino);
+    if (!now || now.value().generation != victim.generation || now.value().nlink == 0) {
+      std::string name = backing_name(victim.ino, victim.generation);
+      if (::unlinkat(root_.get(), name.c_str(), 0) < 0 && errno != ENOENT)
+        log::get("fs")->warn("backing tmpfs: unlink {}: {}", name, errno_text(errno));
+    }
+  }
+  settle_store_pages();
+}
+
+int Passthrough::fd_of(shm::Ino ino) {
+  std::lock_guard lk(mutex_);
+  auto it = table_.find(ino);
+  return it == table_.end() ? -1 : it->second.fd.get();
+}
+
+void Passthrough::overlay(shm::Attr& a) {
+  if (!S_ISREG(a.mode)) return;
+  struct stat st {};
+  int rc = -1;
+  {
+    std::lock_guard lk(mutex_);
+    auto it = table_.find(a.ino);
+    if (it != table_.end() && it->second.generation == a.generation) rc = ::fstat(it->second.fd.get(), &st);
+  }
+  if (rc < 0) {
+    std::string name = backing_name(a.ino, a.generation);
+    rc = ::fstatat(root_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+  }
+  if (rc < 0) return;  // never opened: the store's attributes are the file's
+  a.size = static_cast<std::uint64_t>(st.st_size);
+  a.blocks = static_cast<std::uint64_t>(st.st_blocks);
+  a.atime = st.st_atim;
+  a.mtime = st.st_mtim;
+  if (later(st.st_mtim, a.ctime)) a.ctime = st.st_mtim;
+}
+
+Result<void> Passthrough::apply(const shm::Attr& a, const shm::AttrChange& change) {
+  if (!S_ISREG(a.mode)) return success();
+  bool times = change.atime.kind != shm::TimeChange::Kind::kOmit || change.mtime.kind != shm::TimeChange::Kind::kOmit;
+  if (!change.size && !times) return success();
+  int fd = -1;
+  UniqueFd own;
+  {
+    std::lock_guard lk(mutex_);
+    auto it = table_.find(a.ino);
+    if (it != table_.end() && it->second.generation == a.generation) fd = it->second.fd.get();
+  }
+  if (fd < 0) {
+    HC_TRY(opened, open_backing_file(a));
+    own = UniqueFd(opened);
+    fd = own.get();
+  }
+  if (change.size && ::ftruncate(fd, static_cast<off_t>(*change.size)) < 0) return last_errc();
+  if (times) {
+    timespec ts[2] = {time_for(change.atime), time_for(change.mtime)};
+    if (::futimens(fd, ts) < 0) return last_errc();
+  }
+  return success();
+}
+
+void Passthrough::overlay(shm::StatFs& s) {
+  struct statvfs v {};
+  if (::fstatvfs(root_.get(), &v) < 0) return;
+  s.blocks = v.f_blocks;
+  s.blocks_free = v.f_bfree;
+}
+
+Result<void> Passthrough::reserve_locked(std::uint64_t pages) {
+  std::uint64_t want = store_.pages_used() + pages;
+  if (want <= mirrored_pages_) return success();
+  if (::fallocate(mirror_.get(), 0, 0, static_cast<off_t>(want * shm::kPageSize)) < 0) return last_errc();
+  mirrored_pages_ = want;
+  return success();
+}
+
+void Passthrough::trim_locked() {
+  std::uint64_t used = store_.pages_used();
+  if (used == mirrored_pages_) return;
+  off_t len = static_cast<off_t>(used * shm::kPageSize);
+  // Growing never fails for pages the store already holds: they were reserved first.
+  if (used < mirrored_pages_ ? ::ftruncate(mirror_.get(), len) < 0
+                             : ::fallocate(mirror_.get(), 0, 0, len) < 0) {
+    log::get("fs")->warn("backing tmpfs: the store mirror stays at {} pages, not {}: {}", mirrored_pages_, used,
+                         errno_text(errno));
+    return;
+  }
+  mirrored_pages_ = used;
+}
+
+void Passthrough::settle_store_pages() {
+  std::lock_guard lk(charge_mutex_);
+  trim_locked();
+}
+
+// --- the session's I/O layer ---------------------------------------------------------------
+
+void set_passthrough(Passthrough* p) noexcept { g_pt.active = p; }
+
+void passthrough_note_init(const fuse_init_in& in, std::size_t len) noexcept {
+  if (!g_pt.active.load()) return;
+  bool ext = (in.flags & FUSE_INIT_EXT) != 0 && len >= offsetof(fuse_init_in, flags2) + sizeof in.flags2;
+  g_pt.offered = ext && (in.flags2 & (abi::kPassthrough >> 32)) != 0;
+}
+
+void passthrough_patch_reply(std::uint64_t unique, std::uint64_t init_unique, iovec* iov,
+                             int count) noexcept {
+  if (count < 2 || iov[0].iov_len < sizeof(fuse_out_header)) return;
+  auto* out = static_cast<fuse_out_header*>(iov[0].iov_base);
+  if (out->unique == 0) return;  // a notification
+  if (init_unique != 0 && out->unique == init_unique) {
+    if (!g_pt.active.load() || out->error != 0 || iov[1].iov_len < offsetof(abi::InitOut, unused)) return;
+    auto* init = static_cast<abi::InitOut*>(iov[1].iov_base);
+    if (g_pt.offered && !(init->flags & FUSE_WRITEBACK_CACHE)) {
+      init->flags |= FUSE_INIT_EXT;
+      init->flags2 |= static_cast<std::uint32_t>(abi::kPassthrough >> 32);
+      init->max_stack_depth = 1;
+      g_pt.negotiated = true;
+    } else {
+      log::get("fs")->error("--charge writer: the kernel does not offer FUSE passthrough (CONFIG_FUSE_PASSTHROUGH "
+                            "off?): every open of a regular file fails with EOPNOTSUPP");
+    }
+    return;
+  }
+  if (t_armed_backing_id == 0 || out->unique != unique) return;
+  int id = std::exchange(t_armed_backing_id, 0);
+  if (out->error != 0 || iov[1].iov_len < sizeof(abi::OpenOut)) return;
+  // OPEN: the fuse_open_out alone; CREATE: fuse_entry_out then fuse_open_out.
+  auto* open = reinterpret_cast<abi::OpenOut*>(static_cast<char*>(iov[1].iov_base) + iov[1].iov_len -
+                                               sizeof(abi::OpenOut));
+  open->open_flags &= ~static_cast<std::uint32_t>(FOPEN_KEEP_CACHE | FOPEN_DIRECT_IO);
+  open->open_flags |= abi::kFopenPassthrough;
+  open->backing_id = id;
+}
+
+bool passthrough_negotiated() noexcept { return g_pt.negotiated.load(); }
+
+}  // namespace hostchanfs::fs
