@@ -24,6 +24,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--fuse-fd", o.fuse_fd, "An open /dev/fuse the caller has already mounted");
   cmd->add_option("--meta-fd", o.meta_fd, "The store's metadata memfd");
   cmd->add_option("--data-fd", o.data_fd, "The store's data memfd");
+  cmd->add_option("--metrics-fd", o.metrics_fd, "The controller's request counters (a memfd)");
   cmd->add_option("--cache", flags->cache,
                   "exact (default): ENOSPC at the write that crosses the quota, as tmpfs; "
                   "writeback: small writes are gathered by the kernel, faster, but ENOSPC "

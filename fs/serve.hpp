@@ -10,7 +10,7 @@
 namespace hostchanfs::fs {
 
 // `serve --size N [--inodes N] [--uid U --gid G] [--cache exact|writeback] [--ready-fd FD]
-//        [--fuse-fd FD [--meta-fd FD --data-fd FD]] MOUNTPOINT`
+//        [--fuse-fd FD [--meta-fd FD --data-fd FD]] [--metrics-fd FD] MOUNTPOINT`
 struct ServeRequest {
   std::string size;  // --size as given: bytes, or with a k/m/g suffix
   std::uint64_t inodes = 0;

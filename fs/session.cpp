@@ -17,6 +17,7 @@
 
 #include "fs/context.hpp"
 #include "fs/kernel_mount.hpp"
+#include "fs/metrics.hpp"
 #include "fs/session_io.hpp"
 #include "fs/ops.hpp"
 #include "sys/errno_text.hpp"
@@ -131,6 +132,22 @@ int serve(const ServeOptions& o) {
     return 1;
   }
   Filesystem filesystem{*store.value(), name, log, o.writeback_cache};
+  // The counters the controller reads; a daemon without them still serves.
+  std::optional<RequestMetrics> metrics;
+  if (o.metrics_fd >= 0) {
+    UniqueFd metrics_fd(o.metrics_fd);
+    auto attached = RequestMetrics::attach(metrics_fd.get());
+    if (attached) {
+      metrics.emplace(std::move(attached).value());
+    } else {
+      log->warn("{}: --metrics-fd {} holds no request counters ({}): requests are not counted",
+                name, o.metrics_fd, errno_text(to_errno(attached.error())));
+    }
+  }
+  struct CountingScope {
+    explicit CountingScope(RequestMetrics* m) { set_daemon_metrics(m); }
+    ~CountingScope() { set_daemon_metrics(nullptr); }
+  } counting(metrics ? &*metrics : nullptr);
 
   // The mount options live in kernel_mount.cpp; libfuse only needs a program name here.
   // HOSTCHANFS_FUSE_DEBUG=1 prints every request (how bench/ counts round trips).

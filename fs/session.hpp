@@ -21,6 +21,8 @@ struct ServeOptions {
   int fuse_fd = -1;
   int meta_fd = -1;
   int data_fd = -1;
+  // The controller's request counters (fs/metrics.hpp); -1: none are kept.
+  int metrics_fd = -1;
   std::string mountpoint;
   // Opt-in: the kernel's writeback cache. Small writes gather in the page cache and reach
   // the store in large pieces, but ENOSPC then surfaces at fsync/close (when the cache is

@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "fs/metrics.hpp"
 #include "shm/store.hpp"
 #include "sys/child.hpp"
 #include "sys/errno_text.hpp"
@@ -50,19 +51,23 @@ void stop_daemon(pid_t pid, int pidfd, bool expect_exit) {
 Expected<Child> spawn_daemon(const Channel& ch, int ready_write) {
   constexpr int kReadyFd = 6;
   const DescriptorHolder& at = kDaemonFds;
-  Exec serve({"hostchanfs", "serve",
-              "--size", std::to_string(ch.spec.size_bytes),
-              "--inodes", std::to_string(ch.max_inodes),
-              "--uid", std::to_string(ch.uid),
-              "--gid", std::to_string(ch.gid),
-              "--fuse-fd", std::to_string(at.fuse),
-              "--meta-fd", std::to_string(at.meta),
-              "--data-fd", std::to_string(at.data),
-              "--ready-fd", std::to_string(kReadyFd),
-              ch.spec.host_path});
+  std::vector<std::string> argv = {"hostchanfs", "serve",
+                                   "--size", std::to_string(ch.spec.size_bytes),
+                                   "--inodes", std::to_string(ch.max_inodes),
+                                   "--uid", std::to_string(ch.uid),
+                                   "--gid", std::to_string(ch.gid),
+                                   "--fuse-fd", std::to_string(at.fuse),
+                                   "--meta-fd", std::to_string(at.meta),
+                                   "--data-fd", std::to_string(at.data),
+                                   "--ready-fd", std::to_string(kReadyFd)};
+  // Counted when the channel has request counters.
+  if (ch.metrics_fd) argv.insert(argv.end(), {"--metrics-fd", std::to_string(kDaemonMetricsFd)});
+  argv.push_back(ch.spec.host_path);
+  Exec serve(std::move(argv));
   serve.program("/proc/self/exe");
   serve.place_fd(ch.fuse_fd.get(), at.fuse).place_fd(ch.meta_fd.get(), at.meta);
   serve.place_fd(ch.data_fd.get(), at.data).place_fd(ready_write, kReadyFd);
+  if (ch.metrics_fd) serve.place_fd(ch.metrics_fd.get(), kDaemonMetricsFd);
   auto daemon = Child::spawn(serve);
   if (!daemon) return Error::failure(fmt::format("cannot fork the daemon: {}", errno_text(daemon.error())));
   return std::move(daemon).value();
@@ -107,6 +112,7 @@ ChannelInfo Channel::info() const {
   i.max_inodes = max_inodes;
   i.daemon_pid = daemon_pid;
   i.state = state_name(state);
+  for (const ChannelMember& m : members) i.members.push_back(m.who);
   // Usage comes from the store's own header in the memfd we hold, never from statfs on
   // the mount: a daemon that died or hangs would make statfs (and so the controller,
   // which holds the /dev/fuse descriptor) wait forever.
@@ -152,6 +158,12 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   ch.data_fd = std::move(data).value();
   ch.meta_id = meta_id.value();
   ch.data_id = data_id.value();
+  // Request counters are a nicety: a channel without them still works.
+  if (auto counters = fs::RequestMetrics::create()) {
+    ch.metrics_fd = std::move(counters).value();
+  } else {
+    logger->warn("channel {}: no request counters: {}", spec.host_path, errno_text(counters.error()));
+  }
 
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) < 0) {
@@ -197,6 +209,7 @@ Expected<void> release_channel(Channel& ch, Unmounted how) {
   ch.fuse_fd.reset();
   ch.meta_fd.reset();
   ch.data_fd.reset();
+  ch.metrics_fd.reset();
   if (lazy && ch.state == ChannelState::kRunning && ch.daemon_pidfd) {
     // Detached but busy: like a lazily unmounted tmpfs, the files still open keep
     // working until closed. The kernel ends the connection when the last user goes, and

@@ -33,11 +33,24 @@ struct DescriptorHolder {
   int fuse = -1, meta = -1, data = -1;
 };
 inline constexpr DescriptorHolder kDaemonFds{0, 3, 4, 5};
+// Where a daemon gets the channel's request counters (fs/metrics.hpp), and where a
+// replacement controller looks for them in the daemon (none there: no request metrics).
+inline constexpr int kDaemonMetricsFd = 7;
+
+// A container in a channel (protocol.hpp: Member), with the identity of its bundle
+// directory when it leaves only as that goes (bundle_watch.hpp).
+struct ChannelMember {
+  Member who;
+  FileId bundle_id;
+};
 
 struct Channel {
   ChannelSpec spec;
   std::string owner_id;
   std::optional<pid_t> owner_pid;
+  // The containers that joined it (CreateRequest with a member); when the last one leaves,
+  // the channel goes. Empty for a channel made without one (by hand, by `run`).
+  std::vector<ChannelMember> members;
   uid_t uid = 0;
   gid_t gid = 0;
   std::uint64_t max_inodes = 0;
@@ -55,6 +68,7 @@ struct Channel {
   // Kept for a daemon restart: the FUSE connection and the store's memory outlive the
   // daemon as long as the controller holds them.
   UniqueFd fuse_fd, meta_fd, data_fd;
+  UniqueFd metrics_fd;  // the daemon's request counters (fs/metrics.hpp); may be empty
 
   ChannelInfo info() const;  // with usage from the store's header while we hold its memfd
 };

@@ -9,6 +9,7 @@
 
 #include "mountctl/client.hpp"
 #include "mountctl/controller.hpp"
+#include "mountctl/metrics.hpp"
 #include "mountctl/text.hpp"
 
 namespace hostchanfs::mountctl {
@@ -141,6 +142,24 @@ int ls_main(const LsRequest& request) {
   return kExitOk;
 }
 
-int controller_main(const ControllerRequest& request) { return run_controller(request.run_dir); }
+int controller_main(const ControllerRequest& request) {
+  return run_controller(request.run_dir, ControllerOptions{request.metrics_listen});
+}
+
+int metrics_main(const MetricsCommandRequest& request) {
+  std::string text;
+  auto client = ControllerClient::connect_if_channels(request.run_dir);
+  if (client) {
+    auto answered = client.value().metrics();
+    if (!answered) return report(answered.error());
+    text = std::move(answered).value();
+  } else if (client.error().kind != Error::Kind::kNotFound) {
+    return report(client.error());
+  } else {
+    text = metrics_text(MetricsBoard().Collect());
+  }
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return kExitOk;
+}
 
 }  // namespace hostchanfs::mountctl
