@@ -134,8 +134,9 @@ int serve(const ServeOptions& o) {
   Filesystem filesystem{*store.value(), name, log, o.writeback_cache};
   // The counters the controller reads; a daemon without them still serves.
   std::optional<RequestMetrics> metrics;
-  if (o.metrics_fd >= 0) {
-    UniqueFd metrics_fd(o.metrics_fd);
+  // Held open while serving: a replacement controller takes it back from here.
+  UniqueFd metrics_fd(o.metrics_fd);
+  if (metrics_fd) {
     auto attached = RequestMetrics::attach(metrics_fd.get());
     if (attached) {
       metrics.emplace(std::move(attached).value());

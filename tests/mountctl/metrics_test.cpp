@@ -109,6 +109,19 @@ TEST_F(MetricsTest, UsageRequestsAndErrorsPassPromtool) {
   EXPECT_EQ(checked.exit_code, 0) << checked.describe();
 }
 
+// A replacement controller takes the request counters back from the daemon.
+TEST_F(MetricsTest, ARestartedControllerKeepsTheCounters) {
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/c:rw:1M"}).status, 0);
+  write_bytes(host + "/f", 4096);
+  world_->kill_controller();
+  auto r = hostchanfs({"metrics"});  // a new controller, from the registry
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(value_of(sample(r.out, "hostchanfs_channel_requests_total", host, "op=\"create\"")), "1")
+      << r.out << world_->controller_log();
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
 TEST_F(MetricsTest, APrometheusServerScrapesTheController) {
   int metrics_port = free_port();
   std::string listen = "127.0.0.1:" + std::to_string(metrics_port);
