@@ -35,8 +35,9 @@ template <OpName Name, class... Args, void (*Handler)(fuse_req_t, Args...), Repl
 struct Boundary<Name, Handler, R> {
   static void call(fuse_req_t req, Args... args) noexcept {
     constexpr bool kReplies = R == Reply::kErrno;
-    static const std::size_t kOperation = operation_index(Name.text).value_or(kOperationNames.size());
-    RequestTimer timer(kOperation);
+    constexpr auto kOperation = operation_index(Name.text);
+    static_assert(kOperation, "a new operation: add its name to fs::kOperationNames (fs/metrics.hpp)");
+    RequestTimer timer(*kOperation);
     int err = kReplies ? EIO : 0;
     try {
       Handler(req, args...);

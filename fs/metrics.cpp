@@ -18,12 +18,6 @@ void set_daemon_metrics(RequestMetrics* metrics) noexcept {
   the_daemon_metrics.store(metrics, std::memory_order_release);
 }
 
-std::optional<std::size_t> operation_index(std::string_view name) noexcept {
-  auto it = std::find(kOperationNames.begin(), kOperationNames.end(), name);
-  if (it == kOperationNames.end()) return std::nullopt;
-  return static_cast<std::size_t>(it - kOperationNames.begin());
-}
-
 Result<UniqueFd> RequestMetrics::create() {
   HC_TRY(fd, make_memfd("hostchanfs-metrics", sizeof(RequestCounters)));
   HC_TRY(mapping, Mapping::map_shared(fd.get(), sizeof(RequestCounters)));

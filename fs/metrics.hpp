@@ -52,7 +52,12 @@ struct RequestCounters {
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // The number of an operation name, or nullopt for one not in kOperationNames.
-std::optional<std::size_t> operation_index(std::string_view name) noexcept;
+constexpr std::optional<std::size_t> operation_index(std::string_view name) noexcept {
+  for (std::size_t i = 0; i < kOperationNames.size(); ++i) {
+    if (kOperationNames[i] == name) return i;
+  }
+  return std::nullopt;
+}
 
 // The counters in a memfd, mapped: made by the controller (create), written by the daemon
 // (attach), read by the controller.

@@ -44,8 +44,8 @@ struct ChannelOptions {
   std::uint64_t max_inodes = 0;  // 0: the store's default for the size
 };
 
-// Who a channel belongs to. `id` names it (e.g. "run:<pid>", "oci:<container id>",
-// "cli:<pid>"): create with the same host path and the same id returns the existing
+// Who a channel belongs to. `id` names it ("run:<pid>", "oci:<container id>", "pod:<sandbox
+// id>", "cli:<pid>"): create with the same host path and the same id returns the existing
 // channel (idempotent). With `pid`, the controller watches that process (pidfd) and
 // removes the channel when it dies (`hostchanfs run` uses this; the OCI hook does not).
 struct Owner {
