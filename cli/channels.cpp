@@ -1,4 +1,4 @@
-// The flags of the channel commands: controller, mount, umount, ls, run
+// The flags of the channel commands: controller, mount, umount, ls, metrics, run
 // (mountctl/commands.hpp, mountctl/run.hpp).
 #include <memory>
 #include <string>
@@ -29,7 +29,21 @@ void add_controller(CLI::App& app, int& exit_code) {
   auto request = std::make_shared<mountctl::ControllerRequest>();
   request->run_dir = mountctl::default_run_dir();
   cmd->add_option("--run-dir", request->run_dir, "The controller's directory (socket, registry)");
+  cmd->add_option("--metrics-listen", request->metrics_listen,
+                  "Also serve Prometheus metrics at http://HOST:PORT/metrics (default: off; "
+                  "e.g. 127.0.0.1:9464)");
   cmd->callback([&exit_code, request] { exit_code = mountctl::controller_main(*request); });
+}
+
+void add_metrics(CLI::App& app, int& exit_code, RunDir run_dir) {
+  auto* cmd = app.add_subcommand(
+      "metrics", "Print every channel's metrics once, in the Prometheus text format (usage, "
+                 "quota, requests by operation, errors by errno, latency, daemon state)");
+  auto request = std::make_shared<mountctl::MetricsCommandRequest>();
+  cmd->callback([&exit_code, request, run_dir] {
+    request->run_dir = *run_dir;
+    exit_code = mountctl::metrics_main(*request);
+  });
 }
 
 void add_mount(CLI::App& app, int& exit_code, RunDir run_dir) {
@@ -122,6 +136,7 @@ void add_channel_commands(CLI::App& app, int& exit_code) {
   add_mount(app, exit_code, run_dir);
   add_umount(app, exit_code, run_dir);
   add_ls(app, exit_code, run_dir);
+  add_metrics(app, exit_code, run_dir);
   add_run(app, exit_code, run_dir);
   add_keep(app, exit_code);
 }

@@ -27,6 +27,7 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--session-fd", o.session_fd,
                   "The connection's session record (a memfd): the INIT is kept there, and a daemon "
                   "that follows another one on the connection resumes it");
+  cmd->add_option("--metrics-fd", o.metrics_fd, "The controller's request counters (a memfd)");
   cmd->add_option("--cache", flags->cache,
                   "exact (default): ENOSPC at the write that crosses the quota, as tmpfs; "
                   "writeback: small writes are gathered by the kernel, faster, but ENOSPC "

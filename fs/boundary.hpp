@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "fs/context.hpp"
+#include "fs/metrics.hpp"
 
 namespace hostchanfs::fs {
 
@@ -34,6 +35,9 @@ template <OpName Name, class... Args, void (*Handler)(fuse_req_t, Args...), Repl
 struct Boundary<Name, Handler, R> {
   static void call(fuse_req_t req, Args... args) noexcept {
     constexpr bool kReplies = R == Reply::kErrno;
+    constexpr auto kOperation = operation_index(Name.text);
+    static_assert(kOperation, "a new operation: add its name to fs::kOperationNames (fs/metrics.hpp)");
+    RequestTimer timer(*kOperation);
     int err = kReplies ? EIO : 0;
     try {
       Handler(req, args...);
@@ -49,6 +53,7 @@ struct Boundary<Name, Handler, R> {
     if constexpr (R == Reply::kNone) {
       fuse_reply_none(req);
     } else {
+      count_error_reply(err);
       fuse_reply_err(req, err);
     }
   }

@@ -6,6 +6,7 @@
 #include <cstring>  // strerrorname_np
 
 #include "fs/passthrough.hpp"
+#include "fs/metrics.hpp"
 #include "fs/session_io.hpp"
 #include "sys/errno_text.hpp"
 
@@ -104,6 +105,7 @@ void reply_error(fuse_req_t req, std::errc error, const char* op, fuse_ino_t ino
   auto level = is_ordinary(err) ? spdlog::level::debug : spdlog::level::warn;
   fs.log->log(level, "{}: {} on inode {} failed: {} ({})", fs.mountpoint, op, ino,
               strerrorname_np(err) ? strerrorname_np(err) : "?", errno_text(err));
+  count_error_reply(err);
   fuse_reply_err(req, err);
 }
 

@@ -41,7 +41,8 @@ int serve_main(const ServeRequest& request) {
   }
   for (auto [flag, fd] : {std::pair{"--ready-fd", o.ready_fd}, std::pair{"--fuse-fd", o.fuse_fd},
                           std::pair{"--meta-fd", o.meta_fd}, std::pair{"--data-fd", o.data_fd},
-                          std::pair{"--session-fd", o.session_fd}, std::pair{"--backing-fd", o.backing_fd}}) {
+                          std::pair{"--session-fd", o.session_fd}, std::pair{"--backing-fd", o.backing_fd},
+                          std::pair{"--metrics-fd", o.metrics_fd}}) {
     if (fd != -1 && !fd_is_open(fd))
       return refuse(std::string(flag) + " " + std::to_string(fd) + " is not an open descriptor");
   }

@@ -10,8 +10,8 @@
 namespace hostchanfs::fs {
 
 // `serve --size N [--inodes N] [--uid U --gid G] [--cache exact|writeback] [--ready-fd FD]
-//        [--charge channel|writer]
-//        [--fuse-fd FD [--meta-fd FD --data-fd FD] [--session-fd FD] [--backing-fd FD]] MOUNTPOINT`
+//        [--charge channel|writer] [--fuse-fd FD [--meta-fd FD --data-fd FD] [--session-fd FD]
+//        [--backing-fd FD]] [--metrics-fd FD] MOUNTPOINT`
 struct ServeRequest {
   std::string size;  // --size as given: bytes, or with a k/m/g suffix
   std::uint64_t inodes = 0;

@@ -18,6 +18,7 @@
 #include "fs/context.hpp"
 #include "fs/kernel_mount.hpp"
 #include "fs/passthrough.hpp"
+#include "fs/metrics.hpp"
 #include "fs/session_io.hpp"
 #include "fs/session_resume.hpp"
 #include "fs/ops.hpp"
@@ -159,6 +160,23 @@ int serve(const ServeOptions& o) {
   struct PassthroughGuard {
     ~PassthroughGuard() { set_passthrough(nullptr); }
   } passthrough_guard;
+  // The counters the controller reads; a daemon without them still serves.
+  std::optional<RequestMetrics> metrics;
+  // Held open while serving: a replacement controller takes it back from here.
+  UniqueFd metrics_fd(o.metrics_fd);
+  if (metrics_fd) {
+    auto attached = RequestMetrics::attach(metrics_fd.get());
+    if (attached) {
+      metrics.emplace(std::move(attached).value());
+    } else {
+      log->warn("{}: --metrics-fd {} holds no request counters ({}): requests are not counted",
+                name, o.metrics_fd, errno_text(to_errno(attached.error())));
+    }
+  }
+  struct CountingScope {
+    explicit CountingScope(RequestMetrics* m) { set_daemon_metrics(m); }
+    ~CountingScope() { set_daemon_metrics(nullptr); }
+  } counting(metrics ? &*metrics : nullptr);
 
   // The mount options live in kernel_mount.cpp; libfuse only needs a program name here.
   // HOSTCHANFS_FUSE_DEBUG=1 prints every request (how bench/ counts round trips).

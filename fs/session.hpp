@@ -27,6 +27,8 @@ struct ServeOptions {
   // kept there, and a daemon that is not the connection's first resumes it
   // (fs/session_resume.hpp). -1: none.
   int session_fd = -1;
+  // The controller's request counters (fs/metrics.hpp); -1: none are kept.
+  int metrics_fd = -1;
   std::string mountpoint;
   // Opt-in: the kernel's writeback cache. Small writes gather in the page cache and reach
   // the store in large pieces, but ENOSPC then surfaces at fsync/close (when the cache is

@@ -17,6 +17,7 @@
 
 #include "fs/session_record.hpp"
 #include "fs/passthrough.hpp"
+#include "fs/metrics.hpp"
 #include "shm/store.hpp"
 #include "sys/child.hpp"
 #include "sys/errno_text.hpp"
@@ -73,6 +74,8 @@ Expected<Child> spawn_keeper(const Channel& ch, int ready_write) {
     for (std::string a : {"--charge", "writer", "--backing-fd"}) serve.push_back(std::move(a));
     serve.push_back(std::to_string(at.backing));
   }
+  // Counted when the channel has request counters.
+  if (ch.metrics_fd) serve.insert(serve.end(), {"--metrics-fd", std::to_string(at.metrics)});
   serve.push_back(ch.spec.host_path);
   argv.insert(argv.end(), serve.begin(), serve.end());
   Exec keep(std::move(argv));
@@ -80,6 +83,7 @@ Expected<Child> spawn_keeper(const Channel& ch, int ready_write) {
   keep.place_fd(ch.fuse_fd.get(), at.fuse).place_fd(ch.meta_fd.get(), at.meta);
   keep.place_fd(ch.data_fd.get(), at.data).place_fd(ch.session_fd.get(), at.session);
   if (ch.backing_fd) keep.place_fd(ch.backing_fd.get(), at.backing);
+  if (ch.metrics_fd) keep.place_fd(ch.metrics_fd.get(), at.metrics);
   if (ready_write >= 0) keep.place_fd(ready_write, kReadyFd);
   auto keeper = Child::spawn(keep);
   if (!keeper) return Error::failure(fmt::format("cannot fork the keeper: {}", errno_text(keeper.error())));
@@ -149,6 +153,7 @@ ChannelInfo Channel::info() const {
       i.restarts = r.value().restarts();
     }
   }
+  for (const ChannelMember& m : members) i.members.push_back(m.who);
   // Usage comes from the store's own header in the memfd we hold, never from statfs on
   // the mount: a daemon that died or hangs would make statfs (and so the controller,
   // which holds the /dev/fuse descriptor) wait forever.
@@ -218,6 +223,11 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
                                         errno_text(backing.error())));
     }
     ch.backing_fd = std::move(backing).value();
+  // Request counters are a nicety: a channel without them still works.
+  if (auto counters = fs::RequestMetrics::create()) {
+    ch.metrics_fd = std::move(counters).value();
+  } else {
+    logger->warn("channel {}: no request counters: {}", spec.host_path, errno_text(counters.error()));
   }
 
   int ready[2];
@@ -263,6 +273,7 @@ Expected<void> release_channel(Channel& ch, Unmounted how) {
   ch.data_fd.reset();
   ch.session_fd.reset();
   ch.backing_fd.reset();
+  ch.metrics_fd.reset();
   if (lazy && ch.state == ChannelState::kRunning && ch.keeper_pidfd) {
     // Detached but busy: like a lazily unmounted tmpfs, the files still open keep
     // working until closed. The kernel ends the connection when the last user goes, and

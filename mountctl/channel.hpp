@@ -32,14 +32,25 @@ struct DescriptorHolder {
   pid_t pid = 0;
   int fuse = -1, meta = -1, data = -1, session = -1;
   int backing = -1;  // --charge writer: the backing tmpfs's root
+  int metrics = -1;  // the request counters (fs/metrics.hpp), when the channel has them
 };
 // 7 is the first daemon's ready pipe.
-inline constexpr DescriptorHolder kKeeperFds{0, 3, 4, 5, 6, 8};
+inline constexpr DescriptorHolder kKeeperFds{0, 3, 4, 5, 6, 8, 9};
+
+// A container in a channel (protocol.hpp: Member), with the identity of its bundle
+// directory when it leaves only as that goes (bundle_watch.hpp).
+struct ChannelMember {
+  Member who;
+  FileId bundle_id;
+};
 
 struct Channel {
   ChannelSpec spec;
   std::string owner_id;
   std::optional<pid_t> owner_pid;
+  // The containers that joined it (CreateRequest with a member); when the last one leaves,
+  // the channel goes. Empty for a channel made without one (by hand, by `run`).
+  std::vector<ChannelMember> members;
   uid_t uid = 0;
   gid_t gid = 0;
   std::uint64_t max_inodes = 0;
@@ -62,6 +73,7 @@ struct Channel {
   // controller too: a keeper that dies is replaced on them (restart_keeper).
   UniqueFd fuse_fd, meta_fd, data_fd, session_fd;
   UniqueFd backing_fd;  // --charge writer: the private tmpfs that holds the file data
+  UniqueFd metrics_fd;  // the daemon's request counters (fs/metrics.hpp); may be empty
 
   // With usage from the store's header and the daemon's pid and restarts from the
   // session record, while we hold their memfds.

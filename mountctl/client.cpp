@@ -142,7 +142,19 @@ Expected<ControllerClient> ControllerClient::connect(const std::string& run_dir)
 Expected<CreateResult> ControllerClient::create(const ChannelSpec& spec,
                                                 const ChannelOptions& options,
                                                 const Owner& owner) {
-  return call(CreateRequest{spec, options, owner});
+  return call(CreateRequest{spec, options, owner, std::nullopt});
+}
+
+Expected<CreateResult> ControllerClient::join(const ChannelSpec& spec,
+                                              const ChannelOptions& options,
+                                              const std::string& owner_id, const Member& member) {
+  return call(CreateRequest{spec, options, Owner{owner_id, std::nullopt}, member});
+}
+
+Expected<LeaveOutcome> ControllerClient::leave(const std::string& host_path,
+                                               const std::string& owner_id,
+                                               const std::string& member_id) {
+  return call(LeaveRequest{host_path, owner_id, member_id});
 }
 
 Expected<void> ControllerClient::expose(const std::string& host_path, pid_t pid,
@@ -157,6 +169,8 @@ Expected<void> ControllerClient::remove(const std::string& host_path) {
 }
 
 Expected<std::vector<ChannelInfo>> ControllerClient::list() { return call(ListRequest{}); }
+
+Expected<std::string> ControllerClient::metrics() { return call(MetricsRequest{}); }
 
 Expected<ControllerClient::OwnedRemoval> ControllerClient::remove_if_owned(
     const std::string& host_path, const std::string& owner_id) {

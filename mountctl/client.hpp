@@ -42,6 +42,14 @@ class ControllerClient {
   // FUSE mount, daemon, registry entry. All or nothing.
   Expected<CreateResult> create(const ChannelSpec& spec, const ChannelOptions& options,
                                 const Owner& owner);
+  // Create the channel for `owner_id` with `member` in it, or join the one `owner_id`
+  // already has at the spec's host path with the same spec (existed: true). kBadInput when
+  // that channel has another spec, or another owner.
+  Expected<CreateResult> join(const ChannelSpec& spec, const ChannelOptions& options,
+                              const std::string& owner_id, const Member& member);
+  // `member_id` leaves the channel at `host_path` if `owner_id` owns it (LeaveRequest).
+  Expected<LeaveOutcome> leave(const std::string& host_path, const std::string& owner_id,
+                               const std::string& member_id);
   // Bind the channel at its container path (with its mode) inside the mount namespace
   // of `pid`, resolving the path under `rootfs` (a path in that namespace) — the
   // controller calls expose_into() (expose.hpp).
@@ -50,6 +58,8 @@ class ControllerClient {
   // entry. kNotFound when there is no such channel.
   Expected<void> remove(const std::string& host_path);
   Expected<std::vector<ChannelInfo>> list();
+  // The Prometheus text exposition of every channel (mountctl/metrics.hpp).
+  Expected<std::string> metrics();
   // Remove the channel at `host_path` only if `owner_id` owns it: a channel someone else
   // made at the same path is not ours to take away.
   enum class OwnedRemoval { kRemoved, kNoChannel, kNotOurs };

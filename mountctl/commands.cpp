@@ -3,12 +3,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include <fmt/format.h>
 
 #include "mountctl/client.hpp"
 #include "mountctl/controller.hpp"
+#include "mountctl/metrics.hpp"
 #include "mountctl/text.hpp"
 
 namespace hostchanfs::mountctl {
@@ -125,16 +127,24 @@ int umount_main(const UmountRequest& request) {
   return kExitOk;
 }
 
-int ls_main(const LsRequest& request) {
-  std::vector<ChannelInfo> channels;
-  auto client = ControllerClient::connect_if_channels(request.run_dir);
-  if (client) {
-    auto listed = client.value().list();
-    if (!listed) return report(listed.error());
-    channels = std::move(listed).value();
-  } else if (client.error().kind != Error::Kind::kNotFound) {
-    return report(client.error());
+// The answer of the controller of `run_dir` to `ask`, or nullopt when none runs and no
+// channel is left for one to take over: ls and metrics start no controller.
+template <class T>
+Expected<std::optional<T>> ask_running_controller(const std::string& run_dir,
+                                                  Expected<T> (ControllerClient::*ask)()) {
+  auto client = ControllerClient::connect_if_channels(run_dir);
+  if (!client) {
+    if (client.error().kind == Error::Kind::kNotFound) return std::optional<T>();
+    return client.error();
   }
+  HC_TRY(answer, (client.value().*ask)());
+  return std::optional<T>(std::move(answer));
+}
+
+int ls_main(const LsRequest& request) {
+  auto listed = ask_running_controller(request.run_dir, &ControllerClient::list);
+  if (!listed) return report(listed.error());
+  std::vector<ChannelInfo> channels = std::move(listed).value().value_or(std::vector<ChannelInfo>{});
   if (request.json) {
     std::printf("%s\n", json(channels).dump(2).c_str());
   } else {
@@ -143,6 +153,17 @@ int ls_main(const LsRequest& request) {
   return kExitOk;
 }
 
-int controller_main(const ControllerRequest& request) { return run_controller(request.run_dir); }
+int controller_main(const ControllerRequest& request) {
+  return run_controller(request.run_dir, ControllerOptions{request.metrics_listen});
+}
+
+int metrics_main(const MetricsCommandRequest& request) {
+  auto answered = ask_running_controller(request.run_dir, &ControllerClient::metrics);
+  if (!answered) return report(answered.error());
+  // With no controller, the exposition of no channel (still valid for a scraper).
+  std::string text = std::move(answered).value().value_or(metrics_text(MetricsBoard().Collect()));
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return kExitOk;
+}
 
 }  // namespace hostchanfs::mountctl

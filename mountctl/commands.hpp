@@ -38,10 +38,19 @@ struct LsRequest {
 };
 int ls_main(const LsRequest& request);
 
-// `hostchanfs controller --run-dir DIR`: the controller in the foreground (controller.hpp).
+// `hostchanfs controller --run-dir DIR [--metrics-listen HOST:PORT]`: the controller in the
+// foreground (controller.hpp).
 struct ControllerRequest {
   std::string run_dir;
+  std::string metrics_listen;  // "": no HTTP endpoint
 };
 int controller_main(const ControllerRequest& request);
+
+// `hostchanfs metrics`: the Prometheus text exposition of every channel, once
+// (mountctl/metrics.hpp). With no controller running, the exposition of no channel.
+struct MetricsCommandRequest {
+  std::string run_dir;
+};
+int metrics_main(const MetricsCommandRequest& request);
 
 }  // namespace hostchanfs::mountctl

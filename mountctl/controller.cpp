@@ -1,5 +1,6 @@
 #include "mountctl/controller.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -15,9 +16,11 @@
 
 #include <fmt/format.h>
 
+#include "mountctl/bundle_watch.hpp"
 #include "mountctl/channel.hpp"
 #include "mountctl/connection.hpp"
 #include "mountctl/expose.hpp"
+#include "mountctl/metrics.hpp"
 #include "mountctl/peer.hpp"
 #include "mountctl/protocol.hpp"
 #include "mountctl/registry.hpp"
@@ -36,18 +39,30 @@ constexpr std::size_t kMaxClients = 256;
 // The one place in a run dir where a channel may be (where the hook's default root is).
 constexpr const char* kChannelsInRunDir = "channels";
 
+// What makes the controller tear down and exit, read from a signalfd: blocked in every
+// thread (the metrics server's too, which must be started after it is blocked).
+sigset_t stop_signals() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  return mask;
+}
+
 class Controller {
  public:
-  Controller(RunDir run_dir, UniqueFd lock, UniqueFd listen, Registry registry)
+  Controller(RunDir run_dir, UniqueFd lock, UniqueFd listen, Registry registry,
+             BundleWatch bundles)
       : run_dir_(std::move(run_dir)),
         lock_(std::move(lock)),
         listen_(std::move(listen)),
         registry_(std::move(registry)),
+        bundles_(std::move(bundles)),
         log_(log::get("controller")) {}
-  int run();
+  int run(const ControllerOptions& options);
 
  private:
-  enum class Source { kListen, kSignal, kConnection, kKeeper, kOwner, kLingering };
+  enum class Source { kListen, kSignal, kConnection, kKeeper, kOwner, kLingering, kBundles };
   struct Watch {
     Source source;
     std::string host_path;  // for kKeeper and kOwner
@@ -68,8 +83,15 @@ class Controller {
   json handle(const CreateRequest& request);
   json handle(const ExposeRequest& request);
   json handle(const RemoveRequest& request);
+  json handle(const LeaveRequest& request);
+  Expected<bool> join(Channel& ch, const Member& member);
+  LeaveOutcome drop_member(const std::string& host_path, const std::string& member_id);
+  void on_bundles_gone();
   json handle(const ListRequest& request);
   json handle(const PingRequest& request);
+  json handle(const MetricsRequest& request);
+  Expected<void> serve_metrics(const std::string& address);
+  void save(const Channel& ch);
   Expected<void> check_place(const std::string& host) const;
   void on_keeper_exit(const std::string& host_path);
   void on_owner_exit(const std::string& host_path);
@@ -80,7 +102,11 @@ class Controller {
   RunDir run_dir_;
   UniqueFd lock_, listen_;
   Registry registry_;
+  BundleWatch bundles_;
   std::shared_ptr<spdlog::logger> log_;
+  // What the metrics see of the channels (shared with the metrics server's threads).
+  std::shared_ptr<MetricsBoard> board_ = std::make_shared<MetricsBoard>();
+  std::unique_ptr<MetricsServer> metrics_server_;
   UniqueFd signal_, epoll_;
   std::map<int, Watch> watches_;
   std::map<int, Client> clients_;
@@ -120,9 +146,22 @@ void Controller::load_registry() {
     if (ch.keeper_pidfd) watch(ch.keeper_pidfd.get(), Source::kKeeper, host);
     if (ch.owner_pidfd) watch(ch.owner_pidfd.get(), Source::kOwner, host);
     bool owner_gone = ch.owner_pid && !ch.owner_pidfd;
-    registry_.save(ch);
+    // A member whose bundle went while no controller watched has left.
+    std::vector<std::string> left;
+    for (const ChannelMember& m : ch.members) {
+      if (m.who.bundle.empty()) continue;
+      if (!bundles_.add(m.who.bundle, {host, m.who.id}, m.bundle_id)) left.push_back(m.who.id);
+    }
+    save(ch);
     channels_.emplace(host, std::move(ch));
-    if (owner_gone) on_owner_exit(host);
+    if (owner_gone) {
+      on_owner_exit(host);
+      continue;
+    }
+    for (const std::string& member : left) {
+      log_->info("channel {}: the bundle of {} is gone: it has left", host, member);
+      drop_member(host, member);
+    }
   }
 }
 
@@ -210,6 +249,31 @@ json Controller::answer(const std::string& line, const ucred& peer) {
 
 json Controller::handle(const PingRequest&) { return encode_answer(::getpid()); }
 
+json Controller::handle(const MetricsRequest&) { return encode_answer(metrics_text(board_->Collect())); }
+
+Expected<void> Controller::serve_metrics(const std::string& address) {
+  HC_TRY(server, MetricsServer::start(address, board_));
+  metrics_server_ = std::move(server);
+  log_->info("metrics at http://{}/metrics", address);
+  return success();
+}
+
+// The channel's record, and what the metrics sample of it, after every change.
+void Controller::save(const Channel& ch) {
+  registry_.save(ch);
+  ChannelSource source;
+  source.host_path = ch.spec.host_path;
+  source.owner_id = ch.owner_id;
+  source.quota_bytes = ch.spec.size_bytes;
+  source.max_inodes = ch.max_inodes;
+  source.state = state_name(ch.state);
+  if (ch.meta_fd) source.meta.reset(::fcntl(ch.meta_fd.get(), F_DUPFD_CLOEXEC, 0));
+  if (ch.metrics_fd) {
+    if (auto counters = fs::RequestMetrics::attach(ch.metrics_fd.get())) source.requests.emplace(std::move(counters).value());
+  }
+  board_->put(std::move(source));
+}
+
 // Where a channel may not be: inside another channel, ours or another controller's (its
 // files are its users', and a symlink planted there could lead anywhere; walking it would
 // also wait on its daemon), or among the controller's own files.
@@ -243,8 +307,18 @@ json Controller::handle(const CreateRequest& request) {
   const Owner& owner = request.owner;
   const std::string& host = spec.value().host_path;
   if (auto it = channels_.find(host); it != channels_.end()) {
-    if (it->second.owner_id == owner.id && it->second.spec == spec.value()) {
-      return encode_answer(CreateResult{it->second.info(), true});
+    Channel& existing = it->second;
+    if (existing.owner_id == owner.id && existing.spec == spec.value()) {
+      if (request.member) {
+        if (auto joined = join(existing, *request.member); !joined) return encode_error(joined.error());
+      }
+      return encode_answer(CreateResult{existing.info(), true});
+    }
+    if (existing.owner_id == owner.id && request.member) {
+      return encode_error(Error::bad_input(fmt::format(
+          "{} asks for the channel at \"{}\" as {}, but {} has it as {}: give every container "
+          "of one pod the same channel spec",
+          request.member->id, host, spec.value().to_string(), owner.id, existing.spec.to_string())));
     }
     return encode_error(Error::bad_input(fmt::format(
         "host path \"{}\" is already a channel (owner {}): give another host path, or "
@@ -264,12 +338,18 @@ json Controller::handle(const CreateRequest& request) {
   if (!started) return encode_error(started.error());
   Channel ch = std::move(started).value();
   ch.owner_pidfd = std::move(owner_pidfd);
+  if (request.member) {
+    if (auto joined = join(ch, *request.member); !joined) {
+      if (auto unmounted = unmount_channel(ch)) (void)release_channel(ch, unmounted.value());
+      return encode_error(joined.error());
+    }
+  }
   watch(ch.keeper_pidfd.get(), Source::kKeeper, host);
   if (ch.owner_pidfd) watch(ch.owner_pidfd.get(), Source::kOwner, host);
   ChannelInfo info = ch.info();
   // The daemon's own default, remembered so that `ls` still shows it if the daemon dies.
   if (ch.max_inodes == 0) ch.max_inodes = info.max_inodes;
-  registry_.save(ch);
+  save(ch);
   channels_.emplace(host, std::move(ch));
   return encode_answer(CreateResult{info, false});
 }
@@ -296,6 +376,7 @@ Expected<void> Controller::remove_channel(const std::string& host) {
   HC_TRY(how, unmount_channel(ch));
   unwatch(ch.keeper_pidfd.get());
   unwatch(ch.owner_pidfd.get());
+  for (const ChannelMember& m : ch.members) bundles_.remove({host, m.who.id});
   auto released = release_channel(ch, how);
   if (ch.keeper_pidfd) {
     int fd = ch.keeper_pidfd.get();
@@ -303,6 +384,7 @@ Expected<void> Controller::remove_channel(const std::string& host) {
     watch(fd, Source::kLingering);
   }
   registry_.forget(host);
+  board_->erase(host);
   channels_.erase(it);
   return released;
 }
@@ -311,6 +393,71 @@ json Controller::handle(const RemoveRequest& request) {
   auto removed = remove_channel(request.host_path);
   if (!removed) return encode_error(removed.error());
   return encode_answer(std::monostate{});
+}
+
+// Adds the member (again: idempotent), watching its bundle when it has one. True when it
+// is new.
+Expected<bool> Controller::join(Channel& ch, const Member& member) {
+  for (const ChannelMember& m : ch.members) {
+    if (m.who.id == member.id) return false;
+  }
+  ChannelMember joined{member, {}};
+  if (!member.bundle.empty()) {
+    auto watched = bundles_.add(member.bundle, {ch.spec.host_path, member.id});
+    if (!watched) {
+      return Error::bad_input(fmt::format("{}: its bundle {} cannot be watched ({}): give the "
+                                          "container's bundle directory",
+                                          member.id, member.bundle, watched.error().message));
+    }
+    joined.bundle_id = watched.value();
+  }
+  ch.members.push_back(std::move(joined));
+  save(ch);
+  log_->info("channel {}: {} joined ({} member(s))", ch.spec.host_path, member.id, ch.members.size());
+  return true;
+}
+
+// The member goes; with it the channel, when it was the last one (or the channel had none:
+// one made by `run` for its container).
+LeaveOutcome Controller::drop_member(const std::string& host, const std::string& member_id) {
+  auto it = channels_.find(host);
+  if (it == channels_.end()) return LeaveOutcome::kNoChannel;
+  Channel& ch = it->second;
+  std::erase_if(ch.members, [&](const ChannelMember& m) { return m.who.id == member_id; });
+  bundles_.remove({host, member_id});
+  if (!ch.members.empty()) {
+    save(ch);
+    log_->info("channel {}: {} left ({} member(s) stay)", host, member_id, ch.members.size());
+    return LeaveOutcome::kLeft;
+  }
+  if (auto removed = remove_channel(host); !removed) {
+    log_->error("channel {}: {}", host, removed.error().message);
+  }
+  return LeaveOutcome::kRemoved;
+}
+
+json Controller::handle(const LeaveRequest& request) {
+  auto it = channels_.find(request.host_path);
+  if (it == channels_.end()) return encode_answer(LeaveOutcome::kNoChannel);
+  const Channel& ch = it->second;
+  if (ch.owner_id != request.owner_id) return encode_answer(LeaveOutcome::kNotOurs);
+  for (const ChannelMember& m : ch.members) {
+    // Its engine stops it without deleting it: it leaves when its bundle goes.
+    if (m.who.id == request.member_id && !m.who.bundle.empty()) {
+      log_->debug("channel {}: {} stopped; it stays until its bundle {} goes", request.host_path,
+                  request.member_id, m.who.bundle);
+      return encode_answer(LeaveOutcome::kKept);
+    }
+  }
+  return encode_answer(drop_member(request.host_path, request.member_id));
+}
+
+void Controller::on_bundles_gone() {
+  for (const auto& [host, member] : bundles_.gone()) {
+    log_->info("channel {}: the bundle of {} is gone (the container was deleted): it has left",
+               host, member);
+    drop_member(host, member);
+  }
 }
 
 json Controller::handle(const ListRequest&) {
@@ -352,7 +499,7 @@ void Controller::on_keeper_exit(const std::string& host) {
   }
   log_->error("channel {}: keeper pid {} {}: channel marked failed (umount removes it)", host, old, how);
   ch.state = ChannelState::kFailed;
-  registry_.save(ch);
+  save(ch);
 }
 
 void Controller::on_owner_exit(const std::string& host) {
@@ -380,11 +527,8 @@ void Controller::teardown() {
   ::unlinkat(run_dir_.fd(), kPidName, 0);
 }
 
-int Controller::run() {
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
+int Controller::run(const ControllerOptions& options) {
+  sigset_t mask = stop_signals();
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
   ::signal(SIGHUP, SIG_IGN);
@@ -394,8 +538,16 @@ int Controller::run() {
     log_->error("cannot set up the event loop: {}", errno_text(last_errc()));
     return kExitFailure;
   }
+  // After the signals are blocked: the server's threads inherit the mask.
+  if (!options.metrics_listen.empty()) {
+    if (auto served = serve_metrics(options.metrics_listen); !served) {
+      teardown();
+      return report(served.error(), "hostchanfs controller");
+    }
+  }
   watch(listen_.get(), Source::kListen);
   watch(signal_.get(), Source::kSignal);
+  watch(bundles_.fd(), Source::kBundles);
   load_registry();
   log_->info("controller of {} ready (pid {})", run_dir_.path(), ::getpid());
 
@@ -417,6 +569,7 @@ int Controller::run() {
         case Source::kConnection: on_client(fd, events[i].events); break;
         case Source::kKeeper: on_keeper_exit(w.host_path); break;
         case Source::kOwner: on_owner_exit(w.host_path); break;
+        case Source::kBundles: on_bundles_gone(); break;
         case Source::kLingering: {
           auto l = lingering_.find(fd);
           if (l != lingering_.end()) {
@@ -450,6 +603,7 @@ Expected<Controller> open_controller(const std::string& path) {
   HC_TRY(run_dir, RunDir::open(path, true));
   HC_TRY(lock, run_dir.claim());
   HC_TRY(registry, Registry::open(run_dir));
+  HC_TRY(bundles, BundleWatch::open());
   // We hold the lock, so a socket file left here is stale.
   ::unlinkat(run_dir.fd(), kSocketName, 0);
   auto listening = listen_unix(run_dir.socket_address(kSocketName), 0600, 64);
@@ -458,12 +612,12 @@ Expected<Controller> open_controller(const std::string& path) {
                                       errno_text(listening.error())));
   }
   return Controller(std::move(run_dir), std::move(lock), std::move(listening).value(),
-                    std::move(registry));
+                    std::move(registry), std::move(bundles));
 }
 
 }  // namespace
 
-int run_controller(const std::string& run_dir) {
+int run_controller(const std::string& run_dir, const ControllerOptions& options) {
   ::umask(022);  // the host paths it makes are 0755 whoever started it
   auto controller = open_controller(run_dir);
   if (!controller) {
@@ -473,7 +627,7 @@ int run_controller(const std::string& run_dir) {
     }
     return report(controller.error(), "hostchanfs controller");
   }
-  return controller.value().run();
+  return controller.value().run(options);
 }
 
 }  // namespace hostchanfs::mountctl

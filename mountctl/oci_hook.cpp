@@ -79,10 +79,10 @@ std::string rootfs_in_container_namespace(pid_t pid, const std::string& host_roo
   return host_rootfs;
 }
 
-// Poststop: remove the channel only if this container owns it. A channel someone else
-// made at the same host path (by hand, or another container) is not ours to take away.
-Expected<void> remove_channel(const OciState& state, const ChannelSpec& spec,
-                              const std::string& run_dir) {
+// Poststop: the container leaves its channel, which goes with its last member. A channel
+// someone else made at the same host path (by hand, or another container) is not ours.
+Expected<void> leave_channel(const OciState& state, const ChannelSpec& spec,
+                             const std::string& run_dir) {
   auto log = log::get("oci-hook");
   // A killed controller's channels are still ours to remove: take them over.
   auto client = ControllerClient::connect_if_channels(run_dir);
@@ -90,15 +90,18 @@ Expected<void> remove_channel(const OciState& state, const ChannelSpec& spec,
     if (client.error().kind == Error::Kind::kNotFound) return success();  // nothing runs
     return client.error();
   }
-  auto removed = client.value().remove_if_owned(spec.host_path, oci_owner_id(state.id));
-  if (!removed) return removed.error();
-  if (removed.value() == ControllerClient::OwnedRemoval::kNotOurs) {
-    log->warn("container {}: channel {} belongs to another owner, not to this container: left in place",
-              state.id, spec.host_path);
-  } else if (removed.value() == ControllerClient::OwnedRemoval::kRemoved) {
-    log->debug("container {}: removed channel {}", state.id, spec.host_path);
+  HC_TRY(outcome, client.value().leave(spec.host_path, channel_owner_id(state), oci_owner_id(state.id)));
+  switch (outcome) {
+    case LeaveOutcome::kNotOurs:
+      log->warn("container {}: channel {} belongs to another owner, not to this container: left in place",
+                state.id, spec.host_path);
+      break;
+    case LeaveOutcome::kRemoved: log->debug("container {}: removed channel {}", state.id, spec.host_path); break;
+    case LeaveOutcome::kLeft:
+    case LeaveOutcome::kKept:
+    case LeaveOutcome::kNoChannel: break;  // poststop may run more than once
   }
-  return success();  // or already gone: poststop may run more than once
+  return success();
 }
 
 // Whether this container already owns this very channel (made by `hostchanfs run` before
@@ -109,7 +112,7 @@ bool owns_channel(const OciState& state, const ChannelSpec& spec, const std::str
   if (!channels) return false;
   for (const ChannelInfo& channel : channels.value()) {
     if (channel.spec.host_path == spec.host_path) {
-      return channel.owner_id == oci_owner_id(state.id) && channel.spec == spec;
+      return channel.owner_id == channel_owner_id(state) && channel.spec == spec;
     }
   }
   return false;
@@ -154,7 +157,7 @@ Expected<void> create_channel(const OciState& state, const ChannelSpec& spec,
   auto client = only_bind ? ControllerClient::connect_existing(run_dir) : ControllerClient::connect(run_dir);
   if (!client) return client.error();
   Expected<CreateResult> created = CreateResult{{}, true};
-  if (!only_bind) created = client.value().create(spec, options, Owner{oci_owner_id(state.id), std::nullopt});
+  if (!only_bind) created = client.value().join(spec, options, channel_owner_id(state), channel_member(state));
   if (!created) return created.error();
 
   auto exposed = client.value().expose(
@@ -179,6 +182,14 @@ Expected<void> create_channel(const OciState& state, const ChannelSpec& spec,
 
 std::string oci_owner_id(std::string_view container_id) {
   return "oci:" + std::string(container_id);
+}
+
+std::string channel_owner_id(const OciState& state) {
+  return state.sandbox_id.empty() ? oci_owner_id(state.id) : "pod:" + state.sandbox_id;
+}
+
+Member channel_member(const OciState& state) {
+  return Member{oci_owner_id(state.id), state.manager == "libpod" ? state.bundle : std::string()};
 }
 
 std::optional<std::uint32_t> host_id_of_container_root(const json& mappings) {
@@ -239,6 +250,20 @@ Expected<OciState> parse_oci_state(std::string_view json_text) {
       }
       state.charge = *charge;
     }
+    auto text = [&](std::string_view key) {
+      auto it = annotations->find(std::string(key));
+      return it != annotations->end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    state.sandbox_id = text(kSandboxAnnotation);
+    state.manager = text(kManagerAnnotation);
+    // An engine's container id (podman's and CRI-O's are 64 hex digits): it becomes an
+    // owner id, so nothing else is let through.
+    if (state.sandbox_id.size() > 128 ||
+        state.sandbox_id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return Error::bad_input("annotation " + std::string(kSandboxAnnotation) +
+                              " is not a container id (hex digits): it must name the pod's "
+                              "sandbox container, as the engine sets it");
+    }
   }
   // The status matters only to containers with a channel: others are left alone, whatever
   // stage the hook was registered for.
@@ -296,7 +321,7 @@ Expected<void> run_oci_hook(std::string_view state_json, const std::string& run_
   auto spec = parse_spec(*state.value().channel);
   if (!spec) return spec.error();
   if (state.value().stage == HookStage::kPoststop) {
-    return remove_channel(state.value(), spec.value(), run_dir);
+    return leave_channel(state.value(), spec.value(), run_dir);
   }
   return create_channel(state.value(), spec.value(), run_dir, config_path);
 }

@@ -6,7 +6,10 @@
 // One entry point serves both stages; the stage comes from the state's status:
 //   "creating" / "created" (createRuntime) -> create the channel (or find the one this
 //       container already has) and bind it into the container's mount namespace;
-//   "stopped" (poststop) -> remove the channel this container owns.
+//   "stopped" (poststop) -> the container leaves the channel, which goes with its last
+//       member (channel_member: a podman container leaves only when it is deleted).
+// Containers of one pod (the same kSandboxAnnotation) share one channel: the first makes it,
+// the others join it and bind it; a different spec in the same pod is refused.
 // The hook is a front door like the CLI: it asks the controller, which owns every daemon
 // and mount, so the hook never becomes a daemon's parent (crun waits for every child it
 // adopts: a daemon forked here would hang `crun run`).
@@ -22,12 +25,17 @@
 
 #include "fs/charge.hpp"
 #include "mountctl/error.hpp"
+#include "mountctl/protocol.hpp"
 
 namespace hostchanfs::mountctl {
 
 inline constexpr std::string_view kChannelAnnotation = "io.hostchanfs.channel";
 // channel (default) or writer: who pays for the channel's file data (fs/charge.hpp).
 inline constexpr std::string_view kChargeAnnotation = "io.hostchanfs.charge";
+// Set by podman (and CRI-O) on every container of a pod: the pod's sandbox (infra) container.
+inline constexpr std::string_view kSandboxAnnotation = "io.kubernetes.cri-o.SandboxID";
+// Who made the container: "libpod" for podman, "cri-o" for CRI-O.
+inline constexpr std::string_view kManagerAnnotation = "io.container.manager";
 
 enum class HookStage { kCreateRuntime, kPoststop };
 
@@ -39,7 +47,18 @@ struct OciState {
   HookStage stage = HookStage::kCreateRuntime;
   std::optional<std::string> channel;  // the annotation's value; nullopt: not ours
   fs::Charge charge = fs::Charge::kChannel;  // kChargeAnnotation
+  std::string sandbox_id;              // kSandboxAnnotation; "" outside a pod
+  std::string manager;                 // kManagerAnnotation; "" when not set
 };
+
+// Who owns the channel of a container: its pod ("pod:<sandbox id>"), whose containers
+// share one channel, or the container itself (oci_owner_id).
+std::string channel_owner_id(const OciState& state);
+
+// The member the container is in its channel (protocol.hpp): podman calls poststop at
+// every stop and deletes the bundle only when it deletes the container, so a podman
+// container leaves when its bundle goes; any other container leaves at its poststop.
+Member channel_member(const OciState& state);
 
 // What the hook needs from the bundle's config.json.
 struct BundleConfig {

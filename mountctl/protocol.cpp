@@ -19,6 +19,12 @@ json optional_json(const auto& value) { return value ? json(*value) : json(nullp
 
 // The wire names of the error kinds. kAlreadyRunning never crosses the wire: it goes as a
 // failure.
+constexpr std::pair<LeaveOutcome, const char*> kLeaveNames[] = {
+    {LeaveOutcome::kRemoved, "removed"},     {LeaveOutcome::kLeft, "left"},
+    {LeaveOutcome::kKept, "kept"},           {LeaveOutcome::kNoChannel, "no_channel"},
+    {LeaveOutcome::kNotOurs, "not_ours"},
+};
+
 constexpr std::pair<Error::Kind, const char*> kKindNames[] = {
     {Error::Kind::kBadInput, "bad_input"},
     {Error::Kind::kRefused, "refused"},
@@ -47,6 +53,15 @@ void from_json(const json& j, ChannelSpec& spec) {
   j.at("size_bytes").get_to(spec.size_bytes);
 }
 
+void to_json(json& j, const Member& member) {
+  j = json{{"id", member.id}, {"bundle", member.bundle}};
+}
+
+void from_json(const json& j, Member& member) {
+  j.at("id").get_to(member.id);
+  j.at("bundle").get_to(member.bundle);
+}
+
 void to_json(json& j, const ChannelInfo& info) {
   j = json(info.spec);
   j["owner_id"] = info.owner_id;
@@ -60,6 +75,7 @@ void to_json(json& j, const ChannelInfo& info) {
   j["keeper_pid"] = info.keeper_pid;
   j["restarts"] = info.restarts;
   j["state"] = info.state;
+  j["members"] = info.members;
 }
 
 void from_json(const json& j, ChannelInfo& info) {
@@ -75,6 +91,7 @@ void from_json(const json& j, ChannelInfo& info) {
   j.at("keeper_pid").get_to(info.keeper_pid);
   j.at("restarts").get_to(info.restarts);
   j.at("state").get_to(info.state);
+  if (auto m = j.find("members"); m != j.end()) m->get_to(info.members);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -87,6 +104,7 @@ json encode_request(const Request& request) {
       j["uid"] = optional_json(r.options.uid);
       j["gid"] = optional_json(r.options.gid);
       j["owner"] = {{"id", r.owner.id}, {"pid", optional_json(r.owner.pid)}};
+      if (r.member) j["member"] = *r.member;
       return j;
     }
     json operator()(const ExposeRequest& r) const {
@@ -95,8 +113,13 @@ json encode_request(const Request& request) {
     json operator()(const RemoveRequest& r) const {
       return json{{"op", "remove"}, {"host_path", r.host_path}};
     }
+    json operator()(const LeaveRequest& r) const {
+      return json{{"op", "leave"}, {"host_path", r.host_path}, {"owner_id", r.owner_id},
+                  {"member_id", r.member_id}};
+    }
     json operator()(const ListRequest&) const { return json{{"op", "list"}}; }
     json operator()(const PingRequest&) const { return json{{"op", "ping"}}; }
+    json operator()(const MetricsRequest&) const { return json{{"op", "metrics"}}; }
   };
   return std::visit(Encode{}, request);
 }
@@ -168,6 +191,13 @@ Request decode_fields(const json& request) {
     const json& owner = field(request, "owner");
     r.owner.id = text_at(owner, "id");
     r.owner.pid = optional_integer_at<pid_t>(owner, "pid");
+    if (request.contains("member") && !request["member"].is_null()) {
+      const json& member = field(request, "member");
+      r.member = Member{text_at(member, "id"), text_at(member, "bundle")};
+      if (!r.member->bundle.empty() && r.member->bundle.front() != '/') {
+        throw BadField("\"bundle\" is not an absolute path");
+      }
+    }
     return r;
   }
   if (op == "expose") {
@@ -175,9 +205,14 @@ Request decode_fields(const json& request) {
                          text_at(request, "rootfs")};
   }
   if (op == "remove") return RemoveRequest{text_at(request, "host_path")};
+  if (op == "leave") {
+    return LeaveRequest{text_at(request, "host_path"), text_at(request, "owner_id"),
+                        text_at(request, "member_id")};
+  }
   if (op == "list") return ListRequest{};
   if (op == "ping") return PingRequest{};
-  throw BadField(fmt::format("unknown op \"{}\" (want create, expose, remove, list or ping)",
+  if (op == "metrics") return MetricsRequest{};
+  throw BadField(fmt::format("unknown op \"{}\" (want create, expose, remove, leave, list, ping or metrics)",
                              printable(op, 64)));
 }
 
@@ -214,6 +249,13 @@ json encode_answer(const CreateResult& answer) {
 json encode_answer(const std::monostate&) { return ok(); }
 json encode_answer(const std::vector<ChannelInfo>& answer) { return ok({{"channels", answer}}); }
 json encode_answer(pid_t controller_pid) { return ok({{"pid", controller_pid}}); }
+json encode_answer(const std::string& metrics_text) { return ok({{"text", metrics_text}}); }
+json encode_answer(LeaveOutcome answer) {
+  for (auto [outcome, name] : kLeaveNames) {
+    if (outcome == answer) return ok({{"outcome", name}});
+  }
+  return ok();
+}
 
 json encode_error(const Error& error) {
   const char* kind = "failure";
@@ -250,6 +292,14 @@ std::vector<ChannelInfo> answer_fields(const json& answer, std::vector<ChannelIn
   return answer.at("channels").get<std::vector<ChannelInfo>>();
 }
 pid_t answer_fields(const json& answer, pid_t*) { return answer.at("pid").get<pid_t>(); }
+std::string answer_fields(const json& answer, std::string*) { return answer.at("text").get<std::string>(); }
+LeaveOutcome answer_fields(const json& answer, LeaveOutcome*) {
+  std::string outcome = answer.at("outcome").get<std::string>();
+  for (auto [value, name] : kLeaveNames) {
+    if (outcome == name) return value;
+  }
+  throw json::other_error::create(501, "unknown leave outcome \"" + outcome + "\"", &answer);
+}
 
 }  // namespace
 
@@ -268,6 +318,8 @@ template Expected<CreateResult> decode_answer<CreateRequest>(const json&);
 template Expected<std::monostate> decode_answer<ExposeRequest>(const json&);
 template Expected<std::monostate> decode_answer<RemoveRequest>(const json&);
 template Expected<std::vector<ChannelInfo>> decode_answer<ListRequest>(const json&);
+template Expected<LeaveOutcome> decode_answer<LeaveRequest>(const json&);
+template Expected<std::string> decode_answer<MetricsRequest>(const json&);
 template Expected<pid_t> decode_answer<PingRequest>(const json&);
 
 // ---------------------------------------------------------------------------------------

@@ -3,11 +3,15 @@
 // (the client encodes a request and decodes its answer; the controller decodes the request
 // and encodes the answer):
 //   {"op":"create","spec":{...},"uid":0,"gid":0,"max_inodes":0,"charge":"channel",
-//    "owner":{"id":"..","pid":1}}                     ("charge" may be left out: channel)
+//    "owner":{"id":"..","pid":1},"member":{"id":"oci:<container>","bundle":"/dir"}}
+//    ("charge" may be left out: channel; "member" is optional)
 //        -> {"ok":true,"existed":false,"channel":{...}}
+//   {"op":"leave","host_path":"/x","owner_id":"pod:..","member_id":"oci:.."}
+//        -> {"ok":true,"outcome":"removed|left|kept|no_channel|not_ours"}
 //   {"op":"expose","host_path":"/x","pid":123,"rootfs":"/"}   -> {"ok":true}
 //   {"op":"remove","host_path":"/x"}                            -> {"ok":true}
 //   {"op":"list"}                                               -> {"ok":true,"channels":[...]}
+//   {"op":"metrics"}                            -> {"ok":true,"text":"<Prometheus text format>"}
 //   {"op":"ping"}                                               -> {"ok":true,"pid":123}
 // Failures: {"ok":false,"kind":"bad_input|refused|not_found|failure","message":".."}
 // Whatever a request line holds, its answer is one line of valid JSON: bytes that are not
@@ -43,13 +47,25 @@ struct ChannelOptions {
   fs::Charge charge = fs::Charge::kChannel;  // who pays for file data (fs/charge.hpp)
 };
 
-// Who a channel belongs to. `id` names it (e.g. "run:<pid>", "oci:<container id>",
-// "cli:<pid>"): create with the same host path and the same id returns the existing
+// Who a channel belongs to. `id` names it ("run:<pid>", "oci:<container id>", "pod:<sandbox
+// id>", "cli:<pid>"): create with the same host path and the same id returns the existing
 // channel (idempotent). With `pid`, the controller watches that process (pidfd) and
 // removes the channel when it dies (`hostchanfs run` uses this; the OCI hook does not).
 struct Owner {
   std::string id;
   std::optional<pid_t> pid;
+};
+
+// A container that uses a channel (the OCI hook's): the channel goes when its last member
+// has left. A member leaves at its poststop (LeaveRequest), unless it names a `bundle`: an
+// engine that calls poststop at every stop (podman) deletes the container's bundle
+// directory when it deletes the container, and the member leaves when that directory goes
+// (the controller watches it, bundle_watch.hpp).
+struct Member {
+  std::string id;      // "oci:<container id>"
+  std::string bundle;  // absolute; "" for none
+
+  bool operator==(const Member&) const = default;
 };
 
 // A channel as the controller reports it.
@@ -66,6 +82,7 @@ struct ChannelInfo {
   pid_t keeper_pid = 0;           // the keeper that restarts it (mountctl/keeper.hpp)
   std::uint64_t restarts = 0;     // daemons started on the connection after the first
   std::string state;              // "running", "failed" (its keeper ended: nothing restarts it)
+  std::vector<Member> members;    // the containers that share it (OCI hook), if any
 };
 
 // ---------------------------------------------------------------------------------------
@@ -81,6 +98,9 @@ struct CreateRequest {
   ChannelSpec spec;
   ChannelOptions options;
   Owner owner;
+  // With a member: a channel of the same owner and spec is joined (the member added), so
+  // that containers of one pod share one channel (owner "pod:<sandbox id>").
+  std::optional<Member> member;
 };
 struct ExposeRequest {
   using Answer = std::monostate;
@@ -92,14 +112,28 @@ struct RemoveRequest {
   using Answer = std::monostate;
   std::string host_path;
 };
+// The member leaves the channel at `host_path` of `owner_id` (poststop); the channel goes
+// when no member is left. A member with a bundle stays (its engine deletes the bundle when
+// it deletes the container).
+enum class LeaveOutcome { kRemoved, kLeft, kKept, kNoChannel, kNotOurs };
+struct LeaveRequest {
+  using Answer = LeaveOutcome;
+  std::string host_path;
+  std::string owner_id;
+  std::string member_id;
+};
 struct ListRequest {
   using Answer = std::vector<ChannelInfo>;
 };
 struct PingRequest {
   using Answer = pid_t;  // the controller's
 };
+struct MetricsRequest {
+  using Answer = std::string;  // the text exposition (mountctl/metrics.hpp)
+};
 
-using Request = std::variant<CreateRequest, ExposeRequest, RemoveRequest, ListRequest, PingRequest>;
+using Request = std::variant<CreateRequest, ExposeRequest, RemoveRequest, LeaveRequest,
+                             ListRequest, PingRequest, MetricsRequest>;
 
 json encode_request(const Request& request);
 // kBadInput, with a one-line reason, for an unknown op or a malformed request (a missing
@@ -114,6 +148,8 @@ json encode_answer(const CreateResult& answer);
 json encode_answer(const std::monostate& answer);
 json encode_answer(const std::vector<ChannelInfo>& answer);
 json encode_answer(pid_t controller_pid);
+json encode_answer(LeaveOutcome answer);
+json encode_answer(const std::string& metrics_text);
 json encode_error(const Error& error);
 // One answer as a line ("...\n"): never throws (a string that is not UTF-8, which no answer
 // should hold, is written with U+FFFD in its place).
@@ -126,6 +162,8 @@ Expected<typename R::Answer> decode_answer(const json& answer);
 
 void to_json(json& j, const ChannelSpec& spec);
 void from_json(const json& j, ChannelSpec& spec);
+void to_json(json& j, const Member& member);
+void from_json(const json& j, Member& member);
 void to_json(json& j, const ChannelInfo& info);
 void from_json(const json& j, ChannelInfo& info);
 

@@ -50,14 +50,18 @@ bool is_fuse_device(int fd) {
          st.st_rdev == dev.st_rdev;
 }
 
-// The memfd made as `name` (make_memfd), and that very one.
-bool is_memfd(int fd, const char* name, const FileId& id) {
-  struct stat st {};
+// A memfd made as `name` (make_memfd).
+bool is_memfd_named(int fd, const char* name) {
   std::string link(256, '\0');
   ssize_t n = ::readlink(fmt::format("/proc/self/fd/{}", fd).c_str(), link.data(), link.size());
   link.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-  return ::fstat(fd, &st) == 0 && file_id(st) == id &&
-         link == fmt::format("/memfd:{} (deleted)", name);
+  return link == fmt::format("/memfd:{} (deleted)", name);
+}
+
+// The memfd made as `name`, and that very one.
+bool is_memfd(int fd, const char* name, const FileId& id) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && file_id(st) == id && is_memfd_named(fd, name);
 }
 
 // Takes the channel's descriptors back from the process the record says holds them, when
@@ -95,6 +99,12 @@ std::optional<std::string> adopt(Channel& ch) {
   }
   if (!is_mounted(ch.mount)) return "its mount is gone";
   ch.backing_fd = std::move(backing);
+  // The request counters, if the keeper has them (else: none).
+  if (holder.metrics >= 0) {
+    if (UniqueFd counters = take(holder.metrics); counters && is_memfd_named(counters.get(), "hostchanfs-metrics")) {
+      ch.metrics_fd = std::move(counters);
+    }
+  }
   ch.fuse_fd = std::move(fuse);
   ch.meta_fd = std::move(meta);
   ch.data_fd = std::move(data);
@@ -111,6 +121,12 @@ std::optional<std::string> record_problem(const Channel& ch, const std::string& 
   if (record_name(host) != file_name) return "its file name is not its host path's";
   for (const MadeDir& d : ch.made_dirs) {
     if (!path_is_within(host, d.path)) return "it made a directory that is not on its host path";
+  }
+  for (const ChannelMember& m : ch.members) {
+    const std::string& bundle = m.who.bundle;
+    if (text_problem(m.who.id) || (!bundle.empty() && (text_problem(bundle) || bundle.front() != '/'))) {
+      return "a member's id or bundle is not clean";
+    }
   }
   return std::nullopt;
 }
@@ -139,8 +155,13 @@ json channel_record(const Channel& ch) {
   r["keeper_pid"] = ch.keeper_pid;
   const DescriptorHolder& h = ch.holder;
   r["holder"] = {{"pid", h.pid},   {"fuse", h.fuse},       {"meta", h.meta},
-                 {"data", h.data}, {"session", h.session}, {"backing", h.backing}};
+                 {"data", h.data}, {"session", h.session}, {"backing", h.backing},
+                 {"metrics", h.metrics}};
   r["state"] = state_name(ch.state);
+  r["members"] = json::array();
+  for (const ChannelMember& m : ch.members) {
+    r["members"].push_back({{"id", m.who.id}, {"bundle", m.who.bundle}, {"bundle_id", id_json(m.bundle_id)}});
+  }
   return r;
 }
 
@@ -170,8 +191,16 @@ Channel channel_from_record(const json& r) {
   r.at("keeper_pid").get_to(ch.keeper_pid);
   const json& h = r.at("holder");
   ch.holder = {h.at("pid").get<pid_t>(), h.at("fuse").get<int>(), h.at("meta").get<int>(),
-               h.at("data").get<int>(), h.at("session").get<int>(), h.value("backing", -1)};
+               h.at("data").get<int>(), h.at("session").get<int>(), h.value("backing", -1),
+               h.value("metrics", -1)};
   ch.state = r.at("state") == "running" ? ChannelState::kRunning : ChannelState::kFailed;
+  // Optional: records from before members were kept have none.
+  if (auto members = r.find("members"); members != r.end()) {
+    for (const json& member : *members) {
+      ch.members.push_back({{member.at("id").get<std::string>(), member.at("bundle").get<std::string>()},
+                            id_from(member.at("bundle_id"))});
+    }
+  }
   return ch;
 }
 

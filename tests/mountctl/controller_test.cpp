@@ -14,6 +14,7 @@
 
 #include "mountctl/client.hpp"
 #include "mountctl/expose.hpp"
+#include "mountctl/spec.hpp"
 #include "tests/mountctl/harness.hpp"
 #include "tests/support/files.hpp"
 #include "tests/support/fuse_required.hpp"
@@ -267,6 +268,57 @@ TEST_F(ControllerTest, AKilledControllerIsReplacedAndTakesItsChannelsOver) {
   in >> got;
   EXPECT_EQ(got, "kept");
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+  EXPECT_FALSE(exists(host));
+}
+
+// Members (the OCI hook's containers): the channel goes with the last one. A member with a
+// bundle (a podman container) stays through its poststop and leaves when the bundle
+// directory goes; another spec for the same owner is refused in one line.
+TEST_F(ControllerTest, MembersShareAChannelAndABundleLeavesWhenItGoes) {
+  std::string host = world_->path("chan"), bundle = world_->path("bundle");
+  std::filesystem::create_directories(bundle);
+  auto client = ControllerClient::connect(world_->run_dir());
+  ASSERT_TRUE(client) << client.error().message;
+  auto spec = parse_spec(host + ":/c:rw:64k");
+  ASSERT_TRUE(spec);
+  auto first = client.value().join(spec.value(), {}, "pod:ab", Member{"oci:c1", bundle});
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_FALSE(first.value().existed);
+  auto second = client.value().join(spec.value(), {}, "pod:ab", Member{"oci:c2", ""});
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_TRUE(second.value().existed);
+  EXPECT_EQ(second.value().channel.members.size(), 2u);
+
+  auto other = parse_spec(host + ":/c:ro:64k");
+  auto refused = client.value().join(other.value(), {}, "pod:ab", Member{"oci:c3", ""});
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("give every container of one pod the same channel spec"),
+            std::string::npos) << refused.error().message;
+
+  EXPECT_EQ(client.value().leave(host, "pod:other", "oci:c2").value(), LeaveOutcome::kNotOurs);
+  EXPECT_EQ(client.value().leave(host, "pod:ab", "oci:c1").value(), LeaveOutcome::kKept);
+  EXPECT_EQ(client.value().leave(host, "pod:ab", "oci:c2").value(), LeaveOutcome::kLeft);
+  EXPECT_TRUE(is_fuse_mount(host));
+  std::filesystem::remove_all(bundle);
+  EXPECT_TRUE(eventually([&] { return !exists(host); })) << world_->controller_log();
+  EXPECT_EQ(ls().size(), 0u);
+}
+
+// A bundle that went while no controller ran: the next controller finds the member gone
+// when it loads the registry, and removes the channel.
+TEST_F(ControllerTest, ABundleThatWentWhileNoControllerRanIsSeenAtStart) {
+  std::string host = world_->path("chan"), bundle = world_->path("bundle");
+  std::filesystem::create_directories(bundle);
+  {
+    auto client = ControllerClient::connect(world_->run_dir());
+    ASSERT_TRUE(client) << client.error().message;
+    auto joined = client.value().join(parse_spec(host + ":/c:rw:64k").value(), {}, "oci:c1",
+                                      Member{"oci:c1", bundle});
+    ASSERT_TRUE(joined) << joined.error().message;
+  }
+  world_->kill_controller();
+  std::filesystem::remove_all(bundle);
+  EXPECT_EQ(ls().size(), 0u) << world_->controller_log();  // a new controller, from the registry
   EXPECT_FALSE(exists(host));
 }
 

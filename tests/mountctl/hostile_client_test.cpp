@@ -82,7 +82,7 @@ TEST_F(HostileClientTest, MalformedRequestsGetOneLineOfJsonAndNothingEchoedRaw) 
     EXPECT_FALSE(mountctl::text_problem(message)) << mountctl::printable(message);
   }
   EXPECT_EQ(ask(client, R"({"op":"nope"})")["message"],
-            "bad request: unknown op \"nope\" (want create, expose, remove, list or ping)");
+            "bad request: unknown op \"nope\" (want create, expose, remove, leave, list, ping or metrics)");
   EXPECT_TRUE(ask(client, R"({"op":"ping"})").value("ok", false)) << "the connection still serves";
   EXPECT_TRUE(still_serves());
 }

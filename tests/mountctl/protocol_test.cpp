@@ -35,6 +35,34 @@ TEST(Text, RefusesWhatIsNotUtf8OrHoldsControlCharacters) {
   EXPECT_EQ(printable("xxxx", 4), "xxxx");
 }
 
+// What the OCI hook sends for pods, through the encoder and back.
+TEST(Protocol, JoinAndLeaveRoundTrip) {
+  CreateRequest join;
+  join.spec = {"/c", "/in", false, 4096};
+  join.owner = Owner{"pod:ab", std::nullopt};
+  join.member = Member{"oci:c1", "/s/userdata"};
+  auto back = decode_request(encode_request(join));
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_TRUE(std::get<CreateRequest>(back.value()).member);
+  EXPECT_EQ(*std::get<CreateRequest>(back.value()).member, *join.member);
+
+  auto leave = decode_request(encode_request(LeaveRequest{"/c", "pod:ab", "oci:c1"}));
+  ASSERT_TRUE(leave) << leave.error().message;
+  EXPECT_EQ(std::get<LeaveRequest>(leave.value()).member_id, "oci:c1");
+  for (auto outcome : {LeaveOutcome::kRemoved, LeaveOutcome::kLeft, LeaveOutcome::kKept,
+                       LeaveOutcome::kNoChannel, LeaveOutcome::kNotOurs}) {
+    auto answer = decode_answer<LeaveRequest>(encode_answer(outcome));
+    ASSERT_TRUE(answer) << answer.error().message;
+    EXPECT_EQ(answer.value(), outcome);
+  }
+
+  json relative = encode_request(join);
+  relative["member"]["bundle"] = "s/userdata";
+  auto refused = decode_request(relative);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message, "bad request: \"bundle\" is not an absolute path");
+}
+
 TEST(Protocol, ARequestThatIsNotUtf8IsRefusedWithoutItsBytes) {
   auto got = parse_request("{\"op\":\"nope\xc3\"}");
   ASSERT_FALSE(got);

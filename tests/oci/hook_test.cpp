@@ -88,6 +88,33 @@ TEST(OciState, ReadsTheChargeAnnotation) {
   EXPECT_EQ(s.value().charge, fs::Charge::kChannel);
 }
 
+// podman's createRuntime in a pod (as podman 4.3 writes it): the pod owns the channel, and
+// the container leaves it when its bundle goes; outside a pod and outside podman, the
+// container owns it and leaves at poststop.
+TEST(OciState, ReadsThePodAndTheEngine) {
+  const std::string sandbox(64, 'f');
+  auto s = mountctl::parse_oci_state(
+      R"({"id":"c1","status":"creating","pid":7,"bundle":"/s/c1/userdata","annotations":{)"
+      R"("io.hostchanfs.channel":"/x:/y:rw:1M","io.container.manager":"libpod",)"
+      R"("io.kubernetes.cri-o.SandboxID":")" + sandbox + R"("}})");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(mountctl::channel_owner_id(s.value()), "pod:" + sandbox);
+  EXPECT_EQ(mountctl::channel_member(s.value()), (mountctl::Member{"oci:c1", "/s/c1/userdata"}));
+
+  auto runc = mountctl::parse_oci_state(
+      R"({"id":"c2","status":"creating","pid":7,"bundle":"/b","annotations":{)"
+      R"("io.hostchanfs.channel":"/x:/y:rw:1M"}})");
+  ASSERT_TRUE(runc) << runc.error().message;
+  EXPECT_EQ(mountctl::channel_owner_id(runc.value()), "oci:c2");
+  EXPECT_EQ(mountctl::channel_member(runc.value()), (mountctl::Member{"oci:c2", ""}));
+
+  auto bad = mountctl::parse_oci_state(
+      R"({"id":"c3","status":"creating","pid":7,"bundle":"/b","annotations":{)"
+      R"("io.hostchanfs.channel":"/x:/y:rw:1M","io.kubernetes.cri-o.SandboxID":"../x"}})");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().kind, mountctl::Error::Kind::kBadInput);
+}
+
 TEST(OciState, WithoutTheAnnotationHasNoChannel) {
   auto s = mountctl::parse_oci_state(R"({"id":"a","status":"running","annotations":{"x":"y"}})");
   ASSERT_TRUE(s) << s.error().message;

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -181,6 +182,15 @@ bool wait_process_gone(pid_t pid) {
   return !pidfd || wait_pidfd(pidfd.value().get(), kWaitLimit);
 }
 
+bool eventually(const std::function<bool()>& condition) {
+  auto deadline = std::chrono::steady_clock::now() + kWaitLimit;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------------------------------
 
 PrivateHost& PrivateHost::get() {
@@ -257,6 +267,17 @@ void PrivateHost::stop_controller() {
   }
   // Anything else a runtime left to us (the subreaper adopts orphans).
   for (pid_t pid : our_children()) terminate_child(pid);
+}
+
+std::optional<mountctl::ChannelInfo> channel_at(const stdfs::path& host_path) {
+  auto client = mountctl::ControllerClient::connect_existing(PrivateHost::get().run_dir());
+  if (!client) return std::nullopt;
+  auto channels = client.value().list();
+  if (!channels) return std::nullopt;
+  for (const auto& c : channels.value()) {
+    if (c.spec.host_path == host_path.string()) return c;
+  }
+  return std::nullopt;
 }
 
 void PrivateHost::shutdown() {
@@ -414,7 +435,34 @@ std::string OciContainer::output() const { return read_small_file((bundle_ / "ou
 
 // ---------------------------------------------------------------------------------------
 
-Podman::Podman(const stdfs::path& dir) : dir_(dir) {
+namespace {
+
+// The cgroups podman's cgroupfs manager makes for pods, in every hierarchy, as they are now.
+std::vector<stdfs::path> libpod_cgroup_parents() {
+  std::vector<stdfs::path> found;
+  for (const auto& m : mounts()) {
+    if (m.fstype != "cgroup" && m.fstype != "cgroup2") continue;
+    auto parent = stdfs::path(m.mount_point) / "libpod_parent";
+    std::error_code ec;
+    if (stdfs::is_directory(parent, ec)) found.push_back(parent);
+  }
+  return found;
+}
+
+// rmdir a cgroup tree, deepest first (a cgroup's files cannot be unlinked, only the
+// directories removed once empty of processes).
+void remove_cgroup_tree(const stdfs::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : stdfs::directory_iterator(dir, ec)) {
+    if (entry.is_directory(ec) && !entry.is_symlink(ec)) remove_cgroup_tree(entry.path());
+  }
+  ::rmdir(dir.c_str());
+}
+
+}  // namespace
+
+Podman::Podman(const stdfs::path& dir, Cgroups cgroups) : dir_(dir), cgroups_(cgroups) {
+  if (cgroups_ == Cgroups::kForPods) cgroup_parents_before_ = libpod_cgroup_parents();
   stdfs::create_directories(dir_ / "hooks.d");
   // crun sets the container's rlimits; nothing here may raise a hard limit (the host
   // may withhold CAP_SYS_RESOURCE), so ask for at most what we have.
@@ -432,9 +480,9 @@ Podman::Podman(const stdfs::path& dir) : dir_(dir) {
                  ":" + nproc + "\"]\n"
              "[engine]\n"
              "cgroup_manager = \"cgroupfs\"\n"
+             "runtime = \"" + std::string(cgroups_ == Cgroups::kForPods ? "runc" : "crun") + "\"\n"
              "events_logger = \"file\"\n"
              "events_logfile_path = \"" + d + "/events.log\"\n"
-             "runtime = \"crun\"\n"
              "tmp_dir = \"" + d + "/tmp\"\n"
              "volume_path = \"" + d + "/volumes\"\n"
              "static_dir = \"" + d + "/static\"\n");
@@ -446,7 +494,24 @@ Podman::Podman(const stdfs::path& dir) : dir_(dir) {
 }
 
 Podman::~Podman() {
-  for (const auto& name : names_) podman({"rm", "--force", "--ignore", name});
+  for (const auto& name : names_) podman({"rm", "--force", "--ignore", "--time", "0", name});
+  for (const auto& pod : pods_) podman({"pod", "rm", "--force", "--ignore", "--time", "0", pod});
+  if (cgroups_ != Cgroups::kForPods) return;
+  for (const auto& parent : libpod_cgroup_parents()) {
+    if (std::find(cgroup_parents_before_.begin(), cgroup_parents_before_.end(), parent) ==
+        cgroup_parents_before_.end()) {
+      remove_cgroup_tree(parent);
+    }
+  }
+}
+
+void Podman::import_image(const stdfs::path& rootfs, const std::string& name) {
+  auto tar = dir_ / "image.tar";
+  auto packed = run_command({"tar", "-C", rootfs.string(), "-cf", tar.string(), "."});
+  if (packed.exit_code != 0) throw std::runtime_error("tar " + rootfs.string() + ": " + packed.describe());
+  auto imported = podman({"import", tar.string(), name});
+  if (imported.exit_code != 0) throw std::runtime_error("podman import: " + imported.describe());
+  stdfs::remove(tar);
 }
 
 CommandResult Podman::podman(const std::vector<std::string>& args) {

@@ -10,11 +10,13 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "mountctl/protocol.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/crun_cgroups.hpp"
 #include "tests/support/files.hpp"
@@ -57,6 +59,9 @@ void write_file(const stdfs::path& path, const std::string& text);
 bool is_fuse_mount(const stdfs::path& path);
 // True once `pid` is gone (or a zombie), waiting a bounded while for it.
 bool wait_process_gone(pid_t pid);
+// True once `condition` holds, asking it again for a bounded while (what another process
+// does on its own time: the controller sees a bundle go after `podman rm` returns).
+bool eventually(const std::function<bool()>& condition);
 
 // ---------------------------------------------------------------------------------------
 // The private host every OCI test runs in (once per process, set up on first use):
@@ -91,6 +96,9 @@ class PrivateHost {
   ChildProcess controller_;
   bool shut_down_ = false;
 };
+
+// The controller's view of the channel at `host_path` (nullopt: none).
+std::optional<mountctl::ChannelInfo> channel_at(const stdfs::path& host_path);
 
 // ---------------------------------------------------------------------------------------
 // Bundles and containers.
@@ -147,9 +155,12 @@ class OciContainer {
 
 // Podman, rootful, with a test-local containers.conf, storage and hooks.d (made from the
 // shipped oci/hooks.d/hostchanfs.json). run() uses --rm; leftovers are removed by name.
+// Pods need cgroups, which crun refuses on a hybrid host with podman's cgroupfs manager: a
+// Podman for pods runs runc, and gives back the libpod_parent cgroups podman made.
 class Podman {
  public:
-  explicit Podman(const stdfs::path& dir);
+  enum class Cgroups { kNone, kForPods };
+  explicit Podman(const stdfs::path& dir, Cgroups cgroups = Cgroups::kNone);
   Podman(const Podman&) = delete;
   Podman& operator=(const Podman&) = delete;
   ~Podman();
@@ -158,10 +169,15 @@ class Podman {
                     const std::vector<std::string>& command);
   CommandResult podman(const std::vector<std::string>& args);
   void adopt(const std::string& name) { names_.push_back(name); }  // removed at the end
+  void adopt_pod(const std::string& name) { pods_.push_back(name); }  // removed at the end
+  // An image `name` in this storage, made from a rootfs (no registry is reachable).
+  void import_image(const stdfs::path& rootfs, const std::string& name);
 
  private:
   stdfs::path dir_;
-  std::vector<std::string> names_;
+  Cgroups cgroups_;
+  std::vector<std::string> names_, pods_;
+  std::vector<stdfs::path> cgroup_parents_before_;
 };
 
 }  // namespace hostchanfs::testing::oci

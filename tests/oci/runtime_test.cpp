@@ -22,18 +22,6 @@ class Runtime : public ::testing::TestWithParam<std::string> {};
 // ---------------------------------------------------------------------------------------
 // Channels through the hook.
 
-// The controller's view of the channel at `host_path` (nullopt: none).
-std::optional<mountctl::ChannelInfo> channel_at(const stdfs::path& host_path) {
-  auto client = mountctl::ControllerClient::connect_existing(PrivateHost::get().run_dir());
-  if (!client) return std::nullopt;
-  auto channels = client.value().list();
-  if (!channels) return std::nullopt;
-  for (const auto& c : channels.value()) {
-    if (c.spec.host_path == host_path.string()) return c;
-  }
-  return std::nullopt;
-}
-
 // The mount options of `path` as the process that printed /proc/self/mountinfo saw them.
 std::string mount_options_in(const std::string& mountinfo, const std::string& path) {
   std::istringstream in(mountinfo);
@@ -252,8 +240,9 @@ TEST(PodmanChannel, SeedDdAndNothingLeft) {
   EXPECT_NE(all.find("32769+0 records in\n32768+0 records out\n33554432 bytes"),
             std::string::npos)
       << r.describe();
+  // --rm deletes the container as `run` returns: the controller sees its bundle go.
+  EXPECT_TRUE(eventually([&] { return !channel_at(host_path); }));
   EXPECT_FALSE(stdfs::exists(host_path));
-  EXPECT_FALSE(channel_at(host_path));
   auto ps = podman.podman({"ps", "--all", "--quiet"});
   EXPECT_EQ(ps.out, "") << ps.describe();
 }
@@ -292,41 +281,79 @@ TEST(PodmanChannel, ReadsTheMountFlagThatMountPrintsAsOneSource) {
   EXPECT_EQ(run_command({HOSTCHANFS_BIN, "umount", host}, env).exit_code, 0);
 }
 
-// podman's lifecycle (README: OCI engines): poststop at every stop removes the channel,
-// createRuntime at the next start makes a new, empty one.
-TEST(PodmanChannel, StopRemovesStartRecreates) {
-  HOSTCHANFS_REQUIRE_FUSE();
-  PrivateHost::get().start_controller();
-  TempDir dir;
-  make_busybox_rootfs(dir / "rootfs");
-  auto host_path = dir / "chan";
-  Podman podman(dir / "podman");
+// podman containers over a busybox rootfs, each with a 64k channel at <dir>/chan (/chan
+// inside), removed at the end.
+class PodmanLifecycle : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HOSTCHANFS_REQUIRE_FUSE();
+    PrivateHost::get().start_controller();
+    make_busybox_rootfs(dir_ / "rootfs");
+  }
+  CommandResult create(const std::string& name, const std::vector<std::string>& command) {
+    std::vector<std::string> args = {"create", "--name", name, "--cgroups=disabled", "--network",
+                                     "none", "--annotation",
+                                     "io.hostchanfs.channel=" + host_path_.string() + ":/chan:rw:64k",
+                                     "--rootfs", (dir_ / "rootfs").string()};
+    args.insert(args.end(), command.begin(), command.end());
+    podman_.adopt(name);
+    return podman_.podman(args);
+  }
+  // Removes the container; the channel goes (a moment after: its bundle went).
+  void expect_rm_removes_the_channel(const std::string& name) {
+    auto removed = podman_.podman({"rm", "--force", "--time", "10", name});
+    EXPECT_EQ(removed.exit_code, 0) << removed.describe();
+    EXPECT_TRUE(eventually([&] { return !channel_at(host_path_); }));
+    EXPECT_FALSE(stdfs::exists(host_path_));
+  }
+  TempDir dir_;
+  stdfs::path host_path_ = dir_ / "chan";
+  Podman podman_{dir_ / "podman"};
+};
+
+// podman's lifecycle (README: OCI engines): podman calls poststop at every stop, yet the
+// channel and its data stay through stop and start, and go when the container is removed
+// (its bundle directory goes).
+TEST_F(PodmanLifecycle, StopAndStartKeepTheDataRmRemoves) {
   const std::string name = "hc-podman-restart";
-  auto created = podman.podman({"create", "--name", name, "--cgroups=disabled", "--network",
-                                "none", "--annotation",
-                                "io.hostchanfs.channel=" + host_path.string() + ":/chan:rw:64k",
-                                "--rootfs", (dir / "rootfs").string(), "/bin/sleep",
-                                "1000"});
+  auto created = create(name, {"/bin/sh", "-c",
+                               "cat /chan/f > /chan/seen 2>&1; trap 'exit 0' TERM; "
+                               "sleep 1000 & wait $!"});
   ASSERT_EQ(created.exit_code, 0) << created.describe();
-  podman.adopt(name);
-  auto started = podman.podman({"start", name});
+  auto started = podman_.podman({"start", name});
   ASSERT_EQ(started.exit_code, 0) << started.describe();
-  ASSERT_TRUE(is_fuse_mount(host_path));
-  write_file(host_path / "f", "first run\n");
+  ASSERT_TRUE(is_fuse_mount(host_path_));
+  write_file(host_path_ / "f", "first run\n");
 
-  auto stopped = podman.podman({"stop", "--time", "0", name});
+  auto stopped = podman_.podman({"stop", "--time", "10", name});
   ASSERT_EQ(stopped.exit_code, 0) << stopped.describe();
-  EXPECT_FALSE(stdfs::exists(host_path));
+  EXPECT_TRUE(is_fuse_mount(host_path_));
+  EXPECT_EQ(read_file(host_path_ / "f"), "first run\n");
 
-  started = podman.podman({"start", name});
+  started = podman_.podman({"start", name});
   ASSERT_EQ(started.exit_code, 0) << started.describe();
-  EXPECT_TRUE(is_fuse_mount(host_path));
-  EXPECT_FALSE(stdfs::exists(host_path / "f"));
+  EXPECT_TRUE(is_fuse_mount(host_path_));
+  // The restarted container sees what the first run left.
+  EXPECT_TRUE(eventually([&] { return read_file(host_path_ / "seen") == "first run\n"; }))
+      << read_file(host_path_ / "seen");
+  auto channel = channel_at(host_path_);
+  ASSERT_TRUE(channel);
+  pid_t daemon = channel->daemon_pid;
+  expect_rm_removes_the_channel(name);
+  EXPECT_TRUE(wait_process_gone(daemon));
+}
 
-  auto removed = podman.podman({"rm", "--force", "--time", "0", name});
-  EXPECT_EQ(removed.exit_code, 0) << removed.describe();
-  EXPECT_FALSE(stdfs::exists(host_path));
-  EXPECT_FALSE(channel_at(host_path));
+// A container whose start fails after createRuntime has a channel (poststop may never
+// run for it); once it is removed, nothing is left.
+TEST_F(PodmanLifecycle, FailedStartLeavesNothingOnceRemoved) {
+  const std::string name = "hc-podman-failed-start";
+  // The runtime makes the container (createRuntime runs), then cannot exec its process.
+  auto created = create(name, {"/chan/no-such-program"});
+  ASSERT_EQ(created.exit_code, 0) << created.describe();
+  auto started = podman_.podman({"start", name});
+  ASSERT_NE(started.exit_code, 0) << started.describe();
+  ASSERT_TRUE(channel_at(host_path_)) << "createRuntime did not run: " << started.describe();
+  expect_rm_removes_the_channel(name);
 }
 
 }  // namespace
