@@ -268,6 +268,7 @@ void Controller::save(const Channel& ch) {
   source.max_inodes = ch.max_inodes;
   source.state = state_name(ch.state);
   if (ch.meta_fd) source.meta.reset(::fcntl(ch.meta_fd.get(), F_DUPFD_CLOEXEC, 0));
+  if (ch.session_fd) source.session.reset(::fcntl(ch.session_fd.get(), F_DUPFD_CLOEXEC, 0));
   if (ch.metrics_fd) {
     if (auto counters = fs::RequestMetrics::attach(ch.metrics_fd.get())) source.requests.emplace(std::move(counters).value());
   }

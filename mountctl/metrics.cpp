@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "fs/session_record.hpp"
 #include "shm/store.hpp"
 
 namespace hostchanfs::mountctl {
@@ -106,7 +107,12 @@ std::vector<MetricFamily> MetricsBoard::Collect() const {
     }
     bytes_quota.metric.push_back(gauge(ch, static_cast<double>(ch.quota_bytes)));
     inodes_limit.metric.push_back(gauge(ch, static_cast<double>(max_inodes)));
-    restarts.metric.push_back(counter(ch, static_cast<double>(ch.restarts)));
+    // The keeper counts restarts in the session record, which it changes at each one.
+    std::uint64_t restarted = 0;
+    if (ch.session) {
+      if (auto r = fs::read_session_record(ch.session.get())) restarted = r.value().restarts();
+    }
+    restarts.metric.push_back(counter(ch, static_cast<double>(restarted)));
     for (const char* s : {"running", "failed"}) {
       state.metric.push_back(gauge(ch, ch.state == s ? 1.0 : 0.0, {{"state", s}}));
     }

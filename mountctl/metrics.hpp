@@ -41,8 +41,8 @@ struct ChannelSource {
   std::uint64_t quota_bytes = 0;
   std::uint64_t max_inodes = 0;  // 0: read from the store
   std::string state;             // state_name()
-  std::uint64_t restarts = 0;
   UniqueFd meta;                                // a duplicate of the store's metadata memfd
+  UniqueFd session;                             // a duplicate of the session record (restarts)
   std::optional<fs::RequestMetrics> requests;  // the daemon's counters, when it has them
 };
 
