@@ -26,6 +26,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -243,6 +244,17 @@ TEST_F(RestartTest, AWriterSeesNoErrorWhileItsDaemonIsKilledAgainAndAgain) {
   EXPECT_EQ(channel_of().value("state", ""), "running");
   auto table = hostchanfs({"ls"});
   EXPECT_NE(table.out.find("RESTARTS"), std::string::npos) << table.out;
+  // The metrics count them too.
+  auto metrics = hostchanfs({"metrics"});
+  ASSERT_EQ(metrics.status, 0) << metrics.err;
+  std::istringstream lines(metrics.out);
+  std::optional<double> restarts;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("hostchanfs_channel_daemon_restarts_total{") && line.find(host) != std::string::npos)
+      restarts = std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  ASSERT_TRUE(restarts) << metrics.out;
+  EXPECT_GE(*restarts, kKills) << metrics.out;
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
 }
 
