@@ -24,9 +24,9 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <optional>
 #include <set>
 #include <sstream>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
