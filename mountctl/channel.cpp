@@ -223,6 +223,7 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
                                         errno_text(backing.error())));
     }
     ch.backing_fd = std::move(backing).value();
+  }
   // Request counters are a nicety: a channel without them still works.
   if (auto counters = fs::RequestMetrics::create()) {
     ch.metrics_fd = std::move(counters).value();
