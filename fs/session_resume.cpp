@@ -1,6 +1,7 @@
 #include "fs/session_resume.hpp"
 
 #include <linux/fuse.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -52,6 +53,10 @@ struct ResumeState {
   // This is how a test puts a mutation in flight on every worker thread (creates in
   // different directories: the kernel serializes those in one directory).
   bool hold_creates = false;
+  // Tests only (HOSTCHANFS_TEST_DIE_IN_INIT=read|reply): the connection's first daemon
+  // kills itself once it has kept the INIT request ("read") or its reply ("reply"),
+  // before the kernel has the reply: the two deaths the next daemon must finish INIT after.
+  std::string die_in_init;
 };
 ResumeState g;
 
@@ -59,6 +64,10 @@ thread_local const void* t_touched = nullptr;  // the read buffer touched last, 
 thread_local std::size_t t_touched_len = 0;
 thread_local int t_slot = -2;  // -2: not assigned yet, -1: no slot left
 thread_local std::uint32_t t_opcode = 0;  // of the request this thread read last
+
+void die_in_init_if(const char* point) {
+  if (g.die_in_init == point) ::raise(SIGKILL);
+}
 
 [[noreturn]] void hold_forever() {
   for (;;) ::pause();
@@ -174,8 +183,10 @@ bool answer_resent_init(int fd, std::uint64_t unique) {
 void note_init(const void* buf, std::size_t n) {
   if (g.kept_init.empty()) {
     if (auto kept = keep_init_message(g.record_fd, false, buf, n); !kept) {
-      log::get("fs")->warn("{}: cannot keep the INIT request in the session record: {}", g.channel, errno_text(kept.error()));
+      log::get("fs")->warn("{}: cannot keep the INIT request in the session record: {}", g.channel,
+                           errno_text(kept.error()));
     }
+    die_in_init_if("read");
   }
   g.swallow_reply = false;
   g.init_unique = static_cast<const fuse_in_header*>(buf)->unique;
@@ -203,6 +214,8 @@ bool setup_session_resume(int session_fd, const std::string& channel) {
   }
   static_assert(kInFlightSlots * sizeof(std::uint64_t) == kPage);
   g.in_flight = static_cast<std::atomic<std::uint64_t>*>(slots);
+  // Ours before we are ready (the keeper writes it too, once its fork returns).
+  (void)record_daemon_pid(session_fd, ::getpid());
   g.record_fd = session_fd;
   g.generation = record.value().header.generation;
   g.resuming = g.generation > 1;
@@ -213,6 +226,7 @@ bool setup_session_resume(int session_fd, const std::string& channel) {
   }
   if (g.resuming) g.open = false;
   g.hold_creates = !g.resuming && std::getenv("HOSTCHANFS_TEST_HOLD_CREATES") != nullptr;
+  if (const char* die = std::getenv("HOSTCHANFS_TEST_DIE_IN_INIT"); die && !g.resuming) g.die_in_init = die;
   return true;
 }
 
@@ -264,11 +278,14 @@ ssize_t resumable_writev(int fd, const iovec* iov, int count) {
     // Kept before it is written: the reply the kernel may get is always the kept one.
     std::string reply = flatten(iov, count);
     if (auto kept = keep_init_message(g.record_fd, true, reply.data(), reply.size()); !kept) {
-      log::get("fs")->warn("{}: cannot keep the INIT reply in the session record: {}", g.channel, errno_text(kept.error()));
+      log::get("fs")->warn("{}: cannot keep the INIT reply in the session record: {}", g.channel,
+                           errno_text(kept.error()));
     }
+    die_in_init_if("reply");
     g.init_reply = std::move(reply);
     g.reply_known.store(true, std::memory_order_release);
     rc = ::writev(fd, iov, count);
+    if (g.resuming) log::get("fs")->info("{}: the kept INIT had no reply: answered it now", g.channel);
   }
   if (!g.open.load(std::memory_order_acquire)) finish_resume(fd);
   return rc;

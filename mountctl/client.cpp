@@ -21,6 +21,10 @@ namespace hostchanfs::mountctl {
 namespace {
 
 constexpr auto kControllerStartTimeout = std::chrono::seconds(20);
+// How long a controller that lost the start race is given to be replaced by the winner's
+// socket, and how many times a client starts one.
+constexpr auto kRaceLoserWait = std::chrono::milliseconds(500);
+constexpr int kControllerSpawns = 5;
 
 Expected<UniqueFd> connect_socket(const std::string& run_dir) {
   auto dir = RunDir::open(run_dir, /*create=*/false);
@@ -118,19 +122,33 @@ Expected<ControllerClient> ControllerClient::connect(const std::string& run_dir)
   if (fd.error().kind != Error::Kind::kNotFound) return fd.error();
 
   HC_TRY(controller, spawn_controller(run_dir));
+  int spawned = 1;
+  bool died = false;
+  std::chrono::steady_clock::time_point died_at{};
   auto deadline = std::chrono::steady_clock::now() + kControllerStartTimeout;
   for (;;) {
     auto again = connect_socket(run_dir);
     if (again) return ControllerClient(std::move(again).value(), run_dir);
     if (again.error().kind != Error::Kind::kNotFound) return again.error();
-    bool died = false;
-    if (controller) {
+    if (controller && !died) {
       died = wait_pidfd(controller.get(), std::chrono::milliseconds(20));
+      if (died) died_at = std::chrono::steady_clock::now();
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    // It may have lost the lock race to another controller: one last try, then give up.
-    if (died || std::chrono::steady_clock::now() > deadline) {
+    auto now = std::chrono::steady_clock::now();
+    // Ours may have lost the lock race to another controller (a keeper brings one up when
+    // its controller dies), which listens soon, or which was killed in turn: after a
+    // while without a socket, start one again, a few times; then give up.
+    bool waited = died && now - died_at > kRaceLoserWait;
+    if (waited && spawned < kControllerSpawns && now < deadline) {
+      HC_TRY(next, spawn_controller(run_dir));
+      controller = std::move(next);
+      died = false;
+      ++spawned;
+      continue;
+    }
+    if (waited || now > deadline) {
       auto last = connect_socket(run_dir);
       if (last) return ControllerClient(std::move(last).value(), run_dir);
       return Error::failure(fmt::format(

@@ -28,9 +28,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kStopGrace = std::chrono::seconds(5);
-// A daemon that dies this soon after its start, this many times in a row, is crashing at
-// start (a store it cannot attach, say): the next start waits kCrashLoopPause, so that a
-// crash loop does not spin a core. A daemon killed from outside is restarted at once.
+// A daemon that crashes (a signal other than SIGKILL: an abort, a fault) this soon after
+// its start, this many times in a row, is crashing at start: the next start waits
+// kCrashLoopPause, so that a crash loop does not spin a core. A daemon killed (SIGKILL: an
+// operator, the OOM killer) is restarted at once, however often.
 constexpr auto kQuickDeath = std::chrono::milliseconds(200);
 constexpr int kQuickDeathsBeforePause = 10;
 constexpr auto kCrashLoopPause = std::chrono::seconds(1);
@@ -144,7 +145,7 @@ int keep_main(const KeeperRequest& r) {
       if (status != 0) log->error("{}: daemon pid {} exited with status {}: not restarted", name, pid, status);
       return status;
     }
-    bool quick = Clock::now() - started < kQuickDeath;
+    bool quick = status != 128 + SIGKILL && Clock::now() - started < kQuickDeath;
     quick_deaths = quick ? quick_deaths + 1 : 0;
     log->warn("{}: daemon pid {} was killed by signal {}: restarting it on the same connection",
               name, pid, status - 128);

@@ -278,13 +278,13 @@ std::size_t threads_of(pid_t pid) {
   return n;
 }
 
-// Unset on scope exit.
+// NAME=value for the test's controller and every process it starts; unset on scope exit.
 struct ScopedEnv {
   std::vector<std::string> names;
-  ScopedEnv(std::initializer_list<const char*> set) {
-    for (const char* n : set) {
-      ::setenv(n, "1", 1);
-      names.emplace_back(n);
+  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> set) {
+    for (auto [name, value] : set) {
+      ::setenv(name, value, 1);
+      names.emplace_back(name);
     }
   }
   ~ScopedEnv() {
@@ -341,16 +341,17 @@ void hold_every_worker(InFlight& flight) {
   pid_t keeper = ch.value("keeper_pid", 0);
   flight.daemon = ch.value("daemon_pid", 0);
   ASSERT_GT(keeper, 0);
+  ASSERT_GT(flight.daemon, 0);  // before any request waits on it
   flight.start();
   // Every worker thread (all of the daemon's threads but the main one) holds a request.
   ASSERT_TRUE(eventually([&] {
-    std::size_t held = requests_in_flight(keeper), workers = threads_of(flight.daemon) - 1;
-    return workers >= 2 && held == workers;
+    std::size_t held = requests_in_flight(keeper), threads = threads_of(flight.daemon);
+    return threads >= 3 && held == threads - 1;
   })) << requests_in_flight(keeper) << " in flight, " << threads_of(flight.daemon) << " threads";
 }
 
 TEST_F(RestartTest, ADaemonKilledWithARequestInFlightOnEveryWorkerLosesNone) {
-  ScopedEnv hold({"HOSTCHANFS_TEST_HOLD_CREATES"});
+  ScopedEnv hold({{"HOSTCHANFS_TEST_HOLD_CREATES", "1"}});
   std::string host = world_->path("chan");
   ASSERT_EQ(hostchanfs({"mount", host + ":/data::16M"}).status, 0);
   InFlight flight{host};
@@ -370,7 +371,7 @@ TEST_F(RestartTest, ADaemonKilledWithARequestInFlightOnEveryWorkerLosesNone) {
 
 TEST_F(RestartTest, WithoutResendTheDeadDaemonsRequestsFailInsteadOfHanging) {
   // As on a kernel before 6.9, which refuses FUSE_NOTIFY_RESEND with EINVAL.
-  ScopedEnv env({"HOSTCHANFS_TEST_HOLD_CREATES", "HOSTCHANFS_TEST_NO_RESEND"});
+  ScopedEnv env({{"HOSTCHANFS_TEST_HOLD_CREATES", "1"}, {"HOSTCHANFS_TEST_NO_RESEND", "1"}});
   std::string host = world_->path("chan");
   ASSERT_EQ(hostchanfs({"mount", host + ":/data::16M"}).status, 0);
   InFlight flight{host};
@@ -389,6 +390,29 @@ TEST_F(RestartTest, WithoutResendTheDeadDaemonsRequestsFailInsteadOfHanging) {
   EXPECT_EQ(read_file(host + "/after"), "served");
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
 }
+
+// The first daemon dies inside INIT: after keeping the kernel's request ("read": the next
+// daemon's replayed INIT is answered to the kernel), or after keeping its reply too
+// ("reply": the kernel resends INIT, which gets the kept reply). Either way the channel
+// serves.
+class DeathInInit : public RestartTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(DeathInInit, TheNextDaemonFinishesIt) {
+  ScopedEnv die({{"HOSTCHANFS_TEST_DIE_IN_INIT", GetParam()}});
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/data::8M"}).status, 0);
+  { std::ofstream(host + "/f") << "after INIT"; }
+  EXPECT_EQ(read_file(host + "/f"), "after INIT");
+  json ch = channel_of();
+  EXPECT_EQ(ch.value("restarts", 0ULL), 1u) << world_->controller_log();
+  EXPECT_EQ(ch.value("state", ""), "running");
+  const char* how = std::string_view(GetParam()) == "read" ? "the kept INIT had no reply: answered it now"
+                                                           : "answered the resent INIT with the kept reply";
+  EXPECT_NE(world_->controller_log().find(how), std::string::npos) << world_->controller_log();
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(RestartTest, DeathInInit, ::testing::Values("read", "reply"));
 
 TEST_F(RestartTest, TheChannelComesBackAfterTheControllerThenTheDaemonThenTheKeeperAreKilled) {
   std::string host = world_->path("chan");
