@@ -65,6 +65,7 @@ class ConcurrencyTest : public StoreTest {
             }
             auto v = read_result(ino, off, buf.size());
             EXPECT_TRUE(Ok(v));
+            EXPECT_TRUE(Ok(s().accessed(ino)));
           }
           s().forget(ino, 1);
           break;
@@ -73,8 +74,8 @@ class ConcurrencyTest : public StoreTest {
           (void)s().unlink(dir(), name());
           break;
         case 2: {
-          static constexpr unsigned kFlags[] = {0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE};
-          (void)s().rename(dir(), name(), dir(), name(), kFlags[pick(4)]);
+          static constexpr unsigned kFlags[] = {0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT};
+          (void)s().rename(dir(), name(), dir(), name(), kFlags[pick(5)], {}, who);
           break;
         }
         case 3: {  // directories come and go ('s' names)
@@ -171,7 +172,19 @@ class ConcurrencyTest : public StoreTest {
           EXPECT_EQ(read(mine.ino, 0, shadow.size() + 10), shadow) << "thread " << id;
           break;
         }
-        case 11: {  // open, unlink, use, release
+        case 11: {  // open, unlink, use, release; or an O_TMPFILE one, sometimes linked
+          if (pick(2)) {
+            auto t = s().create_unnamed(dir(), 0600, who);
+            if (!t) break;
+            (void)write(t.value().ino, 0, "unnamed", who);
+            if (pick(2)) {
+              auto l = s().link(t.value().ino, dir(), name());
+              if (l) s().forget(l.value().ino, 1);
+            }
+            s().release(t.value().ino);
+            s().forget(t.value().ino, 1);
+            break;
+          }
           std::string n = "tmp" + std::to_string(id);
           auto a = s().mknod(kRootIno, n, S_IFREG | 0600, 0, who);
           if (!a) break;
