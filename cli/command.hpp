@@ -7,7 +7,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include <map>
 #include <string>
 
 #include "fs/charge.hpp"
@@ -26,14 +25,13 @@ inline const CLI::Validator kWholeNumber(
 
 // --charge channel|writer (mount, run, serve): who pays for the channel's file data.
 inline void add_charge_option(CLI::App* cmd, fs::Charge& charge) {
-  static const std::map<std::string, fs::Charge> kCharges = {{"channel", fs::Charge::kChannel},
-                                                             {"writer", fs::Charge::kWriter}};
-  cmd->add_option("--charge", charge,
+  cmd->add_option_function<std::string>(
+         "--charge", [&charge](const std::string& name) { charge = *fs::parse_charge(name); },
                   "Who pays for file data: channel (default; the channel's daemon, never a "
                   "container: a small container can fill a big channel) or writer (FUSE "
                   "passthrough onto a private tmpfs: kernel speed, charged to the writer's "
                   "memory cgroup as tmpfs is; Linux 6.9+, root)")
-      ->transform(CLI::CheckedTransformer(kCharges));
+      ->check(CLI::IsMember({"channel", "writer"}));
 }
 
 // serve
