@@ -9,6 +9,23 @@
 
 namespace hostchanfs::shm {
 
+namespace {
+
+// The end of an unlink or rmdir, in the tx that removed the entry: the times, the
+// outcome's record, and the inode's end when that was its last name and nothing holds it.
+void end_removal(Store::Impl& s, Tx& tx, InodeRecord& parent, const Store::Impl::Named& named,
+                 const Request& req, Mutation op, std::uint64_t generation) {
+  timespec ts = now();
+  touch_c(tx, *named.r, ts);
+  touch_mc(tx, parent, ts);
+  s.dedupe.record(tx, req, op);
+  s.settle(tx, named.ino, *named.r);
+  tx.commit();
+  s.finish(named.ino, generation);
+}
+
+}  // namespace
+
 Result<Attr> Store::lookup(Ino parent_ino, std::string_view name) {
   if (name.size() > kNameMax) return std::errc::filename_too_long;
   auto& s = *impl_;
@@ -85,13 +102,7 @@ Result<void> Store::unlink(Ino parent_ino, std::string_view name, const Request&
   // An extra hard link gives its inode charge back now; the last one with the inode.
   if (r.nlink > 1) s.quota.unreserve_inode(tx);
   tx.set(r.nlink, r.nlink - 1);
-  timespec ts = now();
-  touch_c(tx, r, ts);
-  touch_mc(tx, *parent, ts);
-  s.dedupe.record(tx, req, Mutation::kUnlink);
-  s.settle(tx, named.ino, r);
-  tx.commit();
-  s.finish(named.ino, generation);
+  end_removal(s, tx, *parent, named, req, Mutation::kUnlink, generation);
   return success();
 }
 
@@ -112,13 +123,7 @@ Result<void> Store::rmdir(Ino parent_ino, std::string_view name, const Request& 
   s.remove_entry(tx, *parent, named.slot);
   tx.set(parent->nlink, parent->nlink - 1);
   tx.set(r.nlink, std::uint32_t{0});
-  timespec ts = now();
-  touch_c(tx, r, ts);
-  touch_mc(tx, *parent, ts);
-  s.dedupe.record(tx, req, Mutation::kRmdir);
-  s.settle(tx, named.ino, r);
-  tx.commit();
-  s.finish(named.ino, generation);
+  end_removal(s, tx, *parent, named, req, Mutation::kRmdir, generation);
   return success();
 }
 

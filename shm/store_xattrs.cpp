@@ -108,22 +108,30 @@ Result<void> change_xattrs(Store::Impl& s, Ino ino, InodeRecord& r, std::uint64_
   return success();
 }
 
-}  // namespace
-
-Result<std::size_t> Store::getxattr(Ino ino, std::string_view name, std::span<std::byte> out) {
-  HC_TRYV(check_xattr_name(name));
-  auto& s = *impl_;
+// An inode's packed xattrs, read under the namespace lock and the inode's stripe (both
+// shared), for `use` to look at; what `use` returns is the call's result.
+template <class F>
+Result<std::size_t> with_xattrs(Store::Impl& s, Ino ino, F&& use) {
   std::shared_lock lk(s.ns_mutex);
   HC_TRY(r, s.inodes.get(ino));
   std::shared_lock ilk(s.stripe(ino));
   thread_local std::vector<std::byte> blob;
   HC_TRYV(read_blob(s, ino, *r, blob));
-  auto found = XattrBlob(blob).find(name);
-  if (!found) return std::errc::no_message_available;  // ENODATA
-  if (out.empty()) return found->value.size();
-  if (out.size() < found->value.size()) return std::errc::result_out_of_range;
-  std::copy(found->value.begin(), found->value.end(), out.begin());
-  return found->value.size();
+  return use(XattrBlob(blob));
+}
+
+}  // namespace
+
+Result<std::size_t> Store::getxattr(Ino ino, std::string_view name, std::span<std::byte> out) {
+  HC_TRYV(check_xattr_name(name));
+  return with_xattrs(*impl_, ino, [&](XattrBlob xattrs) -> Result<std::size_t> {
+    auto found = xattrs.find(name);
+    if (!found) return std::errc::no_message_available;  // ENODATA
+    if (out.empty()) return found->value.size();
+    if (out.size() < found->value.size()) return std::errc::result_out_of_range;
+    std::copy(found->value.begin(), found->value.end(), out.begin());
+    return found->value.size();
+  });
 }
 
 Result<void> Store::setxattr(Ino ino, std::string_view name, std::span<const std::byte> value, int flags,
@@ -164,27 +172,23 @@ Result<void> Store::setxattr(Ino ino, std::string_view name, std::span<const std
 }
 
 Result<std::size_t> Store::listxattr(Ino ino, std::span<char> out) {
-  auto& s = *impl_;
-  std::shared_lock lk(s.ns_mutex);
-  HC_TRY(r, s.inodes.get(ino));
-  std::shared_lock ilk(s.stripe(ino));
-  thread_local std::vector<std::byte> blob;
-  HC_TRYV(read_blob(s, ino, *r, blob));
-  std::size_t need = 0;
-  XattrBlob(blob).for_each([&](const XattrEntry& e) {
-    need += e.name.size() + 1;
-    return true;
+  return with_xattrs(*impl_, ino, [&](XattrBlob xattrs) -> Result<std::size_t> {
+    std::size_t need = 0;
+    xattrs.for_each([&](const XattrEntry& e) {
+      need += e.name.size() + 1;
+      return true;
+    });
+    if (out.empty()) return need;
+    if (out.size() < need) return std::errc::result_out_of_range;
+    std::size_t pos = 0;
+    xattrs.for_each([&](const XattrEntry& e) {
+      std::memcpy(out.data() + pos, e.name.data(), e.name.size());
+      pos += e.name.size();
+      out[pos++] = '\0';
+      return true;
+    });
+    return need;
   });
-  if (out.empty()) return need;
-  if (out.size() < need) return std::errc::result_out_of_range;
-  std::size_t pos = 0;
-  XattrBlob(blob).for_each([&](const XattrEntry& e) {
-    std::memcpy(out.data() + pos, e.name.data(), e.name.size());
-    pos += e.name.size();
-    out[pos++] = '\0';
-    return true;
-  });
-  return need;
 }
 
 Result<void> Store::removexattr(Ino ino, std::string_view name, const Request& req) {
