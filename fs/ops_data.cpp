@@ -73,10 +73,7 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if ((fi->flags & O_ACCMODE) != O_WRONLY) note_read(req, ino, fi->flags);
   prepare_handle(fi);
   // Not received (interrupted): the handle is closed again, as no request of the kernel's.
-  if (fuse_reply_open(req, fi) != 0) {
-    fs.store.release(ino);
-    if (fs.passthrough) fs.passthrough->release(ino);
-  }
+  if (fuse_reply_open(req, fi) != 0) close_handle(fs, ino);
 }
 
 void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -168,9 +165,7 @@ void fsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info*
 }
 
 void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
-  Filesystem& fs = filesystem_of(req);
-  fs.store.release(ino, request_of(req));
-  if (fs.passthrough) fs.passthrough->release(ino);
+  close_handle(filesystem_of(req), ino, request_of(req));
   reply_ok(req);
 }
 

@@ -29,6 +29,11 @@ fuse_entry_param entry_of(const Filesystem& fs, const shm::Attr& attr) {
   return e;
 }
 
+void close_handle(Filesystem& fs, shm::Ino ino, const shm::Request& req) {
+  fs.store.release(ino, req);
+  if (fs.passthrough) fs.passthrough->release(ino);
+}
+
 void reply_entry(fuse_req_t req, const shm::Attr& attr) {
   Filesystem& fs = filesystem_of(req);
   fuse_entry_param e = entry_of(fs, attr);
@@ -39,8 +44,7 @@ void reply_create(fuse_req_t req, const shm::Attr& attr, const fuse_file_info* f
   Filesystem& fs = filesystem_of(req);
   fuse_entry_param e = entry_of(fs, attr);
   if (fuse_reply_create(req, &e, fi) != 0) {
-    fs.store.release(attr.ino);
-    if (fs.passthrough) fs.passthrough->release(attr.ino);
+    close_handle(fs, attr.ino);
     fs.store.forget(attr.ino, 1);
   }
 }

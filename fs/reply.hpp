@@ -17,6 +17,9 @@ inline constexpr double kAttrTimeout = 86400.0;
 shm::Attr seen_attr(const Filesystem& fs, shm::Attr attr);
 fuse_entry_param entry_of(const Filesystem& fs, const shm::Attr& attr);
 
+// An open handle of `ino` ends: the store's and, in writer mode, the backing id's share.
+void close_handle(Filesystem& fs, shm::Ino ino, const shm::Request& req = {});
+
 // Reply with an entry; if the kernel never receives it (the request was interrupted),
 // give back the lookup the store counted for it.
 void reply_entry(fuse_req_t req, const shm::Attr& attr);
