@@ -287,7 +287,8 @@ TEST_P(CrashSweep, EveryStepIsAllOrNothingAndTheResendIsAnsweredOnce) {
   }
   std::uint64_t kills = 0, applied = 0;
   bool survived = false;
-  for (std::uint64_t k = 1; !survived; k += kStride) {
+  // Kills the child at step k (before and after it); `survived` once no step k is reached.
+  auto crash_at = [&](std::uint64_t k) {
     for (auto when : {crash_point::When::kBefore, crash_point::When::kAfter}) {
       const std::string at = std::to_string(k) + (when == crash_point::When::kAfter ? "+" : "");
       StoreFiles f = copy();
@@ -320,6 +321,19 @@ TEST_P(CrashSweep, EveryStepIsAllOrNothingAndTheResendIsAnsweredOnce) {
       ASSERT_EQ(snapshot(*s.value(), c.unnamed), after) << "crash point " << at << ": after the resend";
       if (survived) break;
     }
+  };
+  std::uint64_t last = 1;
+  for (; !survived; last += kStride) {
+    crash_at(last);
+    if (HasFatalFailure()) return;
+  }
+  // A stride must not skip the last steps, where the commit is: those one by one.
+  const std::uint64_t end = last - kStride;
+  for (std::uint64_t k = end > kStride ? end - kStride + 1 : 1; k < end; ++k) {
+    if (k % kStride == 1 % kStride) continue;  // taken above
+    survived = false;  // both kills at k, unless the child gets past it
+    crash_at(k);
+    if (HasFatalFailure()) return;
   }
   std::printf("%s: %llu kills, the operation there after %llu of them\n", c.name.c_str(),
               static_cast<unsigned long long>(kills), static_cast<unsigned long long>(applied));
