@@ -840,12 +840,15 @@ def restart_lines(r: dict) -> list[str]:
 
 # --------------------------------------------------------------------------- machine
 
+def first(cmd: list[str]) -> str:
+    """The output of a command's output, or "" when it cannot run."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        return ""
+
+
 def machine(args) -> dict:
-    def first(cmd):
-        try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-        except OSError:
-            return ""
     model = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -867,7 +870,20 @@ def machine(args) -> dict:
         "commit": (os.environ.get("HOSTCHANFS_BENCH_COMMIT")
                    or first(["git", "-C", src, "describe", "--always", "--dirty"]) or "unknown"),
         "hostchanfs_bin": args.hostchanfs_bin,
+        **({"baseline_bin": args.baseline_bin, "baseline_commit": build_commit(args.baseline_bin)}
+           if args.baseline else {}),
     }
+
+
+def build_commit(binary: str) -> str:
+    """`git describe` of the source tree a build's cli/hostchanfs was configured from."""
+    cache = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(binary))), "CMakeCache.txt")
+    try:
+        with open(cache) as f:
+            src = next((l.split("=", 1)[1].strip() for l in f if l.startswith("CMAKE_HOME_DIRECTORY:")), "")
+    except OSError:
+        src = ""
+    return (src and first(["git", "-C", src, "describe", "--always", "--dirty"])) or "unknown"
 
 
 # --------------------------------------------------------------------------- main
@@ -900,6 +916,9 @@ def main() -> int:
     p.add_argument("--daemon-pid", type=int, help="the hostchanfs daemon (memory workload)")
     p.add_argument("--writer", default="", help="a hostchanfs --charge writer mount point (a third column)")
     p.add_argument("--writer-daemon-pid", type=int, help="its daemon")
+    p.add_argument("--baseline", default="", help="another build's --charge channel mount point (a column 'baseline')")
+    p.add_argument("--baseline-daemon-pid", type=int, help="its daemon")
+    p.add_argument("--baseline-bin", default="", help="its binary, recorded with the results")
     p.add_argument("--hostchanfs-bin", default="")
     p.add_argument("--bin-dir", required=True, help="directory of the bench helper programs")
     p.add_argument("--store-bench", default="", help="store micro-benchmark binary (full run)")
@@ -918,6 +937,8 @@ def main() -> int:
     sides = [Side("tmpfs", args.tmpfs), Side("hostchanfs", args.hostchanfs, args.daemon_pid)]
     if args.writer:
         sides.append(Side("writer", args.writer, args.writer_daemon_pid, "writer"))
+    if args.baseline:
+        sides.append(Side("baseline", args.baseline, args.baseline_daemon_pid))
     only = re.compile(args.only) if args.only else None
     selected = [w for w in workloads()
                 if (not only or only.search(w.name)) and not (w.full_only and cfg.quick)]
@@ -962,7 +983,8 @@ def main() -> int:
             "figures); memory rows have absolute targets")
     header = (f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
               f"{info['cores']} cores, kernel {info['kernel']}, libfuse {info['libfuse']}, "
-              f"commit {info['commit']}, load {info['loadavg_start'][0]:.2f}->{info['loadavg_end'][0]:.2f}, "
+              f"commit {info['commit']}"
+              f"{', baseline ' + info['baseline_commit'] if 'baseline_commit' in info else ''}, load {info['loadavg_start'][0]:.2f}->{info['loadavg_end'][0]:.2f}, "
               f"{cfg.reps} reps, size {cfg.size // MiB} MiB, {info['duration_s']} s")
 
     with open(os.path.join(args.out, "table.txt"), "w") as f:

@@ -2,6 +2,7 @@
 # hostchanfs against kernel tmpfs, side by side, on this machine. As root:
 #
 #   bench/run.sh [--quick] [--size SIZE] [--reps N] [--seconds S] [--only REGEX] [--out DIR]
+#                [--baseline BIN]
 #
 #   --quick        a short run (under two minutes); the full run takes under fifteen
 #   --size SIZE    size of each mount (default 1G; k/m/g suffixes)
@@ -9,6 +10,9 @@
 #   --seconds S    time budget of one timed measurement (default 1, quick 0.2)
 #   --only REGEX   only the workloads whose name matches (e.g. '^fio-|^dd-')
 #   --out DIR      results directory (default bench/results/<UTC timestamp>)
+#   --baseline BIN another build's hostchanfs binary (e.g. of the commit before a change):
+#                  one more column, "baseline", its --charge channel mount measured in the
+#                  same repetitions, so that before and after meet the same machine
 #
 # It mounts a kernel tmpfs and two hostchanfs channels of the same size (mode 1777), one
 # `--charge channel` (column "hostchanfs") and one `--charge writer` (column "writer",
@@ -34,7 +38,7 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 fail_usage() { echo "bench/run.sh: $1" >&2; exit 2; }
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-QUICK="" SIZE="1G" REPS="" SECONDS_PER="" ONLY="" OUT=""
+QUICK="" SIZE="1G" REPS="" SECONDS_PER="" ONLY="" OUT="" BASELINE=""
 COMMAND="bench/run.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -44,6 +48,7 @@ while [ $# -gt 0 ]; do
         --seconds) SECONDS_PER="${2:?--seconds needs a value}"; shift ;;
         --only) ONLY="${2:?--only needs a value}"; shift ;;
         --out) OUT="${2:?--out needs a value}"; shift ;;
+        --baseline) BASELINE="${2:?--baseline needs a value}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) fail_usage "unknown argument '$1' (see --help)" ;;
     esac
@@ -67,6 +72,10 @@ size_bytes() {
 SIZE_BYTES="$(size_bytes "$SIZE")" || fail_usage "--size '$SIZE' is not a size of at least 16M (e.g. 512M, 1G)"
 [ -z "$REPS" ] || [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || fail_usage "--reps '$REPS' is not a positive number"
 [ -z "$SECONDS_PER" ] || [[ "$SECONDS_PER" =~ ^[0-9]*\.?[0-9]+$ ]] || fail_usage "--seconds '$SECONDS_PER' is not a number of seconds"
+if [ -n "$BASELINE" ]; then
+    [ -x "$BASELINE" ] || fail_usage "--baseline '$BASELINE' is not an executable hostchanfs binary; build the other commit and pass its cli/hostchanfs"
+    BASELINE="$(realpath "$BASELINE")"
+fi
 [ "$(id -u)" = 0 ] || fail_usage "needs root (it mounts a tmpfs and a FUSE file system); run it with sudo"
 
 if [ -z "${HOSTCHANFS_BENCH_IN_NAMESPACE:-}" ]; then
@@ -101,7 +110,7 @@ if [ -z "${HOSTCHANFS_BENCH_IN_NAMESPACE:-}" ]; then
     exec unshare --mount --propagation private -- setpriv --pdeathsig TERM -- "$0" \
         ${QUICK:+--quick} --size "$SIZE" \
         ${REPS:+--reps "$REPS"} ${SECONDS_PER:+--seconds "$SECONDS_PER"} \
-        ${ONLY:+--only "$ONLY"} ${OUT:+--out "$OUT"}
+        ${ONLY:+--only "$ONLY"} ${OUT:+--out "$OUT"} ${BASELINE:+--baseline "$BASELINE"}
 fi
 
 # ---- inside the private mount namespace: mount, measure, and tear everything down.
@@ -110,7 +119,7 @@ OUT="${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 WORK="$(mktemp -d /tmp/hostchanfs-bench.XXXXXX)"
-DAEMON_PID="" WRITER_PID="" HARNESS_PID=""
+DAEMON_PID="" WRITER_PID="" BASELINE_PID="" HARNESS_PID=""
 
 cleanup() {
     local rc=$?
@@ -118,7 +127,7 @@ cleanup() {
         kill -TERM "$HARNESS_PID" 2>/dev/null || true
         wait "$HARNESS_PID" 2>/dev/null || true
     fi
-    for pid in $DAEMON_PID $WRITER_PID; do
+    for pid in $DAEMON_PID $WRITER_PID $BASELINE_PID; do
         kill -0 "$pid" 2>/dev/null || continue
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -126,7 +135,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     # The namespace dies with this script anyway; unmounting first lets rmdir clean up.
-    for m in "$WORK/hostchanfs" "$WORK/writer" "$WORK/tmpfs"; do
+    for m in "$WORK/hostchanfs" "$WORK/writer" "$WORK/baseline" "$WORK/tmpfs"; do
         mountpoint -q "$m" && umount -l "$m" 2>/dev/null
         rmdir "$m" 2>/dev/null || true
     done
@@ -137,7 +146,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir "$WORK/tmpfs" "$WORK/hostchanfs" "$WORK/writer"
+mkdir "$WORK/tmpfs" "$WORK/hostchanfs" "$WORK/writer" "$WORK/baseline"
 mount -t tmpfs -o "size=$SIZE_BYTES,mode=1777,nosuid,nodev,noexec" bench-tmpfs "$WORK/tmpfs"
 
 if [ "${HOSTCHANFS_BENCH_SELF_TEST:-}" = 1 ]; then
@@ -145,18 +154,18 @@ if [ "${HOSTCHANFS_BENCH_SELF_TEST:-}" = 1 ]; then
     mount -t tmpfs -o "size=$SIZE_BYTES,mode=1777,nosuid,nodev,noexec" bench-selftest "$WORK/hostchanfs"
     COMMAND="HOSTCHANFS_BENCH_SELF_TEST=1 $COMMAND"
 else
-    # start_daemon DIR LOG ARGS...: `serve` on DIR; its pid in STARTED, once it serves.
+    # start_daemon BIN DIR LOG ARGS...: BIN's `serve` on DIR; its pid in STARTED, once it serves.
     # The daemon writes "ready\n" on fd 9 once it serves. A FIFO opened read-write here
     # never blocks the daemon and never gives us EOF, so the wait polls with a timeout
     # and gives up as soon as the daemon is gone.
     start_daemon() {
-        local dir="$1" log="$2" ready="" line
-        shift 2
+        local bin="$1" dir="$2" log="$3" ready="" line
+        shift 3
         rm -f "$WORK/ready"
         mkfifo "$WORK/ready"
         exec 9<>"$WORK/ready"
         # setpriv --pdeathsig: the daemon dies with this script even if the script is killed.
-        setpriv --pdeathsig TERM -- "$HOSTCHANFS_BIN" serve --size "$SIZE_BYTES" --ready-fd 9 "$@" \
+        setpriv --pdeathsig TERM -- "$bin" serve --size "$SIZE_BYTES" --ready-fd 9 "$@" \
             "$dir" 2>"$log" &
         STARTED=$!
         for _ in $(seq 300); do
@@ -166,17 +175,25 @@ else
         exec 9>&-
         [ -n "$ready" ]
     }
-    if ! start_daemon "$WORK/hostchanfs" "$OUT/daemon.log"; then
+    if ! start_daemon "$HOSTCHANFS_BIN" "$WORK/hostchanfs" "$OUT/daemon.log"; then
         echo "bench/run.sh: hostchanfs serve did not become ready; see $OUT/daemon.log:" >&2
         tail -n 5 "$OUT/daemon.log" >&2 || true
         exit 2
     fi
     DAEMON_PID=$STARTED
-    if start_daemon "$WORK/writer" "$OUT/daemon-writer.log" --charge writer; then
+    if start_daemon "$HOSTCHANFS_BIN" "$WORK/writer" "$OUT/daemon-writer.log" --charge writer; then
         WRITER_PID=$STARTED
     else
         echo "bench: no 'writer' column: serve --charge writer did not start ($(tail -n 1 "$OUT/daemon-writer.log"))"
         WRITER_PID=""
+    fi
+    if [ -n "$BASELINE" ]; then
+        if ! start_daemon "$BASELINE" "$WORK/baseline" "$OUT/daemon-baseline.log"; then
+            echo "bench/run.sh: the --baseline daemon did not become ready; see $OUT/daemon-baseline.log:" >&2
+            tail -n 5 "$OUT/daemon-baseline.log" >&2 || true
+            exit 2
+        fi
+        BASELINE_PID=$STARTED
     fi
 fi
 
@@ -189,6 +206,7 @@ STORE_BENCH="$HOSTCHANFS_BENCH_BIN_DIR/hostchanfs_store_bench"
 setpriv --pdeathsig TERM -- "$PYTHON" "$ROOT/bench/harness.py" \
     --tmpfs "$WORK/tmpfs" --hostchanfs "$WORK/hostchanfs" ${DAEMON_PID:+--daemon-pid "$DAEMON_PID"} \
     ${WRITER_PID:+--writer "$WORK/writer" --writer-daemon-pid "$WRITER_PID"} \
+    ${BASELINE_PID:+--baseline "$WORK/baseline" --baseline-daemon-pid "$BASELINE_PID" --baseline-bin "$BASELINE"} \
     --hostchanfs-bin "$HOSTCHANFS_BIN" --bin-dir "$HOSTCHANFS_BENCH_BIN_DIR" \
     ${STORE_BENCH:+--store-bench "$STORE_BENCH"} --size "$SIZE_BYTES" ${QUICK:+--quick} \
     ${REPS:+--reps "$REPS"} ${SECONDS_PER:+--seconds "$SECONDS_PER"} ${ONLY:+--only "$ONLY"} \
