@@ -22,6 +22,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--ready-fd", o.ready_fd,
                   "Write \"ready\\n\" to this descriptor once mounted, then close it");
   cmd->add_option("--fuse-fd", o.fuse_fd, "An open /dev/fuse the caller has already mounted");
+  cmd->add_option("--fuse-clone-fds", o.fuse_clone_fds,
+                  "Clones of --fuse-fd, one per worker thread, that outlive this daemon "
+                  "(comma-separated; the keeper's)")
+      ->delimiter(',');
   cmd->add_option("--meta-fd", o.meta_fd, "The store's metadata memfd");
   cmd->add_option("--data-fd", o.data_fd, "The store's data memfd");
   cmd->add_option("--session-fd", o.session_fd,

@@ -46,6 +46,12 @@ int serve_main(const ServeRequest& request) {
     if (fd != -1 && !fd_is_open(fd))
       return refuse(std::string(flag) + " " + std::to_string(fd) + " is not an open descriptor");
   }
+  for (int fd : o.fuse_clone_fds) {
+    if (!fd_is_open(fd))
+      return refuse("--fuse-clone-fds: " + std::to_string(fd) + " is not an open descriptor");
+  }
+  if (!o.fuse_clone_fds.empty() && o.fuse_fd < 0)
+    return refuse("--fuse-clone-fds goes with --fuse-fd: they are clones of the connection it holds");
   if ((o.meta_fd < 0) != (o.data_fd < 0))
     return refuse("--meta-fd and --data-fd go together: give both or neither");
   if (o.fuse_fd < 0) {

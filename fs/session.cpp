@@ -19,6 +19,7 @@
 #include "fs/kernel_mount.hpp"
 #include "fs/passthrough.hpp"
 #include "fs/metrics.hpp"
+#include "fs/session_clones.hpp"
 #include "fs/session_io.hpp"
 #include "fs/session_resume.hpp"
 #include "fs/ops.hpp"
@@ -105,10 +106,6 @@ Result<UniqueFd> open_backing(const ServeOptions& o, const shm::Store& store) {
   return make_backing_tmpfs(store.quota_pages() * shm::kPageSize, store.max_inodes());
 }
 
-unsigned worker_threads() {
-  // Handlers never block on anything slower than a store lock: a few per core suffice.
-  return std::max(4u, 2 * std::max(1u, std::thread::hardware_concurrency()));
-}
 
 }  // namespace
 
@@ -222,13 +219,27 @@ int serve(const ServeOptions& o) {
             store.value()->quota_pages() * shm::kPageSize, store.value()->max_inodes(), charge_name(o.charge),
             o.fuse_fd >= 0 ? ", fd from the controller" : "");
 
+  // A device per worker (fs/session_clones.hpp): the keeper's, or our own when nobody
+  // would resume this connection after us.
+  std::vector<UniqueFd> clones;
+  for (int fd : o.fuse_clone_fds) clones.emplace_back(fd);
+  if (clones.empty() && o.session_fd < 0) {
+    auto made = clone_fuse_fd(fuse_session_fd(se.get()), session_workers(), false);
+    if (made) {
+      clones = std::move(made).value();
+    } else {
+      log->warn("{}: cannot clone /dev/fuse ({}): every worker reads the one descriptor", name,
+                errno_text(made.error()));
+    }
+  }
+  std::vector<int> clone_fds;
+  for (auto& c : clones) clone_fds.push_back(c.get());
+  use_worker_clones(std::move(clone_fds));
+
   std::unique_ptr<fuse_loop_config, LoopConfigDeleter> cfg(fuse_loop_cfg_create());
-  // Every worker reads the one /dev/fuse descriptor the keeper holds. No clones
-  // (FUSE_DEV_IOC_CLONE): closing a clone, as a dying daemon does, ends every request read
-  // through it with ECONNABORTED, while requests read from the shared descriptor stay
-  // pending in the kernel and are resent to the next daemon.
+  // libfuse's own clones would be the daemon's to lose (see above): off.
   fuse_loop_cfg_set_clone_fd(cfg.get(), 0);
-  fuse_loop_cfg_set_max_threads(cfg.get(), worker_threads());
+  fuse_loop_cfg_set_max_threads(cfg.get(), session_workers());
   signal_ready(o.ready_fd, log);
   int rc = fuse_session_loop_mt(se.get(), cfg.get());
   // Teardown (unmount, store) must finish even if another SIGTERM comes now: once the

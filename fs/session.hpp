@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "fs/charge.hpp"
 
@@ -27,6 +28,9 @@ struct ServeOptions {
   // kept there, and a daemon that is not the connection's first resumes it
   // (fs/session_resume.hpp). -1: none.
   int session_fd = -1;
+  // The keeper's clones of `fuse_fd`, one per worker (fs/session_clones.hpp). Empty: a
+  // daemon without a session record makes its own, one with a record reads `fuse_fd`.
+  std::vector<int> fuse_clone_fds;
   // The controller's request counters (fs/metrics.hpp); -1: none are kept.
   int metrics_fd = -1;
   std::string mountpoint;

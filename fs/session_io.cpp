@@ -1,6 +1,7 @@
 #include "fs/session_io.hpp"
 
 #include "fs/fuse_abi.hpp"
+#include "fs/session_clones.hpp"
 #include "fs/session_resume.hpp"
 #include "fs/tmpfile.hpp"
 #include "fs/passthrough.hpp"
@@ -47,7 +48,9 @@ ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) {
 
 // Requests libfuse 3.14 cannot dispatch are answered here (fs/tmpfile.hpp), and the next
 // one is read in their place.
-ssize_t io_read_answering(int fd, void* buf, size_t len, void* userdata) {
+// `fd` is the session's descriptor; the worker reads (and answers) on its own clone.
+ssize_t io_read_answering(int session_fd, void* buf, size_t len, void* userdata) {
+  int fd = worker_read_fd(session_fd);
   for (;;) {
     ssize_t n = io_read(fd, buf, len, userdata);
     if (n <= 0 || !answer_tmpfile(fd, buf, static_cast<std::size_t>(n), *static_cast<Filesystem*>(userdata)))
@@ -55,7 +58,8 @@ ssize_t io_read_answering(int fd, void* buf, size_t len, void* userdata) {
   }
 }
 
-ssize_t io_writev(int fd, iovec* iov, int count, void* /*userdata*/) {
+ssize_t io_writev(int session_fd, iovec* iov, int count, void* /*userdata*/) {
+  int fd = worker_write_fd(session_fd);
   std::uint64_t init_unique = g_init.unique.load(std::memory_order_relaxed);
   passthrough_patch_reply(t_unique, g_init.replied.load(std::memory_order_relaxed) ? 0 : init_unique, iov, count);
   if (init_unique && !g_init.replied.load(std::memory_order_relaxed) && count >= 2 &&

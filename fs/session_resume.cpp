@@ -14,6 +14,7 @@
 #include <string>
 
 #include "fs/fuse_abi.hpp"
+#include "fs/session_clones.hpp"
 #include "fs/session_record.hpp"
 #include "sys/errno_text.hpp"
 #include "sys/log.hpp"
@@ -44,10 +45,9 @@ struct ResumeState {
   // The INIT whose reply the writev hook watches for (0: none), and whether to swallow it.
   std::atomic<std::uint64_t> init_unique{0};
   std::atomic<bool> swallow_reply{false};
-  // The record's in-flight slots, mapped: one per worker thread, the unique id it has read
-  // and not yet answered.
+  // The record's in-flight slots, mapped: one per worker thread (by worker_index()), the
+  // unique id it has read and not yet answered.
   std::atomic<std::uint64_t>* in_flight = nullptr;
-  std::atomic<unsigned> next_slot{0};
   // Tests only (HOSTCHANFS_TEST_HOLD_CREATES): a daemon that did not resume never answers
   // a CREATE; the store has made the file, the reply waits until the daemon is killed.
   // This is how a test puts a mutation in flight on every worker thread (creates in
@@ -62,7 +62,6 @@ ResumeState g;
 
 thread_local const void* t_touched = nullptr;  // the read buffer touched last, and its size
 thread_local std::size_t t_touched_len = 0;
-thread_local int t_slot = -2;  // -2: not assigned yet, -1: no slot left
 thread_local std::uint32_t t_opcode = 0;  // of the request this thread read last
 
 void die_in_init_if(const char* point) {
@@ -84,19 +83,23 @@ void touch_once(void* buf, std::size_t len) {
   t_touched_len = len;
 }
 
+// This worker's in-flight slot, or nullptr (no record, a thread that never read, or more
+// workers than slots).
+std::atomic<std::uint64_t>* in_flight_slot() {
+  int worker = worker_index();
+  if (!g.in_flight || worker < 0 || static_cast<std::size_t>(worker) >= kInFlightSlots) return nullptr;
+  return &g.in_flight[worker];
+}
+
 void mark_in_flight(std::uint64_t unique) {
-  if (!g.in_flight) return;
-  if (t_slot == -2) {
-    unsigned s = g.next_slot.fetch_add(1);
-    t_slot = s < kInFlightSlots ? static_cast<int>(s) : -1;
-  }
-  if (t_slot >= 0) g.in_flight[t_slot].store(unique, std::memory_order_relaxed);
+  if (auto* slot = in_flight_slot()) slot->store(unique, std::memory_order_relaxed);
 }
 
 void clear_in_flight(std::uint64_t unique) {
-  if (!g.in_flight || t_slot < 0 || unique == 0) return;
+  auto* slot = in_flight_slot();
+  if (!slot || unique == 0) return;
   std::uint64_t expected = unique;
-  g.in_flight[t_slot].compare_exchange_strong(expected, 0, std::memory_order_relaxed);
+  slot->compare_exchange_strong(expected, 0, std::memory_order_relaxed);
 }
 
 std::string flatten(const iovec* iov, int count) {
@@ -113,7 +116,8 @@ ssize_t write_all(int fd, const void* bytes, std::size_t len) {
 }
 
 // A kernel that cannot resend: every request the dead daemon had read and not answered
-// gets EIO, so that its caller does not wait forever.
+// gets EIO, so that its caller does not wait forever: on the device its worker read it
+// from (the same worker number's clone, or `fd`).
 void fail_in_flight(int fd) {
   auto log = log::get("fs");
   unsigned failed = 0;
@@ -122,7 +126,7 @@ void fail_in_flight(int fd) {
     if (unique == 0) continue;
     fuse_out_header out{sizeof(fuse_out_header), -EIO, unique};
     // ENOENT: the dead daemon had answered it after all.
-    if (write_all(fd, &out, sizeof out) == static_cast<ssize_t>(sizeof out)) ++failed;
+    if (write_all(clone_of_worker(i, fd), &out, sizeof out) == static_cast<ssize_t>(sizeof out)) ++failed;
   }
   log->error("{}: the dead daemon's unanswered requests failed with EIO: {}", g.channel, failed);
 }

@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "fs/session_clones.hpp"
 #include "fs/session_record.hpp"
 #include "fs/passthrough.hpp"
 #include "fs/metrics.hpp"
@@ -70,6 +71,12 @@ Expected<Child> spawn_keeper(const Channel& ch, int ready_write) {
                                     "--meta-fd", std::to_string(at.meta),
                                     "--data-fd", std::to_string(at.data),
                                     "--session-fd", std::to_string(at.session)};
+  if (!ch.clone_fds.empty()) {
+    std::string list;
+    for (std::size_t i = 0; i < ch.clone_fds.size(); ++i)
+      list += (i ? "," : "") + std::to_string(at.clones + static_cast<int>(i));
+    serve.insert(serve.end(), {"--fuse-clone-fds", list});
+  }
   if (ch.charge == fs::Charge::kWriter) {
     for (std::string a : {"--charge", "writer", "--backing-fd"}) serve.push_back(std::move(a));
     serve.push_back(std::to_string(at.backing));
@@ -84,6 +91,8 @@ Expected<Child> spawn_keeper(const Channel& ch, int ready_write) {
   keep.place_fd(ch.data_fd.get(), at.data).place_fd(ch.session_fd.get(), at.session);
   if (ch.backing_fd) keep.place_fd(ch.backing_fd.get(), at.backing);
   if (ch.metrics_fd) keep.place_fd(ch.metrics_fd.get(), at.metrics);
+  for (std::size_t i = 0; i < ch.clone_fds.size(); ++i)
+    keep.place_fd(ch.clone_fds[i].get(), at.clones + static_cast<int>(i));
   if (ready_write >= 0) keep.place_fd(ready_write, kReadyFd);
   auto keeper = Child::spawn(keep);
   if (!keeper) return Error::failure(fmt::format("cannot fork the keeper: {}", errno_text(keeper.error())));
@@ -96,6 +105,7 @@ void adopt_keeper(Channel& ch, Child keeper) {
   ch.keeper_pidfd = std::move(pidfd);
   ch.holder = kKeeperFds;
   ch.holder.pid = pid;
+  ch.holder.clone_count = static_cast<int>(ch.clone_fds.size());
 }
 
 // The daemon writes a byte to its ready fd once it serves the mount.
@@ -193,6 +203,13 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   ch.made_dirs = std::move(host.made_dirs);
   ch.mount = host.mount;
   ch.fuse_fd = std::move(host.fuse_fd);
+  // A daemon without them still serves, on the one descriptor.
+  if (auto clones = fs::clone_fuse_fd(ch.fuse_fd.get(), fs::session_workers(), false)) {
+    ch.clone_fds = std::move(clones).value();
+  } else {
+    logger->warn("channel {}: cannot clone /dev/fuse: {}: its daemons read one descriptor", spec.host_path,
+                 errno_text(clones.error()));
+  }
   ScopeGuard undo_mount([&ch] {
     if (unmount_channel(ch)) (void)remove_host_dirs(ch.spec.host_path, ch.made_dirs);
   });
@@ -275,6 +292,7 @@ Expected<void> release_channel(Channel& ch, Unmounted how) {
   ch.session_fd.reset();
   ch.backing_fd.reset();
   ch.metrics_fd.reset();
+  ch.clone_fds.clear();
   if (lazy && ch.state == ChannelState::kRunning && ch.keeper_pidfd) {
     // Detached but busy: like a lazily unmounted tmpfs, the files still open keep
     // working until closed. The kernel ends the connection when the last user goes, and

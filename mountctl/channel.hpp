@@ -33,9 +33,13 @@ struct DescriptorHolder {
   int fuse = -1, meta = -1, data = -1, session = -1;
   int backing = -1;  // --charge writer: the backing tmpfs's root
   int metrics = -1;  // the request counters (fs/metrics.hpp), when the channel has them
+  // The clones of `fuse`, one per daemon worker (fs/session_clones.hpp), at `clones`,
+  // `clones` + 1, ...: `clone_count` of them.
+  int clones = -1;
+  int clone_count = 0;
 };
 // 7 is the first daemon's ready pipe.
-inline constexpr DescriptorHolder kKeeperFds{0, 3, 4, 5, 6, 8, 9};
+inline constexpr DescriptorHolder kKeeperFds{0, 3, 4, 5, 6, 8, 9, 10, 0};
 
 // A container in a channel (protocol.hpp: Member), with the identity of its bundle
 // directory when it leaves only as that goes (bundle_watch.hpp).
@@ -74,6 +78,10 @@ struct Channel {
   UniqueFd fuse_fd, meta_fd, data_fd, session_fd;
   UniqueFd backing_fd;  // --charge writer: the private tmpfs that holds the file data
   UniqueFd metrics_fd;  // the daemon's request counters (fs/metrics.hpp); may be empty
+  // Clones of fuse_fd, one per daemon worker (fs/session_clones.hpp): held here and by
+  // the keeper, so that a dead daemon's, or a dead keeper's, unanswered requests stay on
+  // devices that are still open, to be resent. Empty when /dev/fuse could not be cloned.
+  std::vector<UniqueFd> clone_fds;
 
   // With usage from the store's header and the daemon's pid and restarts from the
   // session record, while we hold their memfds.

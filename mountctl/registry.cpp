@@ -105,6 +105,20 @@ std::optional<std::string> adopt(Channel& ch) {
       ch.metrics_fd = std::move(counters);
     }
   }
+  // The clones of the connection: all of them, or none (the channel then loses only the
+  // keeper's death without a lost request; its daemons still have theirs).
+  std::vector<UniqueFd> clones;
+  for (int i = 0; i < holder.clone_count; ++i) {
+    UniqueFd clone = take(holder.clones + i);
+    if (!clone || !is_fuse_device(clone.get())) {
+      log::get("mountctl")->warn("channel {}: descriptor {} of its keeper pid {} is not a /dev/fuse clone: "
+                                 "not adopted", ch.spec.host_path, holder.clones + i, holder.pid);
+      clones.clear();
+      break;
+    }
+    clones.push_back(std::move(clone));
+  }
+  ch.clone_fds = std::move(clones);
   ch.fuse_fd = std::move(fuse);
   ch.meta_fd = std::move(meta);
   ch.data_fd = std::move(data);
@@ -156,7 +170,7 @@ json channel_record(const Channel& ch) {
   const DescriptorHolder& h = ch.holder;
   r["holder"] = {{"pid", h.pid},   {"fuse", h.fuse},       {"meta", h.meta},
                  {"data", h.data}, {"session", h.session}, {"backing", h.backing},
-                 {"metrics", h.metrics}};
+                 {"metrics", h.metrics}, {"clones", h.clones}, {"clone_count", h.clone_count}};
   r["state"] = state_name(ch.state);
   r["members"] = json::array();
   for (const ChannelMember& m : ch.members) {
@@ -192,7 +206,7 @@ Channel channel_from_record(const json& r) {
   const json& h = r.at("holder");
   ch.holder = {h.at("pid").get<pid_t>(), h.at("fuse").get<int>(), h.at("meta").get<int>(),
                h.at("data").get<int>(), h.at("session").get<int>(), h.value("backing", -1),
-               h.value("metrics", -1)};
+               h.value("metrics", -1), h.value("clones", -1), h.value("clone_count", 0)};
   ch.state = r.at("state") == "running" ? ChannelState::kRunning : ChannelState::kFailed;
   // Optional: records from before members were kept have none.
   if (auto members = r.find("members"); members != r.end()) {

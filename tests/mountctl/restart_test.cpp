@@ -102,6 +102,12 @@ bool kill_process_of(pid_t pid, const std::string& role, const std::string& host
   return signal_pidfd(pidfd.value().get(), SIGKILL).has_value();
 }
 
+// Whether daemon `pid` serves on clones of /dev/fuse (fs/session_clones.hpp).
+bool has_clones(pid_t pid) {
+  std::string cmd = read_small_file("/proc/" + std::to_string(pid) + "/cmdline");
+  return cmd.find(std::string("\0--fuse-clone-fds\0", 18)) != std::string::npos;
+}
+
 // Kills the channel's daemon and waits until its keeper has started the next one.
 void kill_daemon_and_wait(const std::string& host) {
   json before = channel_of();
@@ -369,6 +375,37 @@ TEST_F(RestartTest, ADaemonKilledWithARequestInFlightOnEveryWorkerLosesNone) {
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
 }
 
+// The keeper dies (and takes its daemon along) while a request is in flight on every
+// worker: the workers read through clones of /dev/fuse (fs/session_clones.hpp) that the
+// controller holds too, so the requests stay in the kernel while the controller starts the
+// next keeper, and its daemon has them resent. Were the clones the daemon's or the
+// keeper's alone, every held create would end with ECONNABORTED.
+TEST_F(RestartTest, AKeeperKilledWithARequestInFlightOnEveryWorkerLosesNone) {
+  ScopedEnv hold({{"HOSTCHANFS_TEST_HOLD_CREATES", "1"}});
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/data::16M"}).status, 0);
+  json before = channel_of();
+  pid_t daemon = before.value("daemon_pid", 0);
+  EXPECT_TRUE(has_clones(daemon));
+  InFlight flight{host};
+  ASSERT_NO_FATAL_FAILURE(hold_every_worker(flight));
+  pid_t keeper = before.value("keeper_pid", 0);
+  ASSERT_TRUE(kill_process_of(keeper, "keep", host));
+  ASSERT_TRUE(eventually([&] {
+    json now = channel_of();
+    return now.value("keeper_pid", 0) != keeper && now.value("restarts", 0ULL) >= 1 &&
+           now.value("daemon_pid", 0) != daemon;
+  })) << world_->controller_log();
+  for (auto& m : flight.makers) {
+    int status = m.wait();
+    EXPECT_EQ(status, 0) << std::strerror(status);
+  }
+  Tree got = walk(host);
+  EXPECT_EQ(got, flight.want()) << got.describe();
+  expect_usage(host, flight.want());
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
 TEST_F(RestartTest, WithoutResendTheDeadDaemonsRequestsFailInsteadOfHanging) {
   // As on a kernel before 6.9, which refuses FUSE_NOTIFY_RESEND with EINVAL.
   ScopedEnv env({{"HOSTCHANFS_TEST_HOLD_CREATES", "1"}, {"HOSTCHANFS_TEST_NO_RESEND", "1"}});
@@ -447,6 +484,9 @@ TEST_F(RestartTest, TheChannelComesBackAfterTheControllerThenTheDaemonThenTheKee
     return now.value("keeper_pid", 0) != keeper && now.value("restarts", 0ULL) == 2;
   })) << world_->controller_log();
   { std::ofstream(host + "/after-keeper") << "k"; }
+  // The adopting controller took the clones of /dev/fuse back too, and gave them on.
+  pid_t last_daemon = channel_of().value("daemon_pid", 0);
+  EXPECT_TRUE(has_clones(last_daemon)) << world_->controller_log();
   Tree want;
   want.files["before"] = {fnv1a(std::string(10000, 'b')), 10000};
   want.files["after-daemon"] = {fnv1a("d"), 1};
