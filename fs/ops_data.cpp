@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "fs/ops.hpp"
 #include "fs/passthrough.hpp"
 #include "fs/reply.hpp"
@@ -117,7 +119,7 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
 
 void write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off, fuse_file_info* fi) {
   Filesystem& fs = filesystem_of(req);
-  std::vector<iovec> iov;
+  boost::container::small_vector<iovec, 4> iov;  // a FUSE write is one or two buffers
   std::vector<std::byte> bounce;
   bool in_memory = true;
   for (std::size_t i = bufv->idx; i < bufv->count; ++i)
@@ -143,7 +145,7 @@ void write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off, fus
     fuse_reply_write(req, static_cast<std::size_t>(n));
     return;
   }
-  auto r = fs.store.write(ino, static_cast<std::uint64_t>(off), iov, caller_of(req), request_of(req));
+  auto r = fs.store.write(ino, static_cast<std::uint64_t>(off), std::span<const iovec>(iov.data(), iov.size()), caller_of(req), request_of(req));
   std::size_t want = 0, stored = r ? r.value() : 0;
   for (const iovec& v : iov) want += v.iov_len;
   if (r) {
