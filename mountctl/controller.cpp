@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -620,6 +621,14 @@ Expected<Controller> open_controller(const std::string& path) {
 
 int run_controller(const std::string& run_dir, const ControllerOptions& options) {
   ::umask(022);  // the host paths it makes are 0755 whoever started it
+  // A channel holds a dozen descriptors here (the connection and its clones, the memory,
+  // pidfds): the soft limit of 1024 would stop at about 80 channels. The controller never
+  // uses select(2), so it takes the hard limit.
+  if (rlimit nofile{}; ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+      log::get("controller")->warn("cannot raise the descriptor limit: {}", errno_text(last_errc()));
+  }
   auto controller = open_controller(run_dir);
   if (!controller) {
     if (controller.error().kind == Error::Kind::kAlreadyRunning) {

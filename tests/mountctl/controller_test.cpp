@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "mountctl/client.hpp"
@@ -60,6 +62,34 @@ TEST_F(ControllerTest, WriterChargedChannelIsListedWithItsBackingUsage) {
   r = hostchanfs({"mount", "--charge", "nobody", host + ":/data:rw:1M"});
   EXPECT_EQ(r.status, 2) << r.err;
   EXPECT_FALSE(std::filesystem::exists(host));
+}
+
+// A channel costs the controller a dozen descriptors (the connection and a clone per
+// daemon worker, the memory, pidfds): it runs with the hard descriptor limit, not the
+// soft 1024 that would stop it at about 80 channels.
+TEST_F(ControllerTest, TheControllerTakesTheHardDescriptorLimit) {
+  // The controller this mount starts inherits a soft limit below the hard one.
+  rlimit ours{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &ours), 0);
+  ASSERT_GT(ours.rlim_max, 1024u);
+  rlimit lowered{1024, ours.rlim_max};
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  std::string host = world_->path("chan");
+  auto mounted = hostchanfs({"mount", host + ":/data:rw:1M"});
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &ours), 0);
+  ASSERT_EQ(mounted.status, 0) << mounted.err;
+  auto pid = world_->controller_pid();
+  ASSERT_TRUE(pid);
+  std::ifstream limits("/proc/" + std::to_string(*pid) + "/limits");
+  std::string line, soft, hard;
+  while (std::getline(limits, line)) {
+    if (line.rfind("Max open files", 0) != 0) continue;
+    std::istringstream fields(line.substr(std::string("Max open files").size()));
+    fields >> soft >> hard;
+  }
+  ASSERT_FALSE(hard.empty());
+  EXPECT_EQ(soft, hard);
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
 }
 
 TEST_F(ControllerTest, MountListUmountLifecycle) {
