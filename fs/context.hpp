@@ -35,11 +35,13 @@ inline Filesystem& filesystem_of(fuse_req_t req) {
   return *static_cast<Filesystem*>(fuse_req_userdata(req));
 }
 
-// The kernel enforces permissions (default_permissions); the store only needs who asks
-// for ownership of new inodes and for dropping setuid/setgid. Root stands for CAP_FSETID.
+// The kernel enforces permissions and ACLs (default_permissions, FUSE_POSIX_ACL); the
+// store only needs who asks for ownership of new inodes and for dropping setuid/setgid,
+// and the umask, which the kernel leaves to it (FUSE_DONT_MASK; 0 in requests that carry
+// none). Root stands for CAP_FSETID.
 inline shm::Caller caller_of(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  return shm::Caller{ctx->uid, ctx->gid, ctx->uid == 0};
+  return shm::Caller{ctx->uid, ctx->gid, ctx->uid == 0, ctx->umask};
 }
 
 // The identity of the request being handled on this thread (fs/session_io.hpp), for the

@@ -82,6 +82,7 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   Filesystem& fs = filesystem_of(req);
   auto made = fs.store.create_and_open(parent, name, mode, caller_of(req), request_of(req));
   if (!made) return reply_error(req, made.error(), "create", parent);
+  if (fs.passthrough) fs.passthrough->settle_store_pages();  // inherited ACLs (passthrough.hpp)
   if (auto backed = open_backing(fs, made.value()); !backed) {
     fs.store.release(made.value().ino);
     fs.store.forget(made.value().ino, 1);

@@ -107,13 +107,17 @@ void readlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  reply_created(req, filesystem_of(req).store.mknod(parent, name, mode, rdev, caller_of(req), request_of(req)),
-                "mknod", parent);
+  Filesystem& fs = filesystem_of(req);
+  auto r = fs.store.mknod(parent, name, mode, rdev, caller_of(req), request_of(req));
+  if (r && fs.passthrough) fs.passthrough->settle_store_pages();  // inherited ACLs (passthrough.hpp)
+  reply_created(req, r, "mknod", parent);
 }
 
 void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  reply_created(req, filesystem_of(req).store.mkdir(parent, name, mode, caller_of(req), request_of(req)), "mkdir",
-                parent);
+  Filesystem& fs = filesystem_of(req);
+  auto r = fs.store.mkdir(parent, name, mode, caller_of(req), request_of(req));
+  if (r && fs.passthrough) fs.passthrough->settle_store_pages();
+  reply_created(req, r, "mkdir", parent);
 }
 
 void symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {

@@ -21,7 +21,13 @@ void init(void* userdata, fuse_conn_info* conn) {
   // write); the v1 flag stays off. Writes arrive in memory buffers, never spliced pipes:
   // libfuse splices only through a pipe of 1 MiB + 4 KiB, which needs CAP_SYS_RESOURCE.
   conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV |
-                  FUSE_CAP_SPLICE_READ | FUSE_CAP_POSIX_ACL);
+                  FUSE_CAP_SPLICE_READ);
+  // POSIX ACLs as tmpfs has them: the kernel enforces them from the xattrs it reads (and
+  // caches); the store keeps them and the mode bits in step and applies default ACLs or
+  // the umask to new inodes, so the kernel must pass the umask on unapplied (DONT_MASK).
+  // A setgid to drop comes in SETXATTR_EXT's flags (session_io.cpp).
+  if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK))
+    conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
   // `serve --cache=writeback` trades that exactness for fewer, larger writes.
   if (fs.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;

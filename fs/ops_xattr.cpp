@@ -1,6 +1,7 @@
 // Extended attributes: setxattr, getxattr, listxattr, removexattr. The kernel has already
 // checked the namespace rules (trusted.* needs CAP_SYS_ADMIN, user.* only on files and
-// directories); the store keeps the values and charges them to the quota.
+// directories) and, for POSIX ACLs, parsed and re-encoded the ACL; the store keeps the
+// values, charges them to the quota and keeps mode bits and ACLs in step.
 #include <vector>
 
 #include <cstring>
@@ -8,6 +9,7 @@
 #include "fs/ops.hpp"
 #include "fs/passthrough.hpp"
 #include "fs/reply.hpp"
+#include "fs/session_io.hpp"
 
 namespace hostchanfs::fs::ops {
 
@@ -32,7 +34,8 @@ void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
               int flags) {
   auto bytes = std::span(reinterpret_cast<const std::byte*>(value), size);
   Filesystem& fs = filesystem_of(req);
-  auto set = [&] { return fs.store.setxattr(ino, name, bytes, flags, request_of(req)); };
+  const bool kill_sgid = (current_setxattr_flags() & FUSE_SETXATTR_ACL_KILL_SGID) != 0;
+  auto set = [&] { return fs.store.setxattr(ino, name, bytes, flags, request_of(req), kill_sgid); };
   // --charge writer: the worst case the inode's packed xattrs can grow by (its record and
   // a page boundary) must fit in the backing tmpfs first.
   std::uint64_t pages = (8 + std::strlen(name) + size + shm::kPageSize - 1) / shm::kPageSize + 1;

@@ -101,7 +101,9 @@ class Passthrough {
     return result;
   }
   // After anything that may have given store pages back (unlink, rmdir, rename,
-  // removexattr, release, forget).
+  // removexattr, release, forget), and after a new inode: the ACLs it inherited from a
+  // default ACL took store pages that were not reserved first (a few at most: the kernel
+  // sets no ACL above a page); the mirror follows them.
   void settle_store_pages();
 
  private:

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace hostchanfs::fs {
 
@@ -22,16 +23,39 @@ namespace {
 struct InitState {
   std::atomic<std::uint64_t> unique{0};   // the INIT request's id, 0 until seen
   std::atomic<bool> offered{false};       // the kernel offered KILLPRIV_V2
+  std::atomic<bool> ext_offered{false};   // ... and SETXATTR_EXT
   std::atomic<bool> replied{false};
   std::atomic<bool> negotiated{false};
+  std::atomic<bool> setxattr_ext{false};  // SETXATTR_EXT accepted: SETXATTR comes extended
 };
 InitState g_init;
 
 thread_local std::uint64_t t_unique = 0;  // see current_unique()
+thread_local std::uint32_t t_setxattr_flags = 0;  // see current_setxattr_flags()
+
+// With FUSE_SETXATTR_EXT the kernel sends struct fuse_setxattr_in 16 bytes long; libfuse
+// 3.14 (Debian's, whose header has the 8-byte form) reads the name right after 8. The
+// request is made the old form here: its setxattr_flags kept for the handler, the name
+// and value moved down over them.
+ssize_t to_compat_setxattr(void* buf, ssize_t n) {
+  constexpr auto kHeader = static_cast<ssize_t>(sizeof(fuse_in_header));
+  constexpr ssize_t kExt = 16, kCompat = FUSE_COMPAT_SETXATTR_IN_SIZE;
+  auto* in = static_cast<fuse_in_header*>(buf);
+  if (n < kHeader + kExt) return n;
+  auto* arg = reinterpret_cast<std::byte*>(in + 1);
+  std::memcpy(&t_setxattr_flags, arg + kCompat, sizeof t_setxattr_flags);
+  std::memmove(arg + kCompat, arg + kExt, static_cast<std::size_t>(n - kHeader - kExt));
+  in->len -= kExt - kCompat;
+  return n - (kExt - kCompat);
+}
 
 ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) {
   ssize_t n = resumable_read(fd, buf, len);  // a restarted daemon replays INIT first
   t_unique = n >= static_cast<ssize_t>(sizeof(fuse_in_header)) ? static_cast<const fuse_in_header*>(buf)->unique : 0;
+  t_setxattr_flags = 0;
+  if (t_unique != 0 && g_init.setxattr_ext.load(std::memory_order_relaxed) &&
+      static_cast<const fuse_in_header*>(buf)->opcode == FUSE_SETXATTR)
+    n = to_compat_setxattr(buf, n);
   if (!g_init.replied.load(std::memory_order_relaxed) &&
       n >= static_cast<ssize_t>(sizeof(fuse_in_header) + offsetof(fuse_init_in, flags) +
                                  sizeof(std::uint32_t))) {
@@ -39,6 +63,7 @@ ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) {
     if (in->opcode == FUSE_INIT) {
       const auto* arg = reinterpret_cast<const fuse_init_in*>(in + 1);
       g_init.offered = (arg->flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
+      g_init.ext_offered = (arg->flags & FUSE_SETXATTR_EXT) != 0;
       g_init.unique = in->unique;
       passthrough_note_init(*arg, static_cast<std::size_t>(n) - sizeof(fuse_in_header));
     }
@@ -67,10 +92,17 @@ ssize_t io_writev(int session_fd, iovec* iov, int count, void* /*userdata*/) {
     auto* out = static_cast<fuse_out_header*>(iov[0].iov_base);
     if (out->unique == init_unique) {
       g_init.replied = true;
-      if (out->error == 0 && g_init.offered &&
-          iov[1].iov_len >= offsetof(fuse_init_out, flags) + sizeof(std::uint32_t)) {
-        static_cast<fuse_init_out*>(iov[1].iov_base)->flags |= FUSE_HANDLE_KILLPRIV_V2;
-        g_init.negotiated = true;
+      if (out->error == 0 && iov[1].iov_len >= offsetof(fuse_init_out, flags) + sizeof(std::uint32_t)) {
+        auto& flags = static_cast<fuse_init_out*>(iov[1].iov_base)->flags;
+        if (g_init.offered) {
+          flags |= FUSE_HANDLE_KILLPRIV_V2;
+          g_init.negotiated = true;
+        }
+        // Only for POSIX ACLs: the flag that drops setgid comes in the extended form.
+        if (g_init.ext_offered && (flags & FUSE_POSIX_ACL)) {
+          flags |= FUSE_SETXATTR_EXT;
+          g_init.setxattr_ext = true;
+        }
       }
     }
   }
@@ -96,5 +128,7 @@ Result<void> use_session_io(fuse_session* se, UniqueFd fuse_fd) {
 bool killpriv_v2_negotiated() { return g_init.negotiated.load(); }
 
 std::uint64_t current_unique() noexcept { return t_unique; }
+
+std::uint32_t current_setxattr_flags() noexcept { return t_setxattr_flags; }
 
 }  // namespace hostchanfs::fs

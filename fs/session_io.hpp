@@ -1,9 +1,13 @@
-// The session's own /dev/fuse I/O (fuse_session_custom_io). It exists for one reason: to
-// own the INIT reply. libfuse 3.14 cannot negotiate FUSE_HANDLE_KILLPRIV_V2, and without
-// it the kernel asks GETXATTR(security.capability) before every write (a second round
-// trip per write(2)) because a filesystem with xattr handlers might hold file
-// capabilities. The store kills setuid/setgid itself (on write by an unprivileged caller,
-// on chown, on a setattr that asks for it), which is exactly what the flag promises.
+// The session's own /dev/fuse I/O (fuse_session_custom_io). It exists to own the INIT
+// reply and to see requests before libfuse does. libfuse 3.14 cannot negotiate
+// FUSE_HANDLE_KILLPRIV_V2, and without it the kernel asks GETXATTR(security.capability)
+// before every write (a second round trip per write(2)) because a filesystem with xattr
+// handlers might hold file capabilities. The store kills setuid/setgid itself (on write
+// by an unprivileged caller, on chown, on a setattr that asks for it), which is exactly
+// what the flag promises. Nor can it negotiate FUSE_SETXATTR_EXT, the only way the kernel
+// says FUSE_SETXATTR_ACL_KILL_SGID (setting an access ACL drops setgid, as on tmpfs):
+// with POSIX ACLs this layer accepts it and turns each SETXATTR back into the form
+// libfuse reads, keeping the flags for the handler (current_setxattr_flags).
 #pragma once
 
 #include <cstdint>
@@ -31,5 +35,9 @@ bool killpriv_v2_negotiated();
 // same thread, before the next read (no queue between threads); our handlers reply
 // before they return, so no other request is read on the thread while one is handled.
 std::uint64_t current_unique() noexcept;
+
+// The setxattr_flags of the SETXATTR this thread is handling (FUSE_SETXATTR_EXT), 0 for
+// anything else; read the same way as current_unique().
+std::uint32_t current_setxattr_flags() noexcept;
 
 }  // namespace hostchanfs::fs

@@ -10,6 +10,7 @@
 
 #include "fs/fuse_abi.hpp"
 #include "fs/reply.hpp"
+#include "fs/passthrough.hpp"
 #include "fs/session_resume.hpp"
 #include "sys/errno_text.hpp"
 
@@ -62,14 +63,15 @@ int send_reply(int fd, std::uint64_t unique, int error, const fuse_entry_out* en
 
 // The answer to one FUSE_TMPFILE; the errno to reply instead when it fails before that.
 int make_tmpfile(int fd, const fuse_in_header& in, const fuse_create_in& arg, Filesystem& fs) {
-  const shm::Caller caller{in.uid, in.gid, in.uid == 0};
-  // The kernel has applied the umask already (no FUSE_DONT_MASK).
+  // The umask is the store's to apply (FUSE_DONT_MASK), as for every new inode.
+  const shm::Caller caller{in.uid, in.gid, in.uid == 0, arg.umask};
   auto made = fs.store.create_unnamed(in.nodeid, arg.mode, caller, shm::Request{in.unique});
   if (!made) {
     int err = to_errno(made.error());
     fs.log->debug("{}: O_TMPFILE in inode {} failed: {}", fs.mountpoint, in.nodeid, errno_text(err));
     return err;
   }
+  if (fs.passthrough) fs.passthrough->settle_store_pages();  // inherited ACLs (passthrough.hpp)
   const shm::Attr& a = made.value();
   fuse_entry_out entry{};
   entry.nodeid = a.ino;

@@ -5,7 +5,7 @@ set -eu
 PACKAGES="build-essential cmake ninja-build pkg-config g++
 libfuse3-dev fuse3 libboost-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
 libgtest-dev libgmock-dev libbenchmark-dev
-runc crun podman golang-github-containers-common catatonit fio busybox-static gnuplot-nox attr procps psmisc util-linux python3
+runc crun podman golang-github-containers-common catatonit fio busybox-static gnuplot-nox attr acl procps psmisc util-linux python3
 prometheus-cpp-dev prometheus"
 missing=""
 for p in $PACKAGES; do

@@ -24,14 +24,15 @@
 //   data_region.hpp  DataRegion: bytes in and out of the data memfd
 //   intents.hpp      Intents: writes that copy data outside the tx mutex
 //   xattr_blob.hpp   XattrBlob: an inode's xattrs, packed into its data pages
+//   acl.hpp          POSIX ACLs in the kernel's wire form: checks, mode sync, inheritance
 //   dedupe.hpp       Dedupe: what recent mutating requests did, for their resends
 //   tmpfs_rules.hpp  what tmpfs does that a program sees: sizes, names, setuid, times
 //   store_impl.hpp   Store::Impl: the parts wired together, the locks and their order,
 //                    and the lifetime of an inode (lifetime.cpp: charge, trims, freeing)
 // and the operations over them: store_names.cpp (lookup, attributes, links, unlink,
 // readdir, handles), store_rename.cpp, store_create.cpp (new inodes), store_data.cpp
-// (read, write, fallocate, seek, copy_file_range), store_xattrs.cpp, store.cpp (create,
-// attach, statfs).
+// (read, write, fallocate, seek, copy_file_range), store_xattrs.cpp, store_acls.cpp
+// (ACLs where chmod and new inodes meet them), store.cpp (create, attach, statfs).
 //
 // What survives a crash (any instruction of any thread, SIGKILL): every operation that
 // returned is in the region; one in flight is wholly there or wholly absent once the next
@@ -91,10 +92,14 @@ inline constexpr std::uint64_t kMaxFileSize = std::uint64_t{INT64_MAX};
 
 // Who asks. `privileged` is CAP_FSETID (root): such a writer keeps setuid/setgid bits.
 // Unprivileged unless said otherwise, so a forgotten flag never keeps a setuid bit.
+// `umask` is the creating process's (FUSE_DONT_MASK: the kernel leaves it to the
+// filesystem): a new inode's mode loses those bits unless its directory has a default
+// ACL, which then decides instead (shm/acl.hpp).
 struct Caller {
   uid_t uid = 0;
   gid_t gid = 0;
   bool privileged = false;
+  mode_t umask = 0;
 };
 
 struct Attr {
@@ -290,12 +295,18 @@ class Store {
                                       const Caller& caller, const Request& req = {});
 
   // --- xattrs ---
+  // Namespaces user., trusted., security., and the POSIX ACLs system.posix_acl_access and
+  // system.posix_acl_default (shm/acl.hpp), kept as tmpfs keeps them: setting an access
+  // ACL sets the mode's permission bits (and drops setgid with `acl_kill_sgid`, the
+  // kernel's FUSE_SETXATTR_ACL_KILL_SGID), one the mode bits say in full is stored as
+  // none; removing an ACL that is not there succeeds. EINVAL (EOPNOTSUPP for another
+  // version) for bytes the kernel would not take as an ACL.
   // An empty `out` asks for the size. ERANGE when `out` is too small.
   Result<std::size_t> getxattr(Ino ino, std::string_view name, std::span<std::byte> out);
   // flags: 0, XATTR_CREATE or XATTR_REPLACE. The xattrs of one inode take at most
   // kXattrBlobMax bytes together (8 + name + value each): ENOSPC beyond.
   Result<void> setxattr(Ino ino, std::string_view name, std::span<const std::byte> value,
-                        int flags, const Request& req = {});
+                        int flags, const Request& req = {}, bool acl_kill_sgid = false);
   // NUL-separated names; an empty `out` asks for the size.
   Result<std::size_t> listxattr(Ino ino, std::span<char> out);
   Result<void> removexattr(Ino ino, std::string_view name, const Request& req = {});

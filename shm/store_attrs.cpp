@@ -1,9 +1,12 @@
-// Attributes: getattr, setattr (with truncation), readlink.
+// Attributes: getattr, setattr (with truncation, and a chmod's access ACL), readlink.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <string>
+#include <vector>
 
 #include "shm/store_impl.hpp"
 
@@ -61,21 +64,31 @@ Result<Attr> Store::setattr(Ino ino, const AttrChange& c, const Caller& /*caller
   }
   timespec ts = now();
   const Truncation truncation = c.size ? plan_truncate(s, ino, *r, *c.size) : Truncation{};
+  mode_t mode = r->mode;
+  if (c.mode) mode = (mode & S_IFMT) | (*c.mode & 07777);
+  // chown of a non-directory drops setuid, and setgid when group-executable.
+  if ((c.uid || c.gid) && !S_ISDIR(mode) && !c.mode) mode = without_suid_sgid(mode);
+  if (c.kill_suid_sgid && !c.mode) mode = without_suid_sgid(mode);
+  // A chmod carries an access ACL along (posix_acl_chmod), in the same tx.
+  thread_local std::vector<std::byte> acl_value;
+  std::optional<std::size_t> acl_at;
+  std::unique_lock<std::shared_mutex> pm;
+  if (c.mode) {
+    HC_TRY(at, s.plan_acl_chmod(ino, *r, mode, acl_value));
+    acl_at = at;
+    if (acl_at) pm = std::unique_lock(s.page_map_lock);
+  }
   Tx tx(*s.region);
   if (c.size) {
     HC_TRYV(truncate_in(s, tx, *r, *c.size, truncation));
     touch_mc(tx, *r, ts);
   }
-  mode_t mode = r->mode;
-  if (c.mode) mode = (mode & S_IFMT) | (*c.mode & 07777);
-  if (c.uid || c.gid) {
-    if (c.uid) tx.set(r->uid, static_cast<std::uint32_t>(*c.uid));
-    if (c.gid) tx.set(r->gid, static_cast<std::uint32_t>(*c.gid));
-    // chown of a non-directory drops setuid, and setgid when group-executable.
-    if (!S_ISDIR(mode) && !c.mode) mode = without_suid_sgid(mode);
-  }
-  if (c.kill_suid_sgid && !c.mode) mode = without_suid_sgid(mode);
+  if (c.uid) tx.set(r->uid, static_cast<std::uint32_t>(*c.uid));
+  if (c.gid) tx.set(r->gid, static_cast<std::uint32_t>(*c.gid));
   if (mode != r->mode) tx.set_relaxed(r->mode, static_cast<std::uint32_t>(mode));
+  if (acl_at) {
+    HC_TRYV(s.rewrite_xattrs(tx, ino, *r, *acl_at, acl_value, r->xattr_len));
+  }
   auto apply = [&](const TimeChange& t, std::int64_t& sec, std::uint32_t& ns) {
     if (t.kind == TimeChange::Kind::kNow) set_time(tx, sec, ns, ts);
     if (t.kind == TimeChange::Kind::kSet) set_time(tx, sec, ns, t.value);
@@ -85,6 +98,7 @@ Result<Attr> Store::setattr(Ino ino, const AttrChange& c, const Caller& /*caller
   set_time(tx, r->ctime_s, r->ctime_ns, c.ctime ? *c.ctime : ts);
   s.dedupe.record(tx, req, Mutation::kSetattr, ino);
   tx.commit();
+  if (pm.owns_lock()) pm.unlock();  // run_work_shared takes it for each of its txs
   s.run_work_shared(ino, *r);
   return s.inodes.attr_of(ino, *r);
 }

@@ -1,11 +1,12 @@
 // New inodes: mknod, mkdir, symlink, and create-and-open. Each makes the inode, its entry
-// in the parent and (a long symlink) its target's page in one tx, with the request's
-// outcome: all or nothing, and exactly once.
+// in the parent, (a long symlink) its target's page and (under a default ACL) the ACLs it
+// inherits in one tx, with the request's outcome: all or nothing, and exactly once.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "shm/store_impl.hpp"
 
@@ -61,6 +62,15 @@ Result<Attr> Store::Impl::make_node(Ino parent_ino, std::string_view name, mode_
   std::unique_lock lk(ns_mutex);
   HC_TRY(parent, live_dir_of(parent_ino));
   if (!unnamed && dirs.find(parent_ino, name)) return std::errc::file_exists;
+  // The parent's default ACL, or else the umask, as tmpfs applies them (symlinks: 0777).
+  thread_local std::vector<std::byte> inherited;
+  std::uint64_t inherited_charge = 0;
+  if (!S_ISLNK(mode)) {
+    HC_TRY(charge, inherit_acls(parent_ino, *parent, mode, caller.umask, inherited));
+    inherited_charge = charge;
+  } else {
+    inherited.clear();
+  }
   InodeRecord init = new_record(mode, rdev, *parent, parent_ino, symlink_target, caller, open);
   if (unnamed) {
     init.nlink = 0;
@@ -74,6 +84,7 @@ Result<Attr> Store::Impl::make_node(Ino parent_ino, std::string_view name, mode_
   if (long_link) {
     HC_TRYV(store_target(*this, tx, ino, symlink_target));
   }
+  HC_TRYV(add_inherited(tx, ino, *r, inherited, inherited_charge));
   if (!unnamed) {
     HC_TRYV(add_entry(tx, parent_ino, *parent, name, ino, mode));
     if (S_ISDIR(mode)) tx.set(parent->nlink, parent->nlink + 1);

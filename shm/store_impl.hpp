@@ -37,6 +37,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string_view>
+#include <vector>
 
 #include "shm/data_region.hpp"
 #include "shm/dedupe.hpp"
@@ -133,6 +134,32 @@ struct Store::Impl {
   Result<Attr> make_node(Ino parent, std::string_view name, mode_t mode, dev_t rdev,
                          std::string_view symlink_target, const Caller& caller, bool open,
                          const Request& req, Mutation op, bool unnamed = false);
+
+  // --- xattrs (store_xattrs.cpp) ---
+  // The packed xattrs of `r` (shm/xattr_blob.hpp) into `out`: the inode's stripe held, or
+  // ns_mutex exclusive.
+  Result<void> read_xattrs(Ino ino, const InodeRecord& r, std::vector<std::byte>& out) const;
+  // In `tx` (page_map_lock exclusive, or ns_mutex exclusive): bytes [at, at + bytes.size())
+  // of the blob of `r` become `bytes`, and the blob `new_len` long (the bytes between
+  // stay). The charge is the caller's (Quota::recharge_xattrs, r.xattr_bytes).
+  Result<void> rewrite_xattrs(Tx& tx, Ino ino, InodeRecord& r, std::size_t at, std::span<const std::byte> bytes,
+                              std::size_t new_len);
+
+  // --- ACLs (store_acls.cpp) ---
+  // Before a chmod to `mode` (the stripe held): the access ACL of `r` as the chmod leaves
+  // it, into `value`, and where in the blob that value goes (same size: rewritten in
+  // place in the chmod's tx); nullopt when `r` has none.
+  Result<std::optional<std::size_t>> plan_acl_chmod(Ino ino, const InodeRecord& r, mode_t mode,
+                                                    std::vector<std::byte>& value) const;
+  // Before a new inode of `mode` is made under `parent` (ns_mutex exclusive): the xattrs
+  // it inherits from the parent's default ACL into `blob` (empty when none), their charge
+  // returned; `mode`'s permission bits masked by that ACL, or by `umask` when the parent
+  // has none (posix_acl_create).
+  Result<std::uint64_t> inherit_acls(Ino parent_ino, const InodeRecord& parent, mode_t& mode, mode_t umask,
+                                     std::vector<std::byte>& blob) const;
+  // In the tx that made `r` (ns_mutex exclusive): those xattrs, charged.
+  Result<void> add_inherited(Tx& tx, Ino ino, InodeRecord& r, std::span<const std::byte> blob,
+                             std::uint64_t charge);
 
   // --- data (store_data.cpp) ---
   // A write in pieces of at most 1 MiB, each all or nothing, each recording `op` with the

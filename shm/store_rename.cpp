@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <mutex>
+#include <vector>
 
 #include "shm/store_impl.hpp"
 
@@ -74,6 +75,15 @@ Result<void> Store::rename(Ino old_parent_ino, std::string_view old_name, Ino ne
     return std::errc::is_a_directory;
   }
   const std::uint64_t dst_generation = dr ? s.inodes.generation(dst_ino) : 0;
+  // A whiteout inherits a default ACL as any new inode does (no umask: it has no
+  // permission bits to lose), looked up before the tx.
+  thread_local std::vector<std::byte> inherited;
+  std::uint64_t inherited_charge = 0;
+  mode_t whiteout_mode = S_IFCHR;
+  if (flags & RENAME_WHITEOUT) {
+    HC_TRY(charge, s.inherit_acls(old_parent_ino, *old_parent, whiteout_mode, 0, inherited));
+    inherited_charge = charge;
+  }
   Tx tx(*s.region);
   if (dst_slot) {
     s.dirs.retarget(tx, *dst_slot, src_ino, sr.mode);  // it keeps its name and cookie
@@ -85,8 +95,9 @@ Result<void> Store::rename(Ino old_parent_ino, std::string_view old_name, Ino ne
     // tmpfs's whiteout: a character device 0:0 with no permission bits, owned as any new
     // inode. It takes an inode as a mknod does: ENOSPC without one, and nothing moved. No
     // lookup is counted: the kernel learns of it by a later lookup.
-    const InodeRecord init = new_record(S_IFCHR, 0, *old_parent, old_parent_ino, {}, caller, false);
+    const InodeRecord init = new_record(whiteout_mode, 0, *old_parent, old_parent_ino, {}, caller, false);
     HC_TRY(made, s.inodes.allocate(tx, s.quota, init));
+    HC_TRYV(s.add_inherited(tx, made.first, *made.second, inherited, inherited_charge));
     HC_TRYV(s.add_entry(tx, old_parent_ino, *old_parent, old_name, made.first, init.mode));
   }
   if (moves && is_dir(sr)) reparent(tx, sr, new_parent_ino, *old_parent, *new_parent);

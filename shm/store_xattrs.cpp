@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <vector>
 
+#include "shm/acl.hpp"
 #include "shm/store_impl.hpp"
 #include "shm/xattr_blob.hpp"
 
@@ -20,10 +22,11 @@ namespace hostchanfs::shm {
 
 namespace {
 
-enum class XattrNs { kUser, kTrusted, kSecurity, kUnsupported };
+enum class XattrNs { kUser, kTrusted, kSecurity, kAcl, kUnsupported };
 
 XattrNs xattr_ns(std::string_view name) {
   if (name.starts_with("user.")) return XattrNs::kUser;
+  if (name == acl::kAccessName || name == acl::kDefaultName) return XattrNs::kAcl;
   if (name.starts_with("trusted.")) return XattrNs::kTrusted;
   if (name.starts_with("security.")) return XattrNs::kSecurity;
   return XattrNs::kUnsupported;
@@ -35,18 +38,6 @@ Result<XattrNs> check_xattr_name(std::string_view name) {
   XattrNs ns = xattr_ns(name);
   if (ns == XattrNs::kUnsupported) return std::errc::operation_not_supported;
   return ns;
-}
-
-// The blob of `r` into `out` (the inode's stripe held).
-Result<void> read_blob(const Store::Impl& s, Ino ino, const InodeRecord& r, std::vector<std::byte>& out) {
-  out.resize(r.xattr_len);
-  if (r.xattr_len == 0) return success();
-  thread_local std::vector<PageEntry> blob_pages;
-  {
-    std::shared_lock pm(s.page_map_lock);
-    s.pages.collect(ino, rec::kXattrFork, 0, pages_for(r.xattr_len) - 1, blob_pages);
-  }
-  return s.data.read(blob_pages, 0, out);
 }
 
 bool pwrite_exact(int fd, const std::byte* src, std::size_t n, std::uint64_t at) {
@@ -61,10 +52,22 @@ bool pwrite_exact(int fd, const std::byte* src, std::size_t n, std::uint64_t at)
   return true;
 }
 
-// In `tx` (page-map lock exclusive): bytes [at, at + bytes.size()) of the blob of `r`
-// become `bytes`, and the blob's length `new_len` (the bytes between stay).
-Result<void> rewrite_blob(Store::Impl& s, Tx& tx, Ino ino, InodeRecord& r, std::size_t at,
-                          std::span<const std::byte> bytes, std::size_t new_len) {
+}  // namespace
+
+Result<void> Store::Impl::read_xattrs(Ino ino, const InodeRecord& r, std::vector<std::byte>& out) const {
+  out.resize(r.xattr_len);
+  if (r.xattr_len == 0) return success();
+  thread_local std::vector<PageEntry> blob_pages;
+  {
+    std::shared_lock pm(page_map_lock);
+    pages.collect(ino, rec::kXattrFork, 0, pages_for(r.xattr_len) - 1, blob_pages);
+  }
+  return data.read(blob_pages, 0, out);
+}
+
+Result<void> Store::Impl::rewrite_xattrs(Tx& tx, Ino ino, InodeRecord& r, std::size_t at,
+                                         std::span<const std::byte> bytes, std::size_t new_len) {
+  Store::Impl& s = *this;
   const std::size_t old_len = r.xattr_len;
   const std::uint64_t old_pages = pages_for(old_len), new_pages = pages_for(new_len);
   thread_local std::vector<PageEntry> blob;
@@ -94,14 +97,58 @@ Result<void> rewrite_blob(Store::Impl& s, Tx& tx, Ino ino, InodeRecord& r, std::
   return success();
 }
 
-// A change of an inode's xattrs from `at` on (rewrite_blob) and its charge, in one tx.
-Result<void> change_xattrs(Store::Impl& s, Ino ino, InodeRecord& r, std::uint64_t new_bytes, std::size_t at,
-                           std::span<const std::byte> bytes, std::size_t new_len, const Request& req, Mutation op) {
+namespace {
+
+// What a change does to an inode's blob: the bytes from `at` on become `bytes`, the blob
+// `new_len` long, its charge `new_bytes`.
+struct BlobEdit {
+  std::size_t at = 0;
+  std::span<const std::byte> bytes;
+  std::size_t new_len = 0;
+  std::uint64_t new_bytes = 0;
+};
+
+// `name` set to `value` in `blob` (where `found` is its entry, if any): in place when the
+// size stays, else that entry and everything after it shifted; appended when new.
+BlobEdit set_edit(const std::vector<std::byte>& blob, const std::optional<XattrEntry>& found, std::string_view name,
+                  std::span<const std::byte> value, std::uint64_t charged, std::vector<std::byte>& scratch) {
+  BlobEdit e;
+  e.new_bytes = charged + xattr_cost(name.size(), value.size());
+  if (found) e.new_bytes -= xattr_cost(name.size(), found->value.size());
+  scratch.clear();
+  XattrBlob::encode(scratch, name, value);
+  e.at = blob.size();
+  e.new_len = blob.size() + scratch.size();
+  if (found) {
+    e.at = found->offset;
+    if (scratch.size() == found->size) {
+      e.new_len = blob.size();
+    } else {
+      scratch.insert(scratch.end(), blob.begin() + static_cast<std::ptrdiff_t>(found->offset + found->size), blob.end());
+      e.new_len = e.at + scratch.size();
+    }
+  }
+  e.bytes = scratch;
+  return e;
+}
+
+// The entry `found` out of `blob`: everything after it shifted down.
+BlobEdit remove_edit(const std::vector<std::byte>& blob, const XattrEntry& found, std::uint64_t charged) {
+  const std::size_t end = found.offset + found.size;
+  return {found.offset, std::span(blob).subspan(end), blob.size() - found.size,
+          charged - xattr_cost(found.name.size(), found.value.size())};
+}
+
+// A change of an inode's xattrs (and, for an access ACL, of its mode) and its charge, in
+// one tx.
+Result<void> change_xattrs(Store::Impl& s, Ino ino, InodeRecord& r, const BlobEdit& e, const Request& req,
+                           Mutation op, std::optional<mode_t> mode = std::nullopt) {
   std::unique_lock pm(s.page_map_lock);
   Tx tx(*s.region);
-  HC_TRYV(s.quota.recharge_xattrs(tx, r.xattr_bytes, new_bytes));
-  HC_TRYV(rewrite_blob(s, tx, ino, r, at, bytes, new_len));
-  tx.set(r.xattr_bytes, new_bytes);
+  HC_TRYV(s.quota.recharge_xattrs(tx, r.xattr_bytes, e.new_bytes));
+  HC_TRYV(s.rewrite_xattrs(tx, ino, r, e.at, e.bytes, e.new_len));
+  tx.set(r.xattr_bytes, e.new_bytes);
+  if (mode && *mode != r.mode) tx.set_relaxed(r.mode, static_cast<std::uint32_t>(*mode));
   touch_c(tx, r, now());
   s.dedupe.record(tx, req, op, ino);
   tx.commit();
@@ -116,8 +163,34 @@ Result<std::size_t> with_xattrs(Store::Impl& s, Ino ino, F&& use) {
   HC_TRY(r, s.inodes.get(ino));
   std::shared_lock ilk(s.stripe(ino));
   thread_local std::vector<std::byte> blob;
-  HC_TRYV(read_blob(s, ino, *r, blob));
+  HC_TRYV(s.read_xattrs(ino, *r, blob));
   return use(XattrBlob(blob));
+}
+
+// Setting an ACL as tmpfs does (simple_set_acl). An access ACL sets the mode's permission
+// bits, and is kept only when it says more than they do; `kill_sgid` (the kernel's
+// FUSE_SETXATTR_ACL_KILL_SGID: a caller outside the file's group without CAP_FSETID)
+// drops setgid with it. An empty ACL (a header alone) is none at all.
+Result<void> set_acl(Store::Impl& s, Ino ino, InodeRecord& r, std::string_view name, std::span<const std::byte> value,
+                     bool kill_sgid, const Request& req) {
+  HC_TRYV(acl::validate(value));
+  const bool access = name == acl::kAccessName;
+  if (!access && !is_dir(r)) return acl::is_empty(value) ? Result<void>(success()) : std::errc::permission_denied;
+  std::unique_lock ilk(s.stripe(ino));
+  thread_local std::vector<std::byte> blob, bytes;
+  HC_TRYV(s.read_xattrs(ino, r, blob));
+  auto found = XattrBlob(blob).find(name);
+  mode_t mode = r.mode;
+  bool keep = !acl::is_empty(value);
+  if (access) {
+    if (keep) keep = acl::apply_to_mode(value, mode);
+    if (kill_sgid) mode &= ~S_ISGID;
+  }
+  BlobEdit e{blob.size(), {}, blob.size(), r.xattr_bytes};
+  if (keep) e = set_edit(blob, found, name, value, r.xattr_bytes, bytes);
+  else if (found) e = remove_edit(blob, *found, r.xattr_bytes);
+  if (e.new_len > kXattrBlobMax) return std::errc::no_space_on_device;
+  return change_xattrs(s, ino, r, e, req, Mutation::kSetxattr, mode);
 }
 
 }  // namespace
@@ -135,7 +208,7 @@ Result<std::size_t> Store::getxattr(Ino ino, std::string_view name, std::span<st
 }
 
 Result<void> Store::setxattr(Ino ino, std::string_view name, std::span<const std::byte> value, int flags,
-                             const Request& req) {
+                             const Request& req, bool acl_kill_sgid) {
   if (name.empty()) return std::errc::invalid_argument;
   if (name.size() > kXattrNameMax) return std::errc::result_out_of_range;
   if (value.size() > kXattrValueMax) return std::errc::argument_list_too_long;
@@ -147,28 +220,19 @@ Result<void> Store::setxattr(Ino ino, std::string_view name, std::span<const std
   HC_TRY(r, s.inodes.get(ino));
   // As the VFS does for user.*: only regular files and directories carry them.
   if (ns == XattrNs::kUser && !is_reg(*r) && !is_dir(*r)) return std::errc::operation_not_permitted;
+  if (ns == XattrNs::kAcl) {
+    if (S_ISLNK(load_mode(*r))) return std::errc::operation_not_supported;
+    return set_acl(s, ino, *r, name, value, acl_kill_sgid, req);
+  }
   std::unique_lock ilk(s.stripe(ino));
   thread_local std::vector<std::byte> blob, bytes;
-  HC_TRYV(read_blob(s, ino, *r, blob));
+  HC_TRYV(s.read_xattrs(ino, *r, blob));
   auto found = XattrBlob(blob).find(name);
   if (found && (flags & XATTR_CREATE)) return std::errc::file_exists;
   if (!found && (flags & XATTR_REPLACE)) return std::errc::no_message_available;
-  std::uint64_t new_bytes = r->xattr_bytes + xattr_cost(name.size(), value.size());
-  if (found) new_bytes -= xattr_cost(name.size(), found->value.size());
-  bytes.clear();
-  XattrBlob::encode(bytes, name, value);
-  std::size_t at = blob.size(), new_len = blob.size() + bytes.size();
-  if (found) {
-    at = found->offset;
-    if (bytes.size() == found->size) {
-      new_len = blob.size();  // same size: in place
-    } else {  // the entry and everything after it, shifted
-      bytes.insert(bytes.end(), blob.begin() + static_cast<std::ptrdiff_t>(found->offset + found->size), blob.end());
-      new_len = at + bytes.size();
-    }
-  }
-  if (new_len > kXattrBlobMax) return std::errc::no_space_on_device;
-  return change_xattrs(s, ino, *r, new_bytes, at, bytes, new_len, req, Mutation::kSetxattr);
+  const BlobEdit e = set_edit(blob, found, name, value, r->xattr_bytes, bytes);
+  if (e.new_len > kXattrBlobMax) return std::errc::no_space_on_device;
+  return change_xattrs(s, ino, *r, e, req, Mutation::kSetxattr);
 }
 
 Result<std::size_t> Store::listxattr(Ino ino, std::span<char> out) {
@@ -191,22 +255,21 @@ Result<std::size_t> Store::listxattr(Ino ino, std::span<char> out) {
   });
 }
 
+// Removing an ACL that is not there succeeds, as on tmpfs (simple_set_acl with none),
+// and changes ctime all the same.
 Result<void> Store::removexattr(Ino ino, std::string_view name, const Request& req) {
-  HC_TRYV(check_xattr_name(name));
+  HC_TRY(ns, check_xattr_name(name));
   auto& s = *impl_;
   if (s.replayed(req, Mutation::kRemovexattr)) return success();
   std::shared_lock lk(s.ns_mutex);
   HC_TRY(r, s.inodes.get(ino));
   std::unique_lock ilk(s.stripe(ino));
   thread_local std::vector<std::byte> blob;
-  HC_TRYV(read_blob(s, ino, *r, blob));
+  HC_TRYV(s.read_xattrs(ino, *r, blob));
   auto found = XattrBlob(blob).find(name);
-  if (!found) return std::errc::no_message_available;
-  const std::uint64_t new_bytes = r->xattr_bytes - xattr_cost(name.size(), found->value.size());
-  const std::size_t end = found->offset + found->size;
-  std::span<const std::byte> rest(blob.data() + end, blob.size() - end);
-  return change_xattrs(s, ino, *r, new_bytes, found->offset, rest, blob.size() - found->size, req,
-                       Mutation::kRemovexattr);
+  if (!found && ns != XattrNs::kAcl) return std::errc::no_message_available;
+  const BlobEdit e = found ? remove_edit(blob, *found, r->xattr_bytes) : BlobEdit{blob.size(), {}, blob.size(), r->xattr_bytes};
+  return change_xattrs(s, ino, *r, e, req, Mutation::kRemovexattr);
 }
 
 }  // namespace hostchanfs::shm

@@ -1,7 +1,8 @@
 // hostchanfs against kernel tmpfs, the probes of issue 16 (the last differences): file
-// sizes up to MAX_LFS_FILESIZE, atime under relatime, RENAME_WHITEOUT, O_TMPFILE, POSIX
-// ACLs, and what another process reads after a shared mapping's write-back failed. The
-// same steps on both, the same observations (tests/fs/tmpfs_pair.hpp).
+// sizes up to MAX_LFS_FILESIZE, atime under relatime, RENAME_WHITEOUT, O_TMPFILE, and what
+// another process reads after a shared mapping's write-back failed (POSIX ACLs:
+// tests/fs/acl_test.cpp, which also runs writer-charged). The same steps on both, the
+// same observations (tests/fs/tmpfs_pair.hpp).
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <signal.h>
@@ -10,7 +11,6 @@
 #include <sys/resource.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,8 +18,6 @@
 #include <cstdlib>
 #include <map>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "tests/fs/tmpfs_pair.hpp"
 
@@ -320,34 +318,6 @@ TEST_F(ParityWithTmpfs, NoPhantomDataAfterAFailedWriteBack) {
     ::close(fd);
     t.statfs();
   });
-}
-
-// A known difference, pinned (README: "Known differences from tmpfs"): POSIX ACLs. tmpfs
-// takes an access ACL (what `setfacl -m u:65534:r f` sets) and a default ACL on a
-// directory; hostchanfs does not negotiate FUSE_CAP_POSIX_ACL, so the kernel refuses both
-// before asking the daemon.
-TEST_F(ParityWithTmpfs, PosixAclsAreRefusedHere) {
-  mount();
-  // The xattr form of u::rw-,u:65534:r--,g::r--,m::r--,o::r-- (little-endian, version 2).
-  const std::vector<std::uint8_t> acl = {
-      2, 0, 0, 0,                                     // POSIX_ACL_XATTR_VERSION
-      0x01, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,          // ACL_USER_OBJ rw-
-      0x02, 0, 4, 0, 0xfe, 0xff, 0, 0,                // ACL_USER 65534 r--
-      0x04, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,          // ACL_GROUP_OBJ r--
-      0x10, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,          // ACL_MASK r--
-      0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,          // ACL_OTHER r--
-  };
-  auto try_acls = [&](const std::string& root) {
-    const std::string f = root + "/f", d = root + "/d";
-    ::close(::open(f.c_str(), O_WRONLY | O_CREAT, 0644));
-    ::mkdir(d.c_str(), 0755);
-    std::string out;
-    for (auto [path, name] : {std::pair{f, "system.posix_acl_access"}, std::pair{d, "system.posix_acl_default"}})
-      out += ::setxattr(path.c_str(), name, acl.data(), acl.size(), 0) == 0 ? "ok " : errno_name(errno) + " ";
-    return out;
-  };
-  EXPECT_EQ(try_acls(tmpfs_path()), "ok ok ");
-  EXPECT_EQ(try_acls(hostchanfs_path()), "EOPNOTSUPP EOPNOTSUPP ");
 }
 
 }  // namespace

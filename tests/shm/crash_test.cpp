@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "shm/acl.hpp"
 #include "shm/persist/crash_point.hpp"
 #include "tests/shm/crash_fixture.hpp"
 #include "tests/support/child_process.hpp"
@@ -73,6 +74,13 @@ Ino made(Result<Attr> r, Store& s) {
 }
 
 const Caller kRoot{0, 0, true};
+
+// u::rw-,u:65534:r--,g::r--,m::r--,o::--- in the kernel's wire form.
+std::span<const std::byte> acl_bytes() {
+  static const acl::Entry e[] = {{acl::kUserObj, 6}, {acl::kUser, 4, 65534}, {acl::kGroupObj, 4}, {acl::kMask, 4}, {acl::kOther, 0}};
+  static const std::vector<std::byte> a = acl::encoded(e);
+  return a;
+}
 
 // /d (a directory) with /d/f (5 pages of text, two xattrs), /g (empty), /empty (an empty
 // directory), /l (a short symlink), /two and /d/two (one file, two links).
@@ -249,6 +257,33 @@ std::vector<Case> cases() {
   c.push_back({"removexattr", [](Store& s, const Request& r) {
                  return reply_of(s.removexattr(ino_of(s, ino_of(s, kRootIno, "d"), "f"), "user.a", r));
                }});
+  // POSIX ACLs: the mode and the ACL xattr change in one tx (set, chmod), and a new inode's
+  // inherited ACLs come in the tx that makes it.
+  c.push_back({"setxattr-access-acl", [](Store& s, const Request& r) {
+                 return reply_of(s.setxattr(ino_of(s, ino_of(s, kRootIno, "d"), "f"), acl::kAccessName,
+                                            acl_bytes(), 0, r, true));
+               }});
+  c.push_back({"chmod-with-an-acl",
+               [](Store& s, const Request& r) {
+                 AttrChange ch;
+                 ch.mode = 0750;
+                 return reply_of(s.setattr(ino_of(s, ino_of(s, kRootIno, "d"), "f"), ch, kRoot, r));
+               },
+               [](Store& s) {
+                 base_setup(s);
+                 must(s.setxattr(ino_of(s, ino_of(s, kRootIno, "d"), "f"), acl::kAccessName, acl_bytes(), 0));
+               }});
+  for (bool dir : {false, true})
+    c.push_back({dir ? "mkdir-inheriting-a-default-acl" : "create-inheriting-a-default-acl",
+                 [dir](Store& s, const Request& r) {
+                   const Caller masked{0, 0, true, 077};
+                   Ino d = ino_of(s, kRootIno, "d");
+                   return reply_of(dir ? s.mkdir(d, "sub", 0777, masked, r) : s.mknod(d, "new", S_IFREG | 0666, 0, masked, r));
+                 },
+                 [](Store& s) {
+                   base_setup(s);
+                   must(s.setxattr(ino_of(s, kRootIno, "d"), acl::kDefaultName, acl_bytes(), 0));
+                 }});
   c.push_back({"copy-file-range", [](Store& s, const Request& r) {
                  return reply_of(s.copy_file_range(ino_of(s, ino_of(s, kRootIno, "d"), "f"), 10, ino_of(s, kRootIno, "g"),
                                                    0, 3 * kPageSize, 0, kRoot, r));
