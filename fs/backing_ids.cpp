@@ -1,5 +1,6 @@
 #include "fs/backing_ids.hpp"
 
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -146,6 +147,7 @@ Result<std::int32_t> BackingIds::open(int fuse_fd, shm::Ino ino, std::uint64_t g
     h.opening.store(0);
     return e;
   }
+  if (die_at_ == "open") ::raise(SIGKILL);
   BackingSlot& s = slot(i);
   s.ino.store(ino);
   s.generation.store(generation);
@@ -168,6 +170,7 @@ void BackingIds::close(int fuse_fd, shm::Ino ino) {
 void BackingIds::close_slot(int fuse_fd, std::uint32_t i) {
   BackingSlot& s = slot(i);
   s.closing.store(1);
+  if (die_at_ == "close") ::raise(SIGKILL);
   std::int32_t id = s.id.load();
   if (int err = close_id(fuse_fd, id); err != 0 && err != ENOENT)
     log::get("fs")->warn("backing ids: closing id {} of inode {}: {}", id, s.ino.load(), errno_text(err));

@@ -33,6 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -77,6 +78,12 @@ class BackingIds {
   // Closes the id of `ino` (any generation), if one is recorded.
   void close(int fuse_fd, shm::Ino ino);
 
+  // Tests only (HOSTCHANFS_TEST_DIE_IN_BACKING=open|close, the connection's first daemon):
+  // SIGKILL right after BACKING_OPEN returns, before the id is recorded ("open"), or once
+  // an id is marked closing, before BACKING_CLOSE ("close"): the two deaths reconcile()
+  // repairs.
+  void die_for_tests(std::string point) { die_at_ = std::move(point); }
+
  private:
   explicit BackingIds(Mapping table) : table_(std::move(table)) {}
   BackingTableHeader& header() const;
@@ -85,7 +92,8 @@ class BackingIds {
 
   Mapping table_;
   std::unordered_map<shm::Ino, std::uint32_t> index_;  // ino -> live slot
-  std::vector<std::uint32_t> free_;                    // free slots below header_->used
+  std::vector<std::uint32_t> free_;                    // free slots below header().used
+  std::string die_at_;
 };
 
 }  // namespace hostchanfs::fs

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -22,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "fs/fuse_abi.hpp"
+#include "fs/session_resume.hpp"
 #include "sys/errno_text.hpp"
 #include "sys/log.hpp"
 
@@ -133,6 +135,8 @@ Passthrough::Passthrough(UniqueFd backing_root, shm::Store& store, BackingIds id
 void Passthrough::set_fuse_fd(int fd) {
   std::lock_guard lk(mutex_);
   fuse_fd_ = fd;
+  if (const char* die = std::getenv("HOSTCHANFS_TEST_DIE_IN_BACKING"); die && !session_resumed())
+    ids_.die_for_tests(die);
   ids_.reconcile(fuse_fd_);
   sweep_orphans();
 }

@@ -576,6 +576,30 @@ TEST_P(DeathInInit, TheNextDaemonFinishesIt) {
 
 INSTANTIATE_TEST_SUITE_P(RestartTest, DeathInInit, ::testing::Values("read", "reply"));
 
+// --charge writer: the first daemon dies right after the kernel gave it a backing id and
+// before it recorded the id ("open"), or after it marked an id closing and before it
+// closed it ("close"). The next daemon closes that id, serves the resent request, and no
+// id is left once the file is closed.
+class DeathInBackingId : public RestartTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(DeathInBackingId, TheNextDaemonClosesTheId) {
+  ScopedEnv die({{"HOSTCHANFS_TEST_DIE_IN_BACKING", GetParam()}});
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", "--charge", "writer", host + ":/data::8M"}).status, 0);
+  { std::ofstream(host + "/f") << "through a backing file"; }
+  EXPECT_EQ(read_file(host + "/f"), "through a backing file");
+  ASSERT_TRUE(eventually([&] { return channel_of().value("restarts", 0ULL) == 1; })) << world_->controller_log();
+  const char* how = std::string_view(GetParam()) == "open" ? "which the dead daemon got and did not record"
+                                                           : "which the dead daemon was closing";
+  ASSERT_TRUE(eventually([&] { return world_->controller_log().find(how) != std::string::npos; }))
+      << world_->controller_log();
+  ASSERT_NO_FATAL_FAILURE(expect_no_backing_id_left());
+  EXPECT_EQ(read_file(host + "/f"), "through a backing file");
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(RestartTest, DeathInBackingId, ::testing::Values("open", "close"));
+
 TEST_F(RestartTest, TheChannelComesBackAfterTheControllerThenTheDaemonThenTheKeeperAreKilled) {
   std::string host = world_->path("chan");
   ASSERT_EQ(hostchanfs({"mount", host + ":/data::8M"}).status, 0);
