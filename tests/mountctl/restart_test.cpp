@@ -462,8 +462,10 @@ TEST_F(RestartTest, AFileOpenWhileItsWriterChargedDaemonDiesOpensAgainAndLeaksNo
   ASSERT_TRUE(held) << std::strerror(errno);
   std::string want = "before the kills.";
   ASSERT_EQ(::pwrite(held.get(), want.data(), want.size(), 0), static_cast<ssize_t>(want.size()));
-  // Another process appends fixed records through a descriptor it opened before the
-  // kills, without pause; it reports how many it wrote (each write whole, or it fails).
+  // Another process writes fixed records through a descriptor it opened before the
+  // kills, without pause, round a ring of kSlots records (bounded, however slow the
+  // restarts); it reports how many it wrote (each write whole, or it fails).
+  constexpr long kSlots = 16384;  // 1 MiB
   int stop[2];
   ASSERT_EQ(::pipe2(stop, O_CLOEXEC), 0);
   UniqueFd stop_read(stop[0]), stop_write(stop[1]);
@@ -472,22 +474,22 @@ TEST_F(RestartTest, AFileOpenWhileItsWriterChargedDaemonDiesOpensAgainAndLeaksNo
     std::string r = "record " + std::to_string(n) + " ";
     return r + std::string(63 - r.size(), static_cast<char>('a' + n % 26)) + "\n";
   };
-  UniqueFd appending(::open((host + "/g").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-  ASSERT_TRUE(appending);
+  UniqueFd writing(::open((host + "/g").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  ASSERT_TRUE(writing);
   ChildProcess w = ChildProcess::fork([&] {
     long n = 0;
     for (;; ++n) {
       pollfd p{stop_read.get(), POLLIN, 0};
       if (::poll(&p, 1, 0) > 0) break;
       std::string r = record(n);
-      if (::write(appending.get(), r.data(), r.size()) != static_cast<ssize_t>(r.size())) {
-        std::fprintf(stderr, "appender: record %ld: %s\n", n, std::strerror(errno));
+      if (::pwrite(writing.get(), r.data(), r.size(), (n % kSlots) * 64) != static_cast<ssize_t>(r.size())) {
+        std::fprintf(stderr, "writer of g: record %ld: %s\n", n, std::strerror(errno));
         return 1;
       }
     }
     return ::pwrite(count.get(), &n, sizeof n, 0) == sizeof n ? 0 : 1;
   });
-  appending.reset();
+  writing.reset();
 
   std::vector<UniqueFd> opened;
   for (int kill = 0; kill < 4; ++kill) {
@@ -509,18 +511,18 @@ TEST_F(RestartTest, AFileOpenWhileItsWriterChargedDaemonDiesOpensAgainAndLeaksNo
       got.resize(static_cast<std::size_t>(n));
       EXPECT_EQ(got, want) << "after kill " << kill;
     }
-    // The appender's file too, opened anew while its descriptor is open.
+    // The file the other process writes too, opened anew while its descriptor is open.
     UniqueFd g(::open((host + "/g").c_str(), O_RDONLY | O_CLOEXEC));
     EXPECT_TRUE(g) << "open g after kill " << kill << ": " << std::strerror(errno);
     opened.push_back(std::move(again));
   }
   ASSERT_EQ(::write(stop_write.get(), "x", 1), 1);
-  ASSERT_EQ(w.wait(), 0) << "the appender saw an error (its stderr says which)";
+  ASSERT_EQ(w.wait(), 0) << "the writer of g saw an error (its stderr says which)";
   long records = 0;
   ASSERT_EQ(::pread(count.get(), &records, sizeof records, 0), static_cast<ssize_t>(sizeof records));
   ASSERT_GT(records, 0);
-  std::string all;
-  for (long n = 0; n < records; ++n) all += record(n);
+  std::string all;  // each slot holds the last record written to it
+  for (long k = 0; k < std::min(records, kSlots); ++k) all += record(k + kSlots * ((records - 1 - k) / kSlots));
   EXPECT_EQ(fnv1a(read_file(host + "/g")), fnv1a(all)) << records << " records";
   EXPECT_EQ(read_file(path), want);
   opened.clear();
