@@ -34,6 +34,7 @@ Result<void> open_backing(Filesystem& fs, const shm::Attr& attr) {
 // writing (earlier than tmpfs, never later). No identity of its own (the OPEN's is the
 // open's): a resent OPEN drops them again, which changes nothing.
 void drop_privileges_before_writes(fuse_req_t req, Filesystem& fs, const shm::Attr& attr, int flags) {
+  if (!fs.passthrough) return;  // the store drops them at the write itself
   bool writes = (flags & O_ACCMODE) != O_RDONLY;
   if (!S_ISREG(attr.mode) || !writes || caller_of(req).privileged) return;
   if (shm::without_suid_sgid(attr.mode) == attr.mode) return;
@@ -60,16 +61,13 @@ bool backing_failed(fuse_req_t req, T rc, const char* op, fuse_ino_t ino) {
 
 void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem& fs = filesystem_of(req);
-  auto r = fs.store.open(ino, request_of(req));
-  if (!r) return reply_error(req, r.error(), "open", ino);
-  if (fs.passthrough) {
-    auto attr = fs.store.getattr(ino);
-    if (attr) drop_privileges_before_writes(req, fs, attr.value(), fi->flags);
-    auto backed = attr ? open_backing(fs, attr.value()) : Result<void>(attr.error());
-    if (!backed) {
-      fs.store.release(ino);
-      return reply_error(req, backed.error(), "open", ino);
-    }
+  // One store call: the handle counted, and the attributes the backing file needs.
+  auto opened = fs.store.open(ino, request_of(req));
+  if (!opened) return reply_error(req, opened.error(), "open", ino);
+  drop_privileges_before_writes(req, fs, opened.value(), fi->flags);
+  if (auto backed = open_backing(fs, opened.value()); !backed) {
+    close_handle(fs, ino);
+    return reply_error(req, backed.error(), "open", ino);
   }
   // Reads the cache answers never reach us: an open for reading stands for them.
   if ((fi->flags & O_ACCMODE) != O_WRONLY) note_read(req, ino, fi->flags);
@@ -84,7 +82,7 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   if (!made) return reply_error(req, made.error(), "create", parent);
   if (fs.passthrough) fs.passthrough->settle_store_pages();  // inherited ACLs (passthrough.hpp)
   if (auto backed = open_backing(fs, made.value()); !backed) {
-    fs.store.release(made.value().ino);
+    close_handle(fs, made.value().ino);
     fs.store.forget(made.value().ino, 1);
     return reply_error(req, backed.error(), "create", parent);
   }

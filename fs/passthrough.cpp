@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -22,6 +23,7 @@
 #include <fmt/format.h>
 
 #include "fs/fuse_abi.hpp"
+#include "fs/session_resume.hpp"
 #include "sys/errno_text.hpp"
 #include "sys/log.hpp"
 
@@ -119,11 +121,10 @@ Result<std::uint64_t> backing_bytes_used(int backing_root) {
   return static_cast<std::uint64_t>(v.f_blocks - v.f_bfree) * v.f_frsize;
 }
 
-Passthrough::Passthrough(UniqueFd backing_root, shm::Store& store)
-    : root_(std::move(backing_root)), store_(store) {
+Passthrough::Passthrough(UniqueFd backing_root, shm::Store& store, BackingIds ids)
+    : root_(std::move(backing_root)), store_(store), ids_(std::move(ids)) {
   mirror_ = UniqueFd(::openat(root_.get(), kMirrorName, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!mirror_) throw std::system_error(errno, std::generic_category(), "backing tmpfs: store mirror");
-  sweep_orphans();
   std::lock_guard lk(charge_mutex_);
   // A restarted daemon finds the mirror as the last one left it; trim makes it exact.
   struct stat st {};
@@ -131,7 +132,23 @@ Passthrough::Passthrough(UniqueFd backing_root, shm::Store& store)
   trim_locked();
 }
 
+void Passthrough::set_fuse_fd(int fd) {
+  std::lock_guard lk(mutex_);
+  fuse_fd_ = fd;
+  if (const char* die = std::getenv("HOSTCHANFS_TEST_DIE_IN_BACKING"); die && !session_resumed())
+    ids_.die_for_tests(die);
+  ids_.reconcile(fuse_fd_);
+  sweep_orphans();
+}
+
 void Passthrough::sweep_orphans() {
+  // An id whose inode the store counts no open of: the dead daemon released the last
+  // handle and died before closing it (no kernel file can hold it: the store counts an
+  // open before its reply is sent, and a release after the kernel has let its file go).
+  for (auto [ino, generation] : ids_.live()) {
+    auto attr = store_.getattr(ino);
+    if (!attr || attr.value().generation != generation || attr.value().opens == 0) ids_.close(fuse_fd_, ino);
+  }
   UniqueFd dir_fd(::openat(root_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   std::unique_ptr<DIR, int (*)(DIR*)> dir(dir_fd ? ::fdopendir(dir_fd.release()) : nullptr, ::closedir);
   std::vector<std::string> orphans;
@@ -140,7 +157,8 @@ void Passthrough::sweep_orphans() {
     char tail = 0;
     if (std::sscanf(e->d_name, "%llu.%llu%c", &ino, &generation, &tail) != 2) continue;
     auto attr = store_.getattr(ino);
-    if (!attr || attr.value().generation != generation || attr.value().nlink == 0 || !S_ISREG(attr.value().mode))
+    if (!attr || attr.value().generation != generation || !S_ISREG(attr.value().mode) ||
+        (attr.value().nlink == 0 && attr.value().opens == 0))
       orphans.emplace_back(e->d_name);
   }
   for (const auto& name : orphans) {
@@ -166,6 +184,12 @@ Result<int> Passthrough::open_backing_file(const shm::Attr& a) {
 
 Result<void> Passthrough::open(const shm::Attr& a) {
   t_armed_backing_id = 0;
+  HC_TRY(id, open_unarmed(a));
+  t_armed_backing_id = id;
+  return success();
+}
+
+Result<std::int32_t> Passthrough::open_unarmed(const shm::Attr& a) {
   if (!g_pt.negotiated.load()) return std::errc::operation_not_supported;
   std::lock_guard lk(mutex_);
   Backing& b = table_[a.ino];
@@ -174,41 +198,52 @@ Result<void> Passthrough::open(const shm::Attr& a) {
   if (!b.fd) {
     auto fd = open_backing_file(a);
     if (!fd) {
-      if (b.opens == 0) table_.erase(a.ino);
+      table_.erase(a.ino);
       return fd.error();
     }
     b.fd = UniqueFd(fd.value());
   }
-  if (b.opens == 0) {
-    abi::BackingMap map{};
-    map.fd = b.fd.get();
-    int id = ::ioctl(fuse_fd_, abi::kDevIocBackingOpen, &map);
-    if (id <= 0) {
-      std::errc e = id < 0 ? last_errc() : std::errc::io_error;
+  auto known = ids_.find(a.ino);
+  std::int32_t id = known && known->generation == a.generation ? known->id : 0;
+  if (id == 0) {
+    // The inode is open through no id (the kernel would refuse a second one): a new one.
+    auto opened = ids_.open(fuse_fd_, a.ino, a.generation, b.fd.get());
+    if (!opened) {
       log::get("fs")->warn("backing tmpfs: FUSE_DEV_IOC_BACKING_OPEN for inode {}: {}", a.ino,
-                           errno_text(static_cast<int>(e)));
+                           errno_text(static_cast<int>(opened.error())));
       table_.erase(a.ino);
-      return e;
+      return opened.error();
     }
-    b.backing_id = id;
+    id = opened.value();
   }
-  ++b.opens;
-  t_armed_backing_id = b.backing_id;
-  return success();
+  return id;
+}
+
+void Passthrough::settle_locked(shm::Ino ino, std::uint64_t generation) {
+  auto now = store_.getattr(ino);
+  bool same = now && now.value().generation == generation;
+  if (same && now.value().opens > 0) return;  // still open: the last release settles it
+  if (auto known = ids_.find(ino); known && known->generation == generation) ids_.close(fuse_fd_, ino);
+  if (auto it = table_.find(ino); it != table_.end() && it->second.generation == generation) table_.erase(it);
+  if (!same || now.value().nlink == 0) {
+    std::string name = backing_name(ino, generation);
+    if (::unlinkat(root_.get(), name.c_str(), 0) < 0 && errno != ENOENT)
+      log::get("fs")->warn("backing tmpfs: unlink {}: {}", name, errno_text(errno));
+  }
 }
 
 void Passthrough::release(shm::Ino ino) {
   {
     std::lock_guard lk(mutex_);
-    auto it = table_.find(ino);
-    if (it == table_.end() || it->second.opens == 0) return;
-    Backing& b = it->second;
-    if (--b.opens == 0) {
-      std::uint32_t id = static_cast<std::uint32_t>(b.backing_id);
-      if (::ioctl(fuse_fd_, abi::kDevIocBackingClose, &id) < 0)
-        log::get("fs")->warn("backing tmpfs: closing backing id {} of inode {}: {}", id, ino, errno_text(errno));
-      table_.erase(it);
+    // Our descriptor, or (for a handle the dead daemon opened) the recorded id, names
+    // the generation that was open.
+    std::optional<std::uint64_t> generation;
+    if (auto it = table_.find(ino); it != table_.end()) {
+      generation = it->second.generation;
+    } else if (auto known = ids_.find(ino)) {
+      generation = known->generation;
     }
+    if (generation) settle_locked(ino, *generation);
   }
   settle_store_pages();
 }
@@ -217,20 +252,28 @@ void Passthrough::forgotten(shm::Ino /*ino*/) { settle_store_pages(); }
 
 void Passthrough::unlinked(const shm::Attr& victim) {
   if (S_ISREG(victim.mode)) {
-    auto now = store_.getattr(victim.ino);
-    if (!now || now.value().generation != victim.generation || now.value().nlink == 0) {
-      std::string name = backing_name(victim.ino, victim.generation);
-      if (::unlinkat(root_.get(), name.c_str(), 0) < 0 && errno != ENOENT)
-        log::get("fs")->warn("backing tmpfs: unlink {}: {}", name, errno_text(errno));
-    }
+    std::lock_guard lk(mutex_);
+    settle_locked(victim.ino, victim.generation);
   }
   settle_store_pages();
 }
 
+int Passthrough::fd_locked(shm::Ino ino) {
+  if (auto it = table_.find(ino); it != table_.end()) return it->second.fd.get();
+  auto known = ids_.find(ino);
+  if (!known) return -1;
+  // Open since before a restart: our descriptor died with the daemon; the name is kept.
+  auto attr = store_.getattr(ino);
+  if (!attr || attr.value().generation != known->generation) return -1;
+  auto fd = open_backing_file(attr.value());
+  if (!fd) return -1;
+  table_[ino] = Backing{known->generation, UniqueFd(fd.value())};
+  return fd.value();
+}
+
 int Passthrough::fd_of(shm::Ino ino) {
   std::lock_guard lk(mutex_);
-  auto it = table_.find(ino);
-  return it == table_.end() ? -1 : it->second.fd.get();
+  return fd_locked(ino);
 }
 
 void Passthrough::overlay(shm::Attr& a) {

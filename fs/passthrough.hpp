@@ -9,9 +9,9 @@
 // holds one, as it holds the store's memfds). One file per regular inode, named
 // "<ino>.<generation>" so that a daemon restarted on the same store finds it, created at
 // the first open (or truncate) with the store's times. Its name goes when the inode's last
-// link goes (unlink, rename over it); our descriptor when its last open is released (the
-// kernel's passthrough file holds the backing inode by itself): tmpfs frees the memory
-// when both are gone, as tmpfs frees an unlinked file at its last close. (One difference:
+// link goes (unlink, rename over it) with no open left, else at its last release (so that
+// a restarted daemon can reopen it); our descriptor at its last release: tmpfs frees the
+// memory when both are gone, as tmpfs frees an unlinked file at its last close. (One difference:
 // an unlinked file reopened after its last close, through /proc/PID/fd of an O_PATH
 // descriptor, is empty.)
 //
@@ -27,7 +27,14 @@
 // file's mtime. Truncate and utimens are applied to both.
 //
 // Per inode, one backing id (FUSE_DEV_IOC_BACKING_OPEN) while any open of the inode
-// lasts: the kernel refuses a second id for an inode that is open (EIO).
+// lasts: the kernel refuses a second id for an inode that is open (EIO). The ids are kept
+// in the session record (fs/backing_ids.hpp), so that a restarted daemon gives an inode
+// that is still open the id the dead daemon got; the last open is the store's count (the
+// store's open handles are exactly once across restarts, and a RELEASE of a handle the
+// dead daemon opened comes to its successor), read under mutex_ after the store's
+// open/release, so that an open and a last release of one inode never cross. The name of
+// an unlinked file's backing file stays while the file is open, so that a restarted
+// daemon can reopen it (for fallocate, lseek, stat).
 #pragma once
 
 #include <sys/uio.h>
@@ -41,6 +48,7 @@
 
 #include <linux/fuse.h>
 
+#include "fs/backing_ids.hpp"
 #include "shm/store.hpp"
 #include "sys/result.hpp"
 #include "sys/unique_fd.hpp"
@@ -63,17 +71,24 @@ Result<std::uint64_t> backing_bytes_used(int backing_root);
 
 class Passthrough {
  public:
-  Passthrough(UniqueFd backing_root, shm::Store& store);
+  // `ids`: the connection's backing ids (in the session record when a keeper holds one).
+  Passthrough(UniqueFd backing_root, shm::Store& store, BackingIds ids);
   Passthrough(const Passthrough&) = delete;
   Passthrough& operator=(const Passthrough&) = delete;
 
-  // The /dev/fuse descriptor the backing ids are opened on (the session's).
-  void set_fuse_fd(int fd) noexcept { fuse_fd_ = fd; }
+  // The /dev/fuse descriptor the backing ids are opened on (the session's), before the
+  // loop: what a dead daemon left half done with the ids is finished here.
+  void set_fuse_fd(int fd);
 
-  // An open of regular file `a`: its backing file (made if missing) gets or keeps its
-  // backing id, and this thread's next OPEN/CREATE reply carries it (passthrough_patch_reply).
+  // An open of regular file `a`, counted by the store already: its backing file (made if
+  // missing) gets or keeps its backing id, and this thread's next OPEN/CREATE reply
+  // carries it (passthrough_patch_reply).
   Result<void> open(const shm::Attr& a);
-  // The end of an open: at the last one the backing id and our descriptor go.
+  // The same, for a reply written outside libfuse (O_TMPFILE, fs/tmpfile.cpp): the id
+  // for the caller to put in it.
+  Result<std::int32_t> open_unarmed(const shm::Attr& a);
+  // After the store released a handle of `ino`: when the store counts no open left, the
+  // backing id and our descriptor go (and the backing file's name, if no link is left).
   void release(shm::Ino ino);
   // After the kernel forgot `ino` (the store may have freed its pages).
   void forgotten(shm::Ino ino);
@@ -107,15 +122,20 @@ class Passthrough {
   void settle_store_pages();
 
  private:
+  // Our descriptor of an open inode's backing file (ids_ holds its backing id).
   struct Backing {
     std::uint64_t generation = 0;
     UniqueFd fd;
-    int backing_id = 0;  // > 0 while opens > 0
-    std::uint32_t opens = 0;
   };
   Result<int> open_backing_file(const shm::Attr& a);
-  // At start: a backing file whose inode is gone or has no link left (a daemon died
-  // between the store's unlink and the backing file's) goes.
+  // The descriptor of `ino` while it is open (reopened by name after a restart), -1 if none.
+  int fd_locked(shm::Ino ino);
+  // With mutex_ held, after the store's release or unlink of `ino`: what the store counts
+  // now decides whether the id, our descriptor and the backing file's name go.
+  void settle_locked(shm::Ino ino, std::uint64_t generation);
+  // At start: a backing file whose inode is gone or has neither a link nor an open left
+  // (a daemon died between the store's change and the backing file's) goes; so do backing
+  // ids of inodes the store counts no open of.
   void sweep_orphans();
   Result<void> reserve_locked(std::uint64_t pages);
   void trim_locked();
@@ -123,8 +143,12 @@ class Passthrough {
   UniqueFd root_;
   shm::Store& store_;
   int fuse_fd_ = -1;
-  std::mutex mutex_;  // guards table_; never held across a store call
+  // Guards table_ and ids_. Taken after the store's open/release/unlink returned, and held
+  // across store reads (getattr): lock order mutex_ before the store's locks (the store
+  // never calls out).
+  std::mutex mutex_;
   std::unordered_map<shm::Ino, Backing> table_;
+  BackingIds ids_;
   std::mutex charge_mutex_;  // guards mirror_ and mirrored_pages_; taken before mutex_
   UniqueFd mirror_;
   std::uint64_t mirrored_pages_ = 0;

@@ -149,7 +149,14 @@ int serve(const ServeOptions& o) {
                  o.backing_fd >= 0 ? "use --backing-fd as" : "make", errno_text(backing.error()));
       return 1;
     }
-    passthrough = std::make_unique<Passthrough>(std::move(backing).value(), *store.value());
+    // The connection's backing ids live in the session record, for the next daemon.
+    auto ids = BackingIds::map(o.session_fd);
+    if (!ids) {
+      log->error("{}: --charge writer: cannot map the backing ids in --session-fd {}: {}", name, o.session_fd,
+                 errno_text(ids.error()));
+      return 1;
+    }
+    passthrough = std::make_unique<Passthrough>(std::move(backing).value(), *store.value(), std::move(ids).value());
     filesystem.passthrough = passthrough.get();
   }
   // The session's I/O layer reads this before INIT; cleared before `passthrough` goes.

@@ -9,6 +9,8 @@
 //   offset 8192   the INIT reply the first daemon wrote (header + body)
 //   offset 12288  one slot per worker thread: the unique id of the request it has read
 //                 and not yet answered (0: none), for a kernel that cannot resend
+//   offset 16384  --charge writer: the connection's passthrough backing ids by inode
+//                 (fs/backing_ids.hpp), to the end
 //
 // A length is written after the bytes it covers, so a reader sees a whole message or
 // none. Zeros everywhere (a new, empty memfd) mean: no daemon has run yet.
@@ -36,7 +38,11 @@ inline constexpr off_t kInitOutOffset = 8192;
 inline constexpr off_t kInFlightOffset = 12288;
 inline constexpr std::size_t kMaxInitMessage = 4096;
 inline constexpr std::size_t kInFlightSlots = 512;  // 4 KiB of uint64_t
-inline constexpr std::size_t kSessionRecordSize = 16384;
+inline constexpr off_t kBackingOffset = 16384;
+inline constexpr std::size_t kBackingSlots = 65536;  // inodes open through passthrough at once
+inline constexpr std::size_t kBackingTableSize = 64 + kBackingSlots * 24 + 4032;  // whole pages
+inline constexpr std::size_t kSessionRecordSize = kBackingOffset + kBackingTableSize;
+static_assert(kSessionRecordSize % 4096 == 0);
 
 struct SessionRecord {
   SessionHeader header;

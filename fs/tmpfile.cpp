@@ -9,6 +9,7 @@
 #include <new>
 
 #include "fs/fuse_abi.hpp"
+#include "fs/passthrough.hpp"
 #include "fs/reply.hpp"
 #include "fs/passthrough.hpp"
 #include "fs/session_resume.hpp"
@@ -73,18 +74,31 @@ int make_tmpfile(int fd, const fuse_in_header& in, const fuse_create_in& arg, Fi
   }
   if (fs.passthrough) fs.passthrough->settle_store_pages();  // inherited ACLs (passthrough.hpp)
   const shm::Attr& a = made.value();
+  fuse_open_out open{};
+  open.open_flags = FOPEN_KEEP_CACHE;  // as every open of ours (fs/ops_data.cpp)
+  if (fs.passthrough) {
+    // --charge writer: through its backing file like every other open of a regular file
+    // (the kernel refuses to mix passthrough and cached opens of one inode, which a
+    // later open by name after linkat would be).
+    auto id = fs.passthrough->open_unarmed(a);
+    if (!id) {
+      close_handle(fs, a.ino);
+      fs.store.forget(a.ino, 1);
+      return to_errno(id.error());
+    }
+    open.open_flags = abi::kFopenPassthrough;  // FOPEN_KEEP_CACHE with it makes open fail
+    open.padding = static_cast<std::uint32_t>(id.value());  // backing_id (7.40; this header is 7.38)
+  }
   fuse_entry_out entry{};
   entry.nodeid = a.ino;
   entry.generation = a.generation;
   set_timeout(kEntryTimeout, entry.entry_valid, entry.entry_valid_nsec);
   set_timeout(kAttrTimeout, entry.attr_valid, entry.attr_valid_nsec);
-  entry.attr = attr_of(a);
-  fuse_open_out open{};
-  open.open_flags = FOPEN_KEEP_CACHE;  // as every open of ours (fs/ops_data.cpp)
+  entry.attr = attr_of(fs.passthrough ? seen_attr(fs, a) : a);
   if (int err = send_reply(fd, in.unique, 0, &entry, &open); err != 0) {
     // Nobody received the file: its handle and lookup go back, and with them the file.
     fs.log->debug("{}: the O_TMPFILE reply was not received ({})", fs.mountpoint, errno_text(err));
-    fs.store.release(a.ino);
+    close_handle(fs, a.ino);
     fs.store.forget(a.ino, 1);
   }
   return 0;

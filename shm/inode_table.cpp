@@ -37,7 +37,8 @@ Attr InodeTable::attr_of(Ino ino, const InodeRecord& r) const {
               .blocks = r.pages_held * (kPageSize / 512),
               .atime = get_time(r.atime_s, r.atime_ns),
               .mtime = get_time(r.mtime_s, r.mtime_ns),
-              .ctime = get_time(r.ctime_s, r.ctime_ns)};
+              .ctime = get_time(r.ctime_s, r.ctime_ns),
+              .opens = r.opens};
 }
 
 Result<std::pair<Ino, InodeRecord*>> InodeTable::allocate(Tx& tx, Quota& quota, const InodeRecord& init) {

@@ -113,6 +113,7 @@ struct Attr {
   std::uint64_t size = 0;
   std::uint64_t blocks = 0;  // 512-byte units, as st_blocks
   timespec atime{}, mtime{}, ctime{};
+  std::uint32_t opens = 0;   // open handles (the kernel's open files), not a stat field
 
   struct stat to_stat() const noexcept;
 };
@@ -252,7 +253,8 @@ class Store {
   Result<void> opendir(Ino ino);
 
   // --- handles: an open handle keeps an unlinked inode alive ---
-  Result<void> open(Ino ino, const Request& req = {});
+  // The inode's attributes with this handle counted (a resend: as they are now).
+  Result<Attr> open(Ino ino, const Request& req = {});
   // statfs() waits for releases in progress, so that a file closed and unlinked before a
   // statfs is seen freed (the kernel sends RELEASE after close(2) has returned).
   void release(Ino ino, const Request& req = {});

@@ -160,9 +160,9 @@ Result<void> Store::opendir(Ino ino) {
 // Handles are counted in the inode's record (a tx each, with the request's outcome), not
 // in a volatile cell: the quota of an unlinked file goes back at its last release, so the
 // count must be exact across a daemon's death and a resent OPEN or RELEASE.
-Result<void> Store::open(Ino ino, const Request& req) {
+Result<Attr> Store::open(Ino ino, const Request& req) {
   auto& s = *impl_;
-  if (s.replayed(req, Mutation::kOpen)) return success();
+  if (s.replayed(req, Mutation::kOpen)) return getattr(ino);  // the handle the dead daemon counted
   std::shared_lock lk(s.ns_mutex);
   HC_TRY(r, s.inodes.get(ino));
   std::unique_lock ilk(s.stripe(ino));
@@ -170,7 +170,7 @@ Result<void> Store::open(Ino ino, const Request& req) {
   tx.set(r->opens, r->opens + 1);
   s.dedupe.record(tx, req, Mutation::kOpen, ino);
   tx.commit();
-  return success();
+  return s.inodes.attr_of(ino, *r);
 }
 
 Result<std::uint32_t> Store::open_handles(Ino ino) const {

@@ -29,13 +29,12 @@ class Mapping {
 
   // Map `size` bytes of `fd` shared, read-write. MAP_NORESERVE: pages exist only once
   // written, so a large, mostly empty region costs nothing.
-  static Result<Mapping> map_shared(int fd, std::size_t size) noexcept {
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-    if (p == MAP_FAILED) return last_errc();
-    Mapping m;
-    m.addr_ = static_cast<std::byte*>(p);
-    m.size_ = size;
-    return m;
+  static Result<Mapping> map_shared(int fd, std::size_t size, off_t offset = 0) noexcept {
+    return map(size, MAP_SHARED | MAP_NORESERVE, fd, offset);
+  }
+  // `size` bytes of zeros of this process alone.
+  static Result<Mapping> map_anonymous(std::size_t size) noexcept {
+    return map(size, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   }
 
   // Map `size` bytes of `fd` shared, read-only: reading a page never present in `fd`
@@ -59,6 +58,15 @@ class Mapping {
   }
 
  private:
+  static Result<Mapping> map(std::size_t size, int flags, int fd, off_t offset) noexcept {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, offset);
+    if (p == MAP_FAILED) return last_errc();
+    Mapping m;
+    m.addr_ = static_cast<std::byte*>(p);
+    m.size_ = size;
+    return m;
+  }
+
   std::byte* addr_ = nullptr;
   std::size_t size_ = 0;
 };

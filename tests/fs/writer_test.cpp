@@ -5,6 +5,7 @@
 // mirrored into the backing tmpfs). A MAP_SHARED store into a full channel killed by
 // SIGBUS as on tmpfs: ipc_test.cpp; the refusals: serve_test.cpp.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -48,6 +49,42 @@ TEST_F(WriterCharge, LongSymlinksAndDataStopAtTmpfsByte) {
     t.stat("data");
     t.rc("unlink data", ::unlink(t.p("data")));
     t.statfs();
+  });
+}
+
+// O_TMPFILE goes through passthrough too: the kernel refuses to mix passthrough and
+// cached opens of one inode (EIO), which an open by name after linkat would be while the
+// unnamed file's descriptor is still open. Both descriptors read what either wrote, and
+// the data draws on the quota like every other file's.
+TEST_F(WriterCharge, ATmpfileLinkedAndOpenedByNameSharesItsData) {
+  mount(1 << 20, 1024);
+  compare([](Trace& t) {
+    auto pread_line = [&](const std::string& label, int fd, std::size_t len) {
+      std::string got(len, '\0');
+      ssize_t n = ::pread(fd, got.data(), got.size(), 0);
+      if (n < 0) return t.add(label + ": " + errno_name(errno));
+      got.resize(static_cast<std::size_t>(n));
+      t.add(label + ": " + got);
+    };
+    int tmp = static_cast<int>(t.ok("open O_TMPFILE", ::open(t.p(""), O_TMPFILE | O_RDWR, 0640)));
+    t.rc("write", ::write(tmp, "unnamed,", 8));
+    t.statfs("with an unnamed file");
+    const std::string proc = "/proc/self/fd/" + std::to_string(tmp);
+    t.rc("linkat", ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, t.p("named"), AT_SYMLINK_FOLLOW));
+    int named = static_cast<int>(t.ok("open by name", ::open(t.p("named"), O_RDWR)));
+    t.rc("write by name", ::pwrite(named, "named,", 6, 8));
+    t.rc("write unnamed again", ::pwrite(tmp, "tmp.", 4, 14));
+    pread_line("through the unnamed one", tmp, 64);
+    pread_line("through the named one", named, 64);
+    std::string big(200 << 10, 'b');
+    t.rc("write 200K unnamed", ::pwrite(tmp, big.data(), big.size(), 4096));
+    t.statfs("with 200K more");
+    t.stat("named");
+    ::close(tmp);
+    t.add("named holds " + std::to_string(read_file(t.path("named")).size()) + " bytes");
+    ::close(named);
+    t.rc("unlink", ::unlink(t.p("named")));
+    t.statfs("after unlink");
   });
 }
 

@@ -10,12 +10,15 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -31,6 +34,8 @@
 #include <thread>
 #include <vector>
 
+#include "fs/backing_ids.hpp"
+#include "fs/fuse_abi.hpp"
 #include "fs/session_clones.hpp"
 #include "fs/session_record.hpp"
 #include "tests/mountctl/harness.hpp"
@@ -124,7 +129,10 @@ void kill_daemon_and_wait(const std::string& host) {
 
 // A writer that creates, writes, renames, appends, unlinks, makes directories and reads
 // back, until `stop` is readable; the first error ends it with status 1 (and the failed
-// step on stderr). What it leaves is written to `manifest_fd` as the Tree it must be.
+// step on stderr). It also keeps one file ("log") open from start to end, appends to it
+// through that descriptor and reopens it by name to read it back: with --charge writer,
+// an open of an inode that is open through a dead daemon's backing id. What it leaves is
+// written to `manifest_fd` as the Tree it must be.
 int writer(const std::string& root, int stop, int manifest_fd) {
   std::mt19937 rng(15);
   Tree want;
@@ -143,9 +151,19 @@ int writer(const std::string& root, int stop, int manifest_fd) {
     return true;
   };
   std::string last;
+  UniqueFd log(::open((root + "/log").c_str(), O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644));
+  if (!log) return fail("create", "log");
+  contents["log"] = "";
   for (int i = 0;; ++i) {
     pollfd p{stop, POLLIN, 0};
     if (::poll(&p, 1, 0) > 0) break;
+    std::string line = "line " + std::to_string(i) + "\n";
+    if (!write_all(log.get(), line)) return fail("append", "log");
+    contents["log"] += line;
+    if (i % 7 == 3 && read_file(root + "/log") != contents["log"]) {
+      std::fprintf(stderr, "writer: log does not hold what was appended\n");
+      return 1;
+    }
     std::string dir = "d" + std::to_string(i / 10);
     if (i % 10 == 0) {
       if (::mkdir((root + "/" + dir).c_str(), 0755) < 0) return fail("mkdir", dir);
@@ -176,15 +194,17 @@ int writer(const std::string& root, int stop, int manifest_fd) {
     // Bounded: the oldest files go once the data passes 8 MiB (the channel has 64).
     std::size_t total = 0;
     for (const auto& [n, b] : contents) total += b.size();
+    auto number = [](const std::string& file) {
+      return file == "log" ? INT_MAX : std::stoi(file.substr(file.rfind('f') + 1));
+    };
     while (total > (8u << 20)) {
-      auto oldest = std::min_element(contents.begin(), contents.end(), [](const auto& a, const auto& b) {
-        return std::stoi(a.first.substr(a.first.rfind('f') + 1)) < std::stoi(b.first.substr(b.first.rfind('f') + 1));
-      });
+      auto oldest = std::min_element(contents.begin(), contents.end(),
+                                     [&](const auto& a, const auto& b) { return number(a.first) < number(b.first); });
       if (::unlink((root + "/" + oldest->first).c_str()) < 0) return fail("unlink", oldest->first);
       total -= oldest->second.size();
       contents.erase(oldest);
     }
-    if (i % 5 == 4 && !contents.empty()) {  // read one back, as fsx does
+    if (i % 5 == 4) {  // read one back, as fsx does
       auto it = std::next(contents.begin(), static_cast<long>(rng() % contents.size()));
       if (read_file(root + "/" + it->first) != it->second) {
         std::fprintf(stderr, "writer: %s does not hold what was written\n", it->first.c_str());
@@ -193,6 +213,7 @@ int writer(const std::string& root, int stop, int manifest_fd) {
     }
     last = name;
   }
+  if (::close(log.release()) < 0) return fail("close", "log");
   for (const auto& [name, bytes] : contents) want.files[name] = {fnv1a(bytes), bytes.size()};
   std::string text = want.describe();
   for (const auto& [name, f] : want.files) text += "C " + name + " " + std::to_string(f.first) + "\n";
@@ -220,9 +241,64 @@ void expect_usage(const std::string& host, const Tree& tree) {
   EXPECT_EQ((sv.f_blocks - sv.f_bfree) * sv.f_frsize, tree.pages() * 4096);
 }
 
-TEST_F(RestartTest, AWriterSeesNoErrorWhileItsDaemonIsKilledAgainAndAgain) {
+// The descriptor of `keeper`'s whose /proc link starts with `link`, as one of ours: the
+// same open file (pidfd_getfd), so that an ioctl on it acts on the channel's connection.
+UniqueFd descriptor_of(pid_t keeper, const std::string& link) {
+  auto pidfd = open_pidfd(keeper);
+  if (!pidfd) return UniqueFd();
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(keeper) + "/fd", ec)) {
+    std::error_code lec;
+    if (!std::filesystem::read_symlink(e.path(), lec).string().starts_with(link)) continue;
+    int target = std::stoi(e.path().filename().string());
+    return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.value().get(), target, 0)));
+  }
+  return UniqueFd();
+}
+
+// --charge writer, once no file is open: no backing id is left on the channel's
+// connection, neither one the daemons recorded nor one the kernel holds that no record
+// names (a daemon killed between FUSE_DEV_IOC_BACKING_OPEN and writing it down). Each id
+// up to the last one handed out, and the next, is closed here: none may still exist.
+void expect_no_backing_id_left() {
+  pid_t keeper = channel_of().value("keeper_pid", 0);
+  UniqueFd record = descriptor_of(keeper, "/memfd:hostchanfs-session");
+  UniqueFd fuse = descriptor_of(keeper, "/dev/fuse");
+  ASSERT_TRUE(record && fuse) << "keeper " << keeper << ": " << std::strerror(errno);
+  // The kernel sends RELEASE after close(2) has returned.
+  ASSERT_TRUE(eventually([&] {
+    auto seen = fs::peek_backing_ids(record.get());
+    return seen && seen.value().live.empty();
+  })) << fs::peek_backing_ids(record.get()).value().live.size() << " backing ids still recorded";
+  auto seen = fs::peek_backing_ids(record.get());
+  ASSERT_TRUE(seen);
+  EXPECT_GT(seen.value().last_id, 0) << "no file was opened through passthrough";
+  int left = 0;
+  for (std::int32_t id = 1; id <= seen.value().last_id + 1; ++id) {
+    auto arg = static_cast<std::uint32_t>(id);
+    if (::ioctl(fuse.get(), fs::abi::kDevIocBackingClose, &arg) == 0) {
+      ++left;
+    } else {
+      EXPECT_EQ(errno, ENOENT) << "backing id " << id;
+    }
+  }
+  EXPECT_EQ(left, 0) << "backing ids leaked on the connection (of " << seen.value().last_id << " handed out)";
+}
+
+// Both charges: the kills are the same, what differs is where the data lives (the store,
+// or backing files whose ids the connection keeps across daemons).
+class KilledUnderLoad : public RestartTest, public ::testing::WithParamInterface<const char*> {
+ protected:
+  void mount_channel(const std::string& host, const std::string& size) {
+    auto r = hostchanfs({"mount", "--charge", GetParam(), host + ":/data::" + size});
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+  bool writer_charged() const { return std::string_view(GetParam()) == "writer"; }
+};
+
+TEST_P(KilledUnderLoad, AWriterSeesNoErrorWhileItsDaemonIsKilledAgainAndAgain) {
   std::string host = world_->path("chan");
-  ASSERT_EQ(hostchanfs({"mount", host + ":/data::64M"}).status, 0);
+  ASSERT_NO_FATAL_FAILURE(mount_channel(host, "64M"));
   int stop[2];
   ASSERT_EQ(::pipe2(stop, O_CLOEXEC), 0);
   UniqueFd stop_read(stop[0]), stop_write(stop[1]);
@@ -262,6 +338,7 @@ TEST_F(RestartTest, AWriterSeesNoErrorWhileItsDaemonIsKilledAgainAndAgain) {
   }
   ASSERT_TRUE(restarts) << metrics.out;
   EXPECT_GE(*restarts, kKills) << metrics.out;
+  if (writer_charged()) expect_no_backing_id_left();
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
 }
 
@@ -356,10 +433,10 @@ void hold_every_worker(InFlight& flight) {
       << requests_in_flight(keeper) << " in flight, " << threads_of(flight.daemon) << " threads";
 }
 
-TEST_F(RestartTest, ADaemonKilledWithARequestInFlightOnEveryWorkerLosesNone) {
+TEST_P(KilledUnderLoad, ADaemonKilledWithARequestInFlightOnEveryWorkerLosesNone) {
   ScopedEnv hold({{"HOSTCHANFS_TEST_HOLD_CREATES", "1"}});
   std::string host = world_->path("chan");
-  ASSERT_EQ(hostchanfs({"mount", host + ":/data::16M"}).status, 0);
+  ASSERT_NO_FATAL_FAILURE(mount_channel(host, "16M"));
   InFlight flight{host};
   ASSERT_NO_FATAL_FAILURE(hold_every_worker(flight));
   ASSERT_NO_FATAL_FAILURE(kill_daemon_and_wait(host));
@@ -372,6 +449,92 @@ TEST_F(RestartTest, ADaemonKilledWithARequestInFlightOnEveryWorkerLosesNone) {
   Tree got = walk(host);
   EXPECT_EQ(got, flight.want()) << got.describe();
   expect_usage(host, flight.want());
+  // With --charge writer each held CREATE had its backing id: the resent one gets it.
+  if (writer_charged()) expect_no_backing_id_left();
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Restart, KilledUnderLoad, ::testing::Values("channel", "writer"));
+
+// --charge writer: an inode that is open when its daemon dies is open through the dead
+// daemon's backing id, and the kernel refuses an open of it that carries another one
+// (EIO). The next daemon knows the id (the session record), gives it to new opens and
+// closes it at the last release, whichever daemon opened the handles.
+TEST_F(RestartTest, AFileOpenWhileItsWriterChargedDaemonDiesOpensAgainAndLeaksNoBackingId) {
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", "--charge", "writer", host + ":/data::16M"}).status, 0);
+  std::string path = host + "/f";
+  UniqueFd held(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  ASSERT_TRUE(held) << std::strerror(errno);
+  std::string want = "before the kills.";
+  ASSERT_EQ(::pwrite(held.get(), want.data(), want.size(), 0), static_cast<ssize_t>(want.size()));
+  // Another process writes fixed records through a descriptor it opened before the
+  // kills, without pause, round a ring of kSlots records (bounded, however slow the
+  // restarts); it reports how many it wrote (each write whole, or it fails).
+  constexpr long kSlots = 16384;  // 1 MiB
+  int stop[2];
+  ASSERT_EQ(::pipe2(stop, O_CLOEXEC), 0);
+  UniqueFd stop_read(stop[0]), stop_write(stop[1]);
+  UniqueFd count(::memfd_create("count", MFD_CLOEXEC));
+  auto record = [](long n) {  // 64 bytes
+    std::string r = "record " + std::to_string(n) + " ";
+    return r + std::string(63 - r.size(), static_cast<char>('a' + n % 26)) + "\n";
+  };
+  UniqueFd writing(::open((host + "/g").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  ASSERT_TRUE(writing);
+  ChildProcess w = ChildProcess::fork([&] {
+    long n = 0;
+    for (;; ++n) {
+      pollfd p{stop_read.get(), POLLIN, 0};
+      if (::poll(&p, 1, 0) > 0) break;
+      std::string r = record(n);
+      if (::pwrite(writing.get(), r.data(), r.size(), (n % kSlots) * 64) != static_cast<ssize_t>(r.size())) {
+        std::fprintf(stderr, "writer of g: record %ld: %s\n", n, std::strerror(errno));
+        return 1;
+      }
+    }
+    return ::pwrite(count.get(), &n, sizeof n, 0) == sizeof n ? 0 : 1;
+  });
+  writing.reset();
+
+  std::vector<UniqueFd> opened;
+  for (int kill = 0; kill < 4; ++kill) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_NO_FATAL_FAILURE(kill_daemon_and_wait(host)) << "kill " << kill;
+    // An open of the held inode after the kill: the dead daemon's backing id, or EIO.
+    UniqueFd again(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    ASSERT_TRUE(again) << "open after kill " << kill << ": " << std::strerror(errno);
+    std::string tail = " after kill " + std::to_string(kill) + ".";
+    // Through the descriptor from before the kills and through the new one, in turn.
+    int through = kill % 2 == 0 ? held.get() : again.get();
+    ASSERT_EQ(::pwrite(through, tail.data(), tail.size(), static_cast<off_t>(want.size())),
+              static_cast<ssize_t>(tail.size()));
+    want += tail;
+    for (int fd : {held.get(), again.get()}) {
+      std::string got(want.size() + 10, '\0');
+      ssize_t n = ::pread(fd, got.data(), got.size(), 0);
+      ASSERT_GE(n, 0) << std::strerror(errno);
+      got.resize(static_cast<std::size_t>(n));
+      EXPECT_EQ(got, want) << "after kill " << kill;
+    }
+    // The file the other process writes too, opened anew while its descriptor is open.
+    UniqueFd g(::open((host + "/g").c_str(), O_RDONLY | O_CLOEXEC));
+    EXPECT_TRUE(g) << "open g after kill " << kill << ": " << std::strerror(errno);
+    opened.push_back(std::move(again));
+  }
+  ASSERT_EQ(::write(stop_write.get(), "x", 1), 1);
+  ASSERT_EQ(w.wait(), 0) << "the writer of g saw an error (its stderr says which)";
+  long records = 0;
+  ASSERT_EQ(::pread(count.get(), &records, sizeof records, 0), static_cast<ssize_t>(sizeof records));
+  ASSERT_GT(records, 0);
+  std::string all;  // each slot holds the last record written to it
+  for (long k = 0; k < std::min(records, kSlots); ++k) all += record(k + kSlots * ((records - 1 - k) / kSlots));
+  EXPECT_EQ(fnv1a(read_file(host + "/g")), fnv1a(all)) << records << " records";
+  EXPECT_EQ(read_file(path), want);
+  opened.clear();
+  held.reset();
+  EXPECT_EQ(read_file(path), want);
+  ASSERT_NO_FATAL_FAILURE(expect_no_backing_id_left());
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
 }
 
@@ -380,10 +543,10 @@ TEST_F(RestartTest, ADaemonKilledWithARequestInFlightOnEveryWorkerLosesNone) {
 // controller holds too, so the requests stay in the kernel while the controller starts the
 // next keeper, and its daemon has them resent. Were the clones the daemon's or the
 // keeper's alone, every held create would end with ECONNABORTED.
-TEST_F(RestartTest, AKeeperKilledWithARequestInFlightOnEveryWorkerLosesNone) {
+TEST_P(KilledUnderLoad, AKeeperKilledWithARequestInFlightOnEveryWorkerLosesNone) {
   ScopedEnv hold({{"HOSTCHANFS_TEST_HOLD_CREATES", "1"}});
   std::string host = world_->path("chan");
-  ASSERT_EQ(hostchanfs({"mount", host + ":/data::16M"}).status, 0);
+  ASSERT_NO_FATAL_FAILURE(mount_channel(host, "16M"));
   json before = channel_of();
   pid_t daemon = before.value("daemon_pid", 0);
   EXPECT_TRUE(has_clones(daemon));
@@ -403,6 +566,7 @@ TEST_F(RestartTest, AKeeperKilledWithARequestInFlightOnEveryWorkerLosesNone) {
   Tree got = walk(host);
   EXPECT_EQ(got, flight.want()) << got.describe();
   expect_usage(host, flight.want());
+  if (writer_charged()) expect_no_backing_id_left();
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
 }
 
@@ -450,6 +614,29 @@ TEST_P(DeathInInit, TheNextDaemonFinishesIt) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RestartTest, DeathInInit, ::testing::Values("read", "reply"));
+
+// --charge writer: the first daemon dies right after the kernel gave it a backing id and
+// before it recorded the id ("open"), or after it marked an id closing and before it
+// closed it ("close"). The next daemon closes that id, serves the resent request, and no
+// id is left once the file is closed.
+class DeathInBackingId : public RestartTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(DeathInBackingId, TheNextDaemonClosesTheId) {
+  ScopedEnv die({{"HOSTCHANFS_TEST_DIE_IN_BACKING", GetParam()}});
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", "--charge", "writer", host + ":/data::8M"}).status, 0);
+  { std::ofstream(host + "/f") << "through a backing file"; }
+  EXPECT_EQ(read_file(host + "/f"), "through a backing file");
+  ASSERT_TRUE(eventually([&] { return channel_of().value("restarts", 0ULL) == 1; })) << world_->controller_log();
+  const char* how = std::string_view(GetParam()) == "open" ? "which the dead daemon got and did not record"
+                                                           : "which the dead daemon was closing";
+  ASSERT_NO_FATAL_FAILURE(expect_no_backing_id_left());
+  EXPECT_NE(world_->controller_log().find(how), std::string::npos) << world_->controller_log();
+  EXPECT_EQ(read_file(host + "/f"), "through a backing file");
+  EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(RestartTest, DeathInBackingId, ::testing::Values("open", "close"));
 
 TEST_F(RestartTest, TheChannelComesBackAfterTheControllerThenTheDaemonThenTheKeeperAreKilled) {
   std::string host = world_->path("chan");

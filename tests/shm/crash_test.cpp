@@ -47,7 +47,7 @@ std::string reply_of(const Result<T>& r) {
   if constexpr (std::is_same_v<T, Attr>) {
     const Attr& a = r.value();
     return "entry mode " + std::to_string(a.mode) + " nlink " + std::to_string(a.nlink) + " size " +
-           std::to_string(a.size) + " blocks " + std::to_string(a.blocks);
+           std::to_string(a.size) + " blocks " + std::to_string(a.blocks) + " opens " + std::to_string(a.opens);
   } else if constexpr (std::is_void_v<T>) {
     return "ok";
   } else {
