@@ -101,18 +101,10 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     fuse_reply_buf(req, reinterpret_cast<const char*>(buffer.data()), static_cast<std::size_t>(n));
     return;
   }
-  // The atime first: it takes the file's lock, which the view below holds while it
-  // replies (and `req` is gone once answered).
-  note_read(req, ino, fi->flags);
-  // One copy: the reply is written from the store's read-only view of its pages.
-  auto& store = filesystem_of(req).store;
-  auto sent = store.read_view(ino, static_cast<std::uint64_t>(off), size, [req](std::span<const iovec> slices) {
-    fuse_reply_iov(req, slices.data(), static_cast<int>(slices.size()));
-  });
-  if (!sent) return reply_error(req, sent.error(), "read", ino);
-  if (sent.value()) return;
-  auto got = store.read(ino, static_cast<std::uint64_t>(off), std::span(buffer.data(), size));
+  auto got = filesystem_of(req).store.read(ino, static_cast<std::uint64_t>(off),
+                                           std::span(buffer.data(), size));
   if (!got) return reply_error(req, got.error(), "read", ino);
+  note_read(req, ino, fi->flags);
   fuse_reply_buf(req, reinterpret_cast<const char*>(buffer.data()), got.value());
 }
 

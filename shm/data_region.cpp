@@ -93,27 +93,22 @@ Result<void> pread_all(int fd, std::byte* out, std::size_t len, off_t at) {
 
 }  // namespace
 
-namespace {
-
-// Walks bytes [offset, end) of a page sequence whose present pages are `pages` (index
-// order): zeros(pos, len) for each hole or unwritten page, data(pos, at, len) for each run
-// of written pages that also follow each other in the memfd (`at`: its memfd offset).
-// Stops at the first callback that returns false.
-template <class Zeros, class Data>
-bool walk_runs(std::span<const PageEntry> pages, std::uint64_t offset, std::uint64_t end, Zeros zeros, Data data) {
+Result<void> DataRegion::read(std::span<const PageEntry> pages, std::uint64_t offset, std::span<std::byte> out) const {
+  const std::uint64_t end = offset + out.size();
   const PageEntry* it = std::lower_bound(pages.data(), pages.data() + pages.size(), offset / kPageSize,
                                          [](const PageEntry& e, std::uint64_t i) { return e.index < i; });
   const PageEntry* pages_end = pages.data() + pages.size();
   for (std::uint64_t pos = offset; pos < end;) {
+    std::byte* dst = out.data() + (pos - offset);
     if (it == pages_end || it->index > pos / kPageSize) {  // a hole, up to the next page
       std::uint64_t hole_end = it == pages_end ? end : std::min(end, it->index * kPageSize);
-      if (!zeros(pos, hole_end - pos)) return false;
+      std::memset(dst, 0, hole_end - pos);
       pos = hole_end;
       continue;
     }
     if (!is_written(it->value)) {  // reserved, never written: zeros (and a hole in the memfd)
       std::uint64_t page_end = std::min(end, (it->index + 1) * kPageSize);
-      if (!zeros(pos, page_end - pos)) return false;
+      std::memset(dst, 0, page_end - pos);
       pos = page_end;
       ++it;
       continue;
@@ -121,61 +116,11 @@ bool walk_runs(std::span<const PageEntry> pages, std::uint64_t offset, std::uint
     off_t at = data_offset(it->value) + static_cast<off_t>(pos % kPageSize);
     it = last_of_run(it, pages_end, end, true);
     std::uint64_t run_end = std::min(end, (it->index + 1) * kPageSize);
-    if (!data(pos, at, run_end - pos)) return false;
+    HC_TRYV(pread_all(fd_, dst, run_end - pos, at));
     pos = run_end;
     ++it;
   }
-  return true;
-}
-
-// Zeros for view()'s holes: in .bss, so reading them maps the kernel's zero page.
-alignas(4096) std::byte g_zeros[DataRegion::kZeroSlice];
-
-}  // namespace
-
-Result<void> DataRegion::read(std::span<const PageEntry> pages, std::uint64_t offset, std::span<std::byte> out) const {
-  std::optional<std::errc> failed;
-  walk_runs(
-      pages, offset, offset + out.size(),
-      [&](std::uint64_t pos, std::uint64_t len) {
-        std::memset(out.data() + (pos - offset), 0, len);
-        return true;
-      },
-      [&](std::uint64_t pos, off_t at, std::uint64_t len) {
-        auto r = pread_all(fd_, out.data() + (pos - offset), len, at);
-        if (!r) failed = r.error();
-        return !failed;
-      });
-  if (failed) return *failed;
   return success();
-}
-
-const std::byte* DataRegion::mapped() const noexcept {
-  std::call_once(map_once_, [this] {
-    if (auto m = Mapping::map_readonly(fd_, static_cast<std::size_t>(size_))) map_ = std::move(m).value();
-  });
-  return map_.data();
-}
-
-bool DataRegion::view(std::span<const PageEntry> pages, std::uint64_t offset, std::uint64_t len,
-                      std::vector<iovec>& out) const {
-  const std::byte* base = mapped();
-  if (!base) return false;
-  const std::size_t before = out.size();
-  bool whole = walk_runs(
-      pages, offset, offset + len,
-      [&](std::uint64_t, std::uint64_t n) {
-        for (; n > 0; n -= std::min<std::uint64_t>(n, kZeroSlice))
-          out.push_back(iovec{g_zeros, static_cast<std::size_t>(std::min<std::uint64_t>(n, kZeroSlice))});
-        return true;
-      },
-      [&](std::uint64_t, off_t at, std::uint64_t n) {
-        if (static_cast<std::uint64_t>(at) + n > size_) return false;  // not a page of ours
-        out.push_back(iovec{const_cast<std::byte*>(base + at), static_cast<std::size_t>(n)});
-        return true;
-      });
-  if (!whole) out.resize(before);
-  return whole;
 }
 
 DataRegion::Written DataRegion::write(std::span<const PageEntry> pages, std::uint64_t offset, std::uint64_t end,

@@ -1,7 +1,7 @@
 // DataRegion: the data memfd, quota_pages fixed 4 KiB pages, and the only code that moves
-// bytes in or out of it. Data moves in with pwritev(2), one call per run of pages that
-// also follow each other in the memfd, never through a mapping: the daemon then holds no
-// writable page-table entries for file data. A fresh page costs the kernel's allocation only, as
+// bytes in or out of it. Data moves with pread(2)/pwritev(2), one call per run of pages
+// that also follow each other in the memfd, never through a mapping: the daemon then holds
+// no page-table entries for file data. A fresh page costs the kernel's allocation only, as
 // on tmpfs, instead of a fault per 4 KiB (about 5 us a page on a paravirtualized guest,
 // where a first touch through a mapping traps; measured 1.5 ms per MiB written against
 // 0.2 ms), and punching a page out zaps no mapping and flushes no TLB.
@@ -11,26 +11,17 @@
 // the pool) is written directly: a rollback punches it. A page in use is changed in place
 // only through Tx::write_file (zero()), which logs its old bytes. Thread-safe (positional
 // I/O only); callers hold the locks of the pages they pass.
-//
-// Reads have a second way out: view() describes the bytes as slices of a read-only
-// mapping of the memfd, so that a READ reply is written from there (one copy, straight
-// into the kernel's page) instead of pread into a buffer and then the reply (two). Only
-// written pages are ever touched through it (a page absent from a shmem file would be
-// allocated by the fault); holes point at a shared buffer of zeros.
 #pragma once
 
 #include <sys/uio.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <span>
-#include <vector>
 
 #include "shm/page_map.hpp"
 #include "shm/persist/tx.hpp"
-#include "sys/mapping.hpp"
 #include "sys/result.hpp"
 
 namespace hostchanfs::shm {
@@ -39,19 +30,13 @@ inline constexpr std::uint32_t kDataFile = 1;  // the data memfd is the region's
 
 class DataRegion {
  public:
-  // `fd` holds `size` bytes (quota_pages pages).
-  DataRegion(int fd, std::uint64_t size) noexcept : fd_(fd), size_(size) {}
+  explicit DataRegion(int fd) noexcept : fd_(fd) {}
   int fd() const noexcept { return fd_; }
 
   // Fill `out` with the bytes from byte `offset` of a page sequence whose present pages
   // are `pages` (index order): absent and unwritten pages read as zeros, each run of
   // adjacent data pages with one pread.
   Result<void> read(std::span<const PageEntry> pages, std::uint64_t offset, std::span<std::byte> out) const;
-
-  // The same `len` bytes as slices appended to `out`: of the read-only mapping, and of a
-  // buffer of zeros for holes. Valid while the caller holds the pages' locks. false (and
-  // `out` as it was) when the memfd cannot be mapped: read() then.
-  bool view(std::span<const PageEntry> pages, std::uint64_t offset, std::uint64_t len, std::vector<iovec>& out) const;
 
   struct Written {
     std::uint64_t bytes = 0;          // from `offset`, whole runs
@@ -67,16 +52,8 @@ class DataRegion {
   // errno when the memfd cannot be read or written.
   bool zero(persist::Tx& tx, std::uint32_t page, std::uint64_t from, std::uint64_t to) const;
 
-  // The largest hole view() describes with one slice.
-  static constexpr std::size_t kZeroSlice = 1 << 20;
-
  private:
-  const std::byte* mapped() const noexcept;
-
   int fd_;
-  std::uint64_t size_;
-  mutable std::once_flag map_once_;
-  mutable Mapping map_;  // set once, by mapped()
 };
 
 }  // namespace hostchanfs::shm

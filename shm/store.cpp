@@ -32,11 +32,7 @@ struct stat Attr::to_stat() const noexcept {
 Store::Impl::Impl(UniqueFd data_memfd, std::unique_ptr<persist::Region> meta_region)
     : data_fd(std::move(data_memfd)), region(std::move(meta_region)), sb(region->user_as<rec::Superblock>()),
       quota(sb), inodes(*region), dirs(*region), pages(*region), data_pool(*region, rec::kDataPool),
-      data(data_fd.get(), [fd = data_fd.get()] {
-        auto size = fd_size(fd);  // fixed once formatted (layout.cpp)
-        return size ? size.value() : 0;
-      }()),
-      intents(sb), dedupe(sb) {}
+      data(data_fd.get()), intents(sb), dedupe(sb) {}
 
 std::optional<Outcome> Store::Impl::replayed(const Request& req, Mutation op) {
   if (!req.resent()) return std::nullopt;

@@ -270,13 +270,6 @@ class Store {
   // Copies up to out.size() bytes from `offset` into `out` (holes read as zeros); the
   // count, short at the end of the file, 0 at or past it.
   Result<std::size_t> read(Ino ino, std::uint64_t offset, std::span<std::byte> out);
-  // The same bytes (up to `size`) without copying them: `send` gets them as slices of a
-  // read-only mapping of the data memfd (DataRegion::view), under the file's lock, and
-  // must be done with them when it returns (a FUSE reply written from them copies each
-  // byte once). true once sent; false, sending nothing, when the memfd cannot be mapped
-  // (read() then); an error as read() gives it, sending nothing.
-  using ReadSender = std::function<void(std::span<const iovec>)>;
-  Result<bool> read_view(Ino ino, std::uint64_t offset, std::size_t size, const ReadSender& send);
   // Writes what fits: a short count (whole pages) when the quota runs out part way,
   // ENOSPC when not even the first new page fits. A writer that is not privileged drops
   // setuid (and setgid with group-exec), as tmpfs does.

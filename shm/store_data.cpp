@@ -52,46 +52,22 @@ Slices slice(std::span<const iovec> source, std::size_t skip, std::size_t n) {
 
 }  // namespace
 
-// With the file's locks held: its present pages in [offset, offset + size) (clipped at
-// its end) given to `use(pages, len)`, whose result is returned; 0 bytes past the end.
-template <class Use>
-auto with_pages(Store::Impl& s, Ino ino, std::uint64_t offset, std::size_t size, Use use)
-    -> decltype(use(std::span<const PageEntry>(), std::uint64_t{})) {
+Result<std::size_t> Store::read(Ino ino, std::uint64_t offset, std::span<std::byte> out) {
+  auto& s = *impl_;
   std::shared_lock lk(s.ns_mutex);
   HC_TRY(r, s.inodes.get(ino));
   HC_TRYV(check_regular(*r, std::errc::invalid_argument));
   std::shared_lock ilk(s.stripe(ino));
-  if (offset >= r->size || size == 0) return use(std::span<const PageEntry>(), 0);
-  std::uint64_t len = std::min<std::uint64_t>(size, r->size - offset);  // no overflow
+  if (offset >= r->size) return std::size_t{0};
+  std::uint64_t len = std::min<std::uint64_t>(out.size(), r->size - offset);  // no overflow
   thread_local std::vector<PageEntry> present;
   {
     std::shared_lock pm(s.page_map_lock);
     s.pages.collect(ino, rec::kFileFork, offset / kPageSize, (offset + len - 1) / kPageSize, present);
   }
   // The pages stay this file's while its stripe is held: only a writer of it frees them.
-  return use(std::span<const PageEntry>(present), len);
-}
-
-Result<std::size_t> Store::read(Ino ino, std::uint64_t offset, std::span<std::byte> out) {
-  auto& s = *impl_;
-  return with_pages(s, ino, offset, out.size(),
-                    [&](std::span<const PageEntry> pages, std::uint64_t len) -> Result<std::size_t> {
-                      if (len) {
-                        HC_TRYV(s.data.read(pages, offset, out.first(static_cast<std::size_t>(len))));
-                      }
-                      return static_cast<std::size_t>(len);
-                    });
-}
-
-Result<bool> Store::read_view(Ino ino, std::uint64_t offset, std::size_t size, const ReadSender& send) {
-  auto& s = *impl_;
-  return with_pages(s, ino, offset, size, [&](std::span<const PageEntry> pages, std::uint64_t len) -> Result<bool> {
-    thread_local std::vector<iovec> slices;
-    slices.clear();
-    if (len && !s.data.view(pages, offset, len, slices)) return false;
-    send(slices);
-    return true;
-  });
+  HC_TRYV(s.data.read(present, offset, out.first(static_cast<std::size_t>(len))));
+  return static_cast<std::size_t>(len);
 }
 
 Result<std::size_t> Store::write(Ino ino, std::uint64_t offset, std::span<const std::byte> data,

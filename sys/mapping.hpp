@@ -37,17 +37,6 @@ class Mapping {
     return map(size, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   }
 
-  // Map `size` bytes of `fd` shared, read-only: reading a page never present in `fd`
-  // through it allocates one (shmem), so readers touch only pages they know exist.
-  static Result<Mapping> map_readonly(int fd, std::size_t size) noexcept {
-    void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_NORESERVE, fd, 0);
-    if (p == MAP_FAILED) return last_errc();
-    Mapping m;
-    m.addr_ = static_cast<std::byte*>(p);
-    m.size_ = size;
-    return m;
-  }
-
   std::byte* data() const noexcept { return addr_; }
   std::size_t size() const noexcept { return size_; }
 

@@ -50,7 +50,7 @@ class PartsTest : public ::testing::Test {
   PartsTest()
       : regions_(format_for_test(StoreOptions{.size_bytes = kQuotaPages * kPageSize, .max_inodes = kMaxInodes})),
         region_(*regions_.meta), sb_(region_.user_as<rec::Superblock>()), quota_(sb_), inodes_(region_),
-        dirs_(region_), pages_(region_), pool_(region_, rec::kDataPool), data_(regions_.data.get(), kQuotaPages * kPageSize) {}
+        dirs_(region_), pages_(region_), pool_(region_, rec::kDataPool), data_(regions_.data.get()) {}
 
   // `f(tx)` in one committed tx.
   template <class F>
