@@ -433,6 +433,19 @@ void hold_every_worker(InFlight& flight) {
       << requests_in_flight(keeper) << " in flight, " << threads_of(flight.daemon) << " threads";
 }
 
+// Every held create ended well and is there once, with the usage to match; with
+// --charge writer (`writer`), each had its backing id, and none is left.
+void expect_every_create_whole(InFlight& flight, const std::string& host, bool writer) {
+  for (auto& m : flight.makers) {
+    int status = m.wait();
+    EXPECT_EQ(status, 0) << std::strerror(status);
+  }
+  Tree got = walk(host);
+  EXPECT_EQ(got, flight.want()) << got.describe();
+  expect_usage(host, flight.want());
+  if (writer) expect_no_backing_id_left();
+}
+
 TEST_P(KilledUnderLoad, ADaemonKilledWithARequestInFlightOnEveryWorkerLosesNone) {
   ScopedEnv hold({{"HOSTCHANFS_TEST_HOLD_CREATES", "1"}});
   std::string host = world_->path("chan");
@@ -442,15 +455,7 @@ TEST_P(KilledUnderLoad, ADaemonKilledWithARequestInFlightOnEveryWorkerLosesNone)
   ASSERT_NO_FATAL_FAILURE(kill_daemon_and_wait(host));
   // The resumed daemon answers the resent creates from the store's record: a create that
   // the dead daemon had done does not get EEXIST.
-  for (auto& m : flight.makers) {
-    int status = m.wait();
-    EXPECT_EQ(status, 0) << std::strerror(status);
-  }
-  Tree got = walk(host);
-  EXPECT_EQ(got, flight.want()) << got.describe();
-  expect_usage(host, flight.want());
-  // With --charge writer each held CREATE had its backing id: the resent one gets it.
-  if (writer_charged()) expect_no_backing_id_left();
+  expect_every_create_whole(flight, host, writer_charged());
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
 }
 
@@ -559,14 +564,7 @@ TEST_P(KilledUnderLoad, AKeeperKilledWithARequestInFlightOnEveryWorkerLosesNone)
     return now.value("keeper_pid", 0) != keeper && now.value("restarts", 0ULL) >= 1 &&
            now.value("daemon_pid", 0) != daemon;
   })) << world_->controller_log();
-  for (auto& m : flight.makers) {
-    int status = m.wait();
-    EXPECT_EQ(status, 0) << std::strerror(status);
-  }
-  Tree got = walk(host);
-  EXPECT_EQ(got, flight.want()) << got.describe();
-  expect_usage(host, flight.want());
-  if (writer_charged()) expect_no_backing_id_left();
+  expect_every_create_whole(flight, host, writer_charged());
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
 }
 
