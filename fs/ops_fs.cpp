@@ -22,6 +22,13 @@ void init(void* userdata, fuse_conn_info* conn) {
   // libfuse splices only through a pipe of 1 MiB + 4 KiB, which needs CAP_SYS_RESOURCE.
   conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV |
                   FUSE_CAP_SPLICE_READ);
+  // Every change to a file's data comes through this kernel (the host and every container
+  // use this one connection), which keeps its page cache right by itself; the one change
+  // the store makes on its own, a write-back it could not take, it invalidates itself
+  // (ops_data.cpp). So no page cache is dropped when an mtime moves (libfuse's default,
+  // FUSE_CAP_AUTO_INVAL_DATA): with relatime's attribute refreshes it dropped a shared
+  // ring's pages under the process that had written it, which then read them back.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   // POSIX ACLs as tmpfs has them: the kernel enforces them from the xattrs it reads (and
   // caches); the store keeps them and the mode bits in step and applies default ACLs or
   // the umask to new inodes, so the kernel must pass the umask on unapplied (DONT_MASK).
