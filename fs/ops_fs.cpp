@@ -3,6 +3,7 @@
 
 #include "fs/kernel_mount.hpp"
 #include "fs/ops.hpp"
+#include "fs/session_io.hpp"
 #include "fs/passthrough.hpp"
 #include "fs/reply.hpp"
 
@@ -51,6 +52,7 @@ void init(void* userdata, fuse_conn_info* conn) {
 
 void statfs(fuse_req_t req, fuse_ino_t /*ino*/) {
   Filesystem& fs = filesystem_of(req);
+  wait_for_releases();
   shm::StatFs s = fs.store.statfs();  // waits for releases in progress
   if (fs.passthrough) fs.passthrough->overlay(s);  // data, long symlinks and xattrs: one tmpfs
   struct statvfs v {};

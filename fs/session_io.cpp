@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 
 namespace hostchanfs::fs {
 
@@ -31,6 +32,10 @@ struct InitState {
 InitState g_init;
 
 thread_local std::uint64_t t_unique = 0;  // see current_unique()
+
+// RELEASEs from the moment a worker has read one to its reply: see wait_for_releases().
+std::atomic<int> g_releases{0};
+thread_local bool t_release = false;  // this thread's request is a RELEASE
 thread_local std::uint32_t t_setxattr_flags = 0;  // see current_setxattr_flags()
 
 // With FUSE_SETXATTR_EXT the kernel sends struct fuse_setxattr_in 16 bytes long; libfuse
@@ -53,6 +58,10 @@ ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) {
   ssize_t n = resumable_read(fd, buf, len);  // a restarted daemon replays INIT first
   t_unique = n >= static_cast<ssize_t>(sizeof(fuse_in_header)) ? static_cast<const fuse_in_header*>(buf)->unique : 0;
   t_setxattr_flags = 0;
+  if (t_unique != 0 && static_cast<const fuse_in_header*>(buf)->opcode == FUSE_RELEASE) {
+    g_releases.fetch_add(1);
+    t_release = true;
+  }
   if (t_unique != 0 && g_init.setxattr_ext.load(std::memory_order_relaxed) &&
       static_cast<const fuse_in_header*>(buf)->opcode == FUSE_SETXATTR)
     n = to_compat_setxattr(buf, n);
@@ -106,7 +115,12 @@ ssize_t io_writev(int session_fd, iovec* iov, int count, void* /*userdata*/) {
       }
     }
   }
-  return resumable_writev(fd, iov, count);
+  ssize_t rc = resumable_writev(fd, iov, count);
+  if (t_release) {
+    t_release = false;
+    g_releases.fetch_sub(1);
+  }
+  return rc;
 }
 
 constexpr fuse_custom_io kIo = {
@@ -128,6 +142,10 @@ Result<void> use_session_io(fuse_session* se, UniqueFd fuse_fd) {
 bool killpriv_v2_negotiated() { return g_init.negotiated.load(); }
 
 std::uint64_t current_unique() noexcept { return t_unique; }
+
+void wait_for_releases() noexcept {
+  while (g_releases.load() > 0) std::this_thread::yield();
+}
 
 std::uint32_t current_setxattr_flags() noexcept { return t_setxattr_flags; }
 

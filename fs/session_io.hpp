@@ -36,6 +36,13 @@ bool killpriv_v2_negotiated();
 // before they return, so no other request is read on the thread while one is handled.
 std::uint64_t current_unique() noexcept;
 
+// Returns once no RELEASE is between its read and its reply. The kernel sends RELEASE
+// after close(2) has returned, so a program's statfs right after closing and unlinking a
+// file may be read while another worker still releases it (in writer mode: still holds
+// its backing file, whose space the backing tmpfs frees only then); statfs waits, so
+// that the space is seen free, as on tmpfs.
+void wait_for_releases() noexcept;
+
 // The setxattr_flags of the SETXATTR this thread is handling (FUSE_SETXATTR_EXT), 0 for
 // anything else; read the same way as current_unique().
 std::uint32_t current_setxattr_flags() noexcept;
