@@ -278,17 +278,12 @@ int Passthrough::fd_of(shm::Ino ino) {
 
 void Passthrough::overlay(shm::Attr& a) {
   if (!S_ISREG(a.mode)) return;
+  // By name, without mutex_: readdirplus calls this under the store's locks, and mutex_
+  // is held across store calls (open, release), so taking it here inverted the order
+  // (TSan). The name lasts as long as the inode has a link or an open.
   struct stat st {};
-  int rc = -1;
-  {
-    std::lock_guard lk(mutex_);
-    auto it = table_.find(a.ino);
-    if (it != table_.end() && it->second.generation == a.generation) rc = ::fstat(it->second.fd.get(), &st);
-  }
-  if (rc < 0) {
-    std::string name = backing_name(a.ino, a.generation);
-    rc = ::fstatat(root_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW);
-  }
+  std::string name = backing_name(a.ino, a.generation);
+  int rc = ::fstatat(root_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW);
   if (rc < 0) return;  // never opened: the store's attributes are the file's
   a.size = static_cast<std::uint64_t>(st.st_size);
   a.blocks = static_cast<std::uint64_t>(st.st_blocks);

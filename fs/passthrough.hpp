@@ -145,7 +145,8 @@ class Passthrough {
   int fuse_fd_ = -1;
   // Guards table_ and ids_. Taken after the store's open/release/unlink returned, and held
   // across store reads (getattr): lock order mutex_ before the store's locks (the store
-  // never calls out).
+  // never calls out), so it is never taken under them: overlay(Attr&), which readdirplus
+  // calls from inside the store, finds the backing file by name.
   std::mutex mutex_;
   std::unordered_map<shm::Ino, Backing> table_;
   BackingIds ids_;
