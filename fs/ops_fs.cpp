@@ -52,8 +52,8 @@ void init(void* userdata, fuse_conn_info* conn) {
 
 void statfs(fuse_req_t req, fuse_ino_t /*ino*/) {
   Filesystem& fs = filesystem_of(req);
-  wait_for_releases();
-  shm::StatFs s = fs.store.statfs();  // waits for releases in progress
+  wait_for_releases();  // a file closed and unlinked just before is seen freed, as on tmpfs
+  shm::StatFs s = fs.store.statfs();
   if (fs.passthrough) fs.passthrough->overlay(s);  // data, long symlinks and xattrs: one tmpfs
   struct statvfs v {};
   v.f_bsize = s.block_size;

@@ -2,7 +2,6 @@
 // operations share (Store::Impl's helpers).
 #include "shm/store.hpp"
 
-#include <thread>
 
 #include "shm/layout.hpp"
 #include "shm/store_impl.hpp"
@@ -140,9 +139,6 @@ Result<std::unique_ptr<Store>> Store::attach(UniqueFd meta_fd, UniqueFd data_fd,
 }
 
 StatFs Store::statfs() const {
-  // See Impl::releases_in_flight; a release is a few txs and at most one inode's pages to
-  // drop.
-  while (impl_->releases_in_flight.load() > 0) std::this_thread::yield();
   Usage u = impl_->quota.usage(*impl_->region);
   StatFs f;
   f.blocks = u.quota_pages;

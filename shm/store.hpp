@@ -255,8 +255,8 @@ class Store {
   // --- handles: an open handle keeps an unlinked inode alive ---
   // The inode's attributes with this handle counted (a resend: as they are now).
   Result<Attr> open(Ino ino, const Request& req = {});
-  // statfs() waits for releases in progress, so that a file closed and unlinked before a
-  // statfs is seen freed (the kernel sends RELEASE after close(2) has returned).
+  // (The kernel sends RELEASE after close(2) has returned: the daemon's statfs waits for
+  // the releases its workers have read, fs/session_io.hpp wait_for_releases.)
   void release(Ino ino, const Request& req = {});
 
   // A program read `ino` (an open for reading, a READ, a READDIR): its atime follows

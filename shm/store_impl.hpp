@@ -82,11 +82,6 @@ struct Store::Impl {
   mutable std::shared_mutex ns_mutex;
   mutable std::array<std::shared_mutex, kStripes> stripes;
   mutable std::shared_mutex page_map_lock;
-  // Releases between their start and their end. The kernel sends RELEASE after close(2)
-  // returns, so a program's statfs right after closing (and unlinking) a file may be
-  // handled while the release still runs; statfs waits for these, so that the space of
-  // a closed, unlinked file is seen free, as on tmpfs. Process-local.
-  mutable std::atomic<int> releases_in_flight{0};
 
   std::shared_mutex& stripe(Ino ino) const { return stripes[ino % kStripes]; }
 

@@ -5,7 +5,6 @@
 #include <mutex>
 
 #include "shm/store_impl.hpp"
-#include "sys/scope_guard.hpp"
 
 namespace hostchanfs::shm {
 
@@ -182,9 +181,6 @@ Result<std::uint32_t> Store::open_handles(Ino ino) const {
 
 void Store::release(Ino ino, const Request& req) {
   auto& s = *impl_;
-  // Counted from the start, before any lock: see Impl::releases_in_flight.
-  s.releases_in_flight.fetch_add(1);
-  ScopeGuard done([&] { s.releases_in_flight.fetch_sub(1); });
   if (s.replayed(req, Mutation::kRelease)) return;
   std::uint64_t generation = 0;
   {
