@@ -231,7 +231,7 @@ int serve(const ServeOptions& o) {
   std::vector<UniqueFd> clones;
   for (int fd : o.fuse_clone_fds) clones.emplace_back(fd);
   if (clones.empty() && o.session_fd < 0) {
-    auto made = clone_fuse_fd(fuse_session_fd(se.get()), session_workers(), false);
+    auto made = clone_fuse_fd(fuse_session_fd(se.get()), session_workers());
     if (made) {
       clones = std::move(made).value();
     } else {

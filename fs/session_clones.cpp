@@ -26,11 +26,11 @@ unsigned session_workers() {
   return std::max(4u, 2 * std::max(1u, std::thread::hardware_concurrency()));
 }
 
-Result<std::vector<UniqueFd>> clone_fuse_fd(int fuse_fd, unsigned count, bool inheritable) {
+Result<std::vector<UniqueFd>> clone_fuse_fd(int fuse_fd, unsigned count) {
   std::vector<UniqueFd> clones;
   clones.reserve(count);
   for (unsigned i = 0; i < count; ++i) {
-    UniqueFd clone(::open("/dev/fuse", O_RDWR | (inheritable ? 0 : O_CLOEXEC)));
+    UniqueFd clone(::open("/dev/fuse", O_RDWR | O_CLOEXEC));
     if (!clone) return last_errc();
     std::uint32_t master = static_cast<std::uint32_t>(fuse_fd);
     if (::ioctl(clone.get(), FUSE_DEV_IOC_CLONE, &master) < 0) return last_errc();

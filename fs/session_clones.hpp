@@ -7,11 +7,13 @@
 // (clone_fd), but they are the daemon's own: when it dies, closing a clone ends every
 // request read through it with ECONNABORTED.
 //
-// So the clones belong to whoever holds the connection. A channel's keeper
-// (mountctl/keeper.hpp) clones its /dev/fuse once and hands the same clones to each
-// daemon it starts (serve --fuse-clone-fds): a dead daemon's unanswered requests stay on
-// devices the keeper still holds, and FUSE_NOTIFY_RESEND (fs/session_resume.hpp) queues
-// them again from every device of the connection. A daemon that is not resumable (no
+// So the clones belong to whoever holds the connection. The controller clones a channel's
+// /dev/fuse once (mountctl/channel.cpp), holds the clones, and places them in the
+// channel's keeper (mountctl/keeper.hpp), which hands the same clones to each daemon it
+// starts (serve --fuse-clone-fds); a replacement controller takes them back with the
+// rest. A dead daemon's (or keeper's) unanswered requests stay on devices still open, and
+// FUSE_NOTIFY_RESEND (fs/session_resume.hpp) queues them again from every device of the
+// connection. A daemon that is not resumable (no
 // session record: nobody would resend) clones its own.
 //
 // libfuse's loop runs with clone_fd off; the session's I/O (fs/session_io.cpp) reads and
@@ -34,9 +36,9 @@ namespace hostchanfs::fs {
 // a keeper makes.
 unsigned session_workers();
 
-// `count` clones of the connection `fuse_fd` belongs to. `inheritable`: without
-// close-on-exec (a keeper's, for its daemons).
-Result<std::vector<UniqueFd>> clone_fuse_fd(int fuse_fd, unsigned count, bool inheritable);
+// `count` clones of the connection `fuse_fd` belongs to, close-on-exec (a keeper gets
+// the controller's at fixed numbers, Exec::place_fd).
+Result<std::vector<UniqueFd>> clone_fuse_fd(int fuse_fd, unsigned count);
 
 // Once, before the session loop: the clones the workers use, in order (the caller keeps
 // them open while the session runs). Empty: every worker uses the session's descriptor.

@@ -204,7 +204,7 @@ Expected<Channel> start_channel(const ChannelSpec& spec, const ChannelOptions& o
   ch.mount = host.mount;
   ch.fuse_fd = std::move(host.fuse_fd);
   // A daemon without them still serves, on the one descriptor.
-  if (auto clones = fs::clone_fuse_fd(ch.fuse_fd.get(), fs::session_workers(), false)) {
+  if (auto clones = fs::clone_fuse_fd(ch.fuse_fd.get(), fs::session_workers())) {
     ch.clone_fds = std::move(clones).value();
   } else {
     logger->warn("channel {}: cannot clone /dev/fuse: {}: its daemons read one descriptor", spec.host_path,
