@@ -15,8 +15,9 @@
 //   arena             the node pool's 4 KiB pages (B+tree nodes)
 //
 // Every area starts on a page boundary. Only the areas a process touches cost memory
-// (the memfd is sparse); free arena pages, free slot pages and free pages of external
-// pools are holes (punched), at every consistent state, except a few spare pages: the
+// (the memfd is sparse); free arena pages, free slot pages (those of a group of slot pages
+// with no live slot: slot_table.hpp) and free pages of external pools are holes (punched),
+// at every consistent state, except a few spare pages: the
 // arena's kSpares freed last and each table's slot page emptied last, kept so that a
 // workload that frees and takes pages over and over (create and unlink one file: two tree
 // roots, an inode slot and an entry slot) does not punch them and fault them back each

@@ -414,9 +414,10 @@ void Region::check_holes(CheckContext& ctx) const {
     SlotTable table(*this, i);
     const std::uint64_t used_pages = used_slot_pages(t);
     for (std::uint64_t p = 0; p < used_pages; ++p)
-      if (table.page_live_[p] == 0 && p != t.spare_page && holds_data(fd(), t.slots_offset + p * kPage, kPage))
+      if (table.page_live_[p] == 0 && p != t.spare_page && table.group_empty(p) &&
+          holds_data(fd(), t.slots_offset + p * kPage, kPage))
         return ctx.fail("table " + name_of(t.name) + ": slot page " + std::to_string(p) +
-                        " has no live slot but holds data (not punched)");
+                        " has no live slot in its group but holds data (not punched)");
     if (holds_data(fd(), t.slots_offset + used_pages * kPage, (t.pages - used_pages) * kPage))
       return ctx.fail("table " + name_of(t.name) + ": a slot page beyond the high-water mark holds data");
   }

@@ -1,5 +1,6 @@
 #include "shm/persist/slot_table.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "shm/persist/free_stack.hpp"
@@ -57,10 +58,31 @@ void SlotTable::release(Tx& tx, std::uint32_t s) const {
   tx.set(page_live_[page], static_cast<std::uint16_t>(page_live_[page] - 1));
   if (page_live_[page] != 0) return;
   // The page emptied last stays unpunched (the spare): the slot freed last, on top of the
-  // stack, is the next one taken. The spare before it is punched now, if still empty.
+  // stack, is the next one taken. Its group goes when it has no live slot left, all of it
+  // but the spare in one punch; the spare before, if empty, with its group.
   const std::uint32_t old = d_->spare_page;
   tx.set(d_->spare_page, static_cast<std::uint32_t>(page));
-  if (old != kNoNode && old != page && page_live_[old] == 0) tx.commit_punch(0, d_->slots_offset + old * kPage, kPage);
+  if (group_empty(page)) punch_group(tx, page, page);
+  if (old != kNoNode && old != page && old / kGroupPages != page / kGroupPages && page_live_[old] == 0 &&
+      group_empty(old))
+    tx.commit_punch(0, d_->slots_offset + old * kPage, kPage);
+}
+
+bool SlotTable::group_empty(std::uint64_t page) const noexcept {
+  const std::uint64_t first = page / kGroupPages * kGroupPages, end = std::min<std::uint64_t>(first + kGroupPages, d_->pages);
+  for (std::uint64_t p = first; p < end; ++p)
+    if (page_live_[p] != 0) return false;
+  return true;
+}
+
+void SlotTable::punch_group(Tx& tx, std::uint64_t page, std::uint64_t keep) const {
+  const std::uint64_t first = page / kGroupPages * kGroupPages, end = std::min<std::uint64_t>(first + kGroupPages, d_->pages);
+  auto punch = [&](std::uint64_t from, std::uint64_t to) {
+    if (from < to) tx.commit_punch(0, d_->slots_offset + from * kPage, (to - from) * kPage);
+  };
+  if (keep < first || keep >= end) return punch(first, end);
+  punch(first, keep);
+  punch(keep + 1, end);
 }
 
 }  // namespace hostchanfs::shm::persist

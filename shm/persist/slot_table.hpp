@@ -2,14 +2,18 @@
 // their names inline), handed out from a free stack kept beside the slots, with a
 // high-water mark. Per slot the table also keeps a generation (bumped at every free, so
 // that (slot, generation) is never reused) and a live bit; per slot page a count of live
-// slots, so that a page whose slots are all free is punched (memory returns at once).
+// slots, so that memory returns at once when slots go: a group of kGroupPages slot pages
+// whose slots are all free is punched, in one system call (each punch of a mapped page
+// flushes every CPU's TLB; a page at a time cost a tenth of an rmdir's rate).
 //
 // Invariants (checked by Region::check):
 //   top <= high_water <= capacity; live == the number of live slots; each slot below
 //   high_water is either live or on the stack, never both, never twice; slots at or above
 //   high_water are not live and have generation 0; page_live[p] counts the live slots of
-//   slot page p, and a page with none is a hole, except the spare page: the one emptied
-//   last, left unpunched because the slot freed last is the next one taken.
+//   slot page p, and a page with none in a group with none is a hole, except the spare
+//   page: the one emptied last, left unpunched because the slot freed last is the next one
+//   taken. (A group with live slots may keep its empty pages: at most the table's size,
+//   which the region's budget counts whole.)
 //
 // Crash rules: the stack, the generations, the live bits and the counts change only
 // inside a tx. A slot from alloc() is fresh for that tx (writes to it need no undo; a
@@ -59,6 +63,10 @@ class SlotTable {
     return cells_[std::uint64_t{slot} * d_->cells + i];
   }
 
+  static constexpr std::uint64_t kGroupPages = 16;  // 64 KiB
+  // Has the group of slot page `page` no live slot?
+  bool group_empty(std::uint64_t page) const noexcept;
+
   std::uint32_t capacity() const noexcept { return d_->capacity; }
   std::uint32_t slot_size() const noexcept { return d_->slot_size; }
   std::uint64_t live_count() const noexcept { return d_->live; }
@@ -68,6 +76,8 @@ class SlotTable {
   friend class Tx;
   friend class Region;
   void release(Tx& tx, std::uint32_t slot) const;
+  // At commit: punch the group of `page`, all of it but page `keep`.
+  void punch_group(Tx& tx, std::uint64_t page, std::uint64_t keep) const;
   FreeStack stack() const noexcept;
 
   const Region* region_;

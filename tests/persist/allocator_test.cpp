@@ -166,13 +166,16 @@ TEST(SlotTable, VolatileCellsChangeOutsideTxsAndStartAtZero) {
   tx.commit();
 }
 
-// A slot page whose slots are all free is punched at commit, except the one emptied last
-// (the spare: the slot freed last is the next one taken, and punching it would only fault
-// it back); a rolled-back allocation in an empty page leaves the page a hole again.
-TEST(SlotTable, AnEmptySlotPageIsAHoleButTheLastOne) {
+// Slot pages are punched a group at a time (SlotTable::kGroupPages), at the commit that
+// frees the group's last live slot, all but the page emptied last (the spare: the slot
+// freed last is the next one taken, and punching it would only fault it back); a
+// rolled-back allocation in an empty page leaves the page a hole again.
+TEST(SlotTable, AGroupOfSlotPagesWithNoLiveSlotIsAHoleButTheLastPage) {
   TestRegion r;
   SlotTable names(r.region(), kNames);
   const std::uint32_t per_page = kPage / sizeof(NameSlot);
+  ASSERT_LE(3 * per_page, names.capacity());
+  ASSERT_GE(SlotTable::kGroupPages, 3u);  // the three pages below are one group
   auto page_of = [&](std::uint32_t s) { return r->offset_of(names.slot(s)) / kPage * kPage; };
   std::vector<std::uint32_t> slots;
   {
@@ -185,27 +188,32 @@ TEST(SlotTable, AnEmptySlotPageIsAHoleButTheLastOne) {
     tx.commit();
   }
   ASSERT_TRUE(holds_data(r.meta_fd(), page_of(slots[0])));
-  auto free_page = [&](std::uint32_t first) {
+  auto free_slots = [&](std::uint32_t first, std::uint32_t count) {
     Tx tx(r.region());
-    for (std::uint32_t i = first; i < first + per_page; ++i) names.free(tx, slots[i]);
+    for (std::uint32_t i = first; i < first + count; ++i) names.free(tx, slots[i]);
     tx.commit();
   };
-  free_page(0);
+  free_slots(0, per_page);
   EXPECT_TRUE(holds_data(r.meta_fd(), page_of(slots[0])));  // the spare
-  free_page(per_page);
-  EXPECT_FALSE(holds_data(r.meta_fd(), page_of(slots[0])));  // punched: no longer the spare
+  free_slots(per_page, per_page);
+  EXPECT_TRUE(holds_data(r.meta_fd(), page_of(slots[0])));  // its group still has a live slot
   EXPECT_TRUE(holds_data(r.meta_fd(), page_of(slots[per_page])));
-  EXPECT_TRUE(holds_data(r.meta_fd(), page_of(slots[2 * per_page])));
+  auto deep = r->check(CheckLevel::kDeep);
+  EXPECT_TRUE(deep) << deep.error().what;
+  free_slots(2 * per_page, 1);  // the group's last live slot
+  EXPECT_FALSE(holds_data(r.meta_fd(), page_of(slots[0])));
+  EXPECT_FALSE(holds_data(r.meta_fd(), page_of(slots[per_page])));
+  EXPECT_TRUE(holds_data(r.meta_fd(), page_of(slots[2 * per_page])));  // the spare
   {
     Tx tx(r.region());
     std::uint32_t s = *names.alloc(tx);
     NameSlot n{7, 1, {'y'}};
     tx.fresh(names.slot(s), &n, sizeof n);
-    EXPECT_EQ(page_of(s), page_of(slots[per_page]));  // the last freed first
+    EXPECT_EQ(page_of(s), page_of(slots[2 * per_page]));  // the last freed first
     EXPECT_TRUE(holds_data(r.meta_fd(), page_of(s)));
   }
-  EXPECT_FALSE(holds_data(r.meta_fd(), page_of(slots[per_page])));  // rolled back: a hole
-  auto deep = r->check(CheckLevel::kDeep);
+  EXPECT_FALSE(holds_data(r.meta_fd(), page_of(slots[2 * per_page])));  // rolled back: a hole
+  deep = r->check(CheckLevel::kDeep);
   EXPECT_TRUE(deep) << deep.error().what;
 }
 
