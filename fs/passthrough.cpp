@@ -73,6 +73,8 @@ Negotiation g_pt;
 
 // The backing id the next OPEN/CREATE reply written by this thread carries (0: none).
 thread_local int t_armed_backing_id = 0;
+// Whether this thread's last open made the backing file (Passthrough::made_backing_file).
+thread_local bool t_made_backing_file = false;
 
 }  // namespace
 
@@ -133,7 +135,7 @@ Passthrough::Passthrough(UniqueFd backing_root, shm::Store& store, BackingIds id
 }
 
 void Passthrough::set_fuse_fd(int fd) {
-  std::lock_guard lk(mutex_);
+  std::lock_guard lk(ids_mutex_);  // before the loop: no shard is in use yet
   fuse_fd_ = fd;
   if (const char* die = std::getenv("HOSTCHANFS_TEST_DIE_IN_BACKING"); die && !session_resumed())
     ids_.die_for_tests(die);
@@ -169,11 +171,12 @@ void Passthrough::sweep_orphans() {
 
 Result<int> Passthrough::open_backing_file(const shm::Attr& a) {
   std::string name = backing_name(a.ino, a.generation);
+  t_made_backing_file = false;
   UniqueFd fd(::openat(root_.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_LARGEFILE, 0600));
   if (fd) {
     // A new backing file starts with the inode's times, not the moment of its first open.
     timespec times[2] = {a.atime, a.mtime};
-    (void)::futimens(fd.get(), times);
+    t_made_backing_file = a.size == 0 && ::futimens(fd.get(), times) == 0;
     return fd.release();
   }
   if (errno != EEXIST) return last_errc();
@@ -182,8 +185,11 @@ Result<int> Passthrough::open_backing_file(const shm::Attr& a) {
   return fd.release();
 }
 
+bool Passthrough::made_backing_file() noexcept { return t_made_backing_file; }
+
 Result<void> Passthrough::open(const shm::Attr& a) {
   t_armed_backing_id = 0;
+  t_made_backing_file = false;
   HC_TRY(id, open_unarmed(a));
   t_armed_backing_id = id;
   return success();
@@ -191,18 +197,20 @@ Result<void> Passthrough::open(const shm::Attr& a) {
 
 Result<std::int32_t> Passthrough::open_unarmed(const shm::Attr& a) {
   if (!g_pt.negotiated.load()) return std::errc::operation_not_supported;
-  std::lock_guard lk(mutex_);
-  Backing& b = table_[a.ino];
+  Shard& sh = shard(a.ino);
+  std::lock_guard lk(sh.mutex);
+  Backing& b = sh.table[a.ino];
   if (b.fd && b.generation != a.generation) b = Backing{};  // a stale slot reused
   b.generation = a.generation;
   if (!b.fd) {
     auto fd = open_backing_file(a);
     if (!fd) {
-      table_.erase(a.ino);
+      sh.table.erase(a.ino);
       return fd.error();
     }
     b.fd = UniqueFd(fd.value());
   }
+  std::lock_guard ids_lock(ids_mutex_);
   auto known = ids_.find(a.ino);
   std::int32_t id = known && known->generation == a.generation ? known->id : 0;
   if (id == 0) {
@@ -211,7 +219,7 @@ Result<std::int32_t> Passthrough::open_unarmed(const shm::Attr& a) {
     if (!opened) {
       log::get("fs")->warn("backing tmpfs: FUSE_DEV_IOC_BACKING_OPEN for inode {}: {}", a.ino,
                            errno_text(static_cast<int>(opened.error())));
-      table_.erase(a.ino);
+      sh.table.erase(a.ino);
       return opened.error();
     }
     id = opened.value();
@@ -223,8 +231,12 @@ void Passthrough::settle_locked(shm::Ino ino, std::uint64_t generation) {
   auto now = store_.getattr(ino);
   bool same = now && now.value().generation == generation;
   if (same && now.value().opens > 0) return;  // still open: the last release settles it
-  if (auto known = ids_.find(ino); known && known->generation == generation) ids_.close(fuse_fd_, ino);
-  if (auto it = table_.find(ino); it != table_.end() && it->second.generation == generation) table_.erase(it);
+  {
+    std::lock_guard ids_lock(ids_mutex_);
+    if (auto known = ids_.find(ino); known && known->generation == generation) ids_.close(fuse_fd_, ino);
+  }
+  Shard& sh = shard(ino);
+  if (auto it = sh.table.find(ino); it != sh.table.end() && it->second.generation == generation) sh.table.erase(it);
   if (!same || now.value().nlink == 0) {
     std::string name = backing_name(ino, generation);
     if (::unlinkat(root_.get(), name.c_str(), 0) < 0 && errno != ENOENT)
@@ -234,13 +246,14 @@ void Passthrough::settle_locked(shm::Ino ino, std::uint64_t generation) {
 
 void Passthrough::release(shm::Ino ino) {
   {
-    std::lock_guard lk(mutex_);
+    Shard& sh = shard(ino);
+    std::lock_guard lk(sh.mutex);
     // Our descriptor, or (for a handle the dead daemon opened) the recorded id, names
     // the generation that was open.
     std::optional<std::uint64_t> generation;
-    if (auto it = table_.find(ino); it != table_.end()) {
+    if (auto it = sh.table.find(ino); it != sh.table.end()) {
       generation = it->second.generation;
-    } else if (auto known = ids_.find(ino)) {
+    } else if (auto known = known_id(ino)) {
       generation = known->generation;
     }
     if (generation) settle_locked(ino, *generation);
@@ -252,34 +265,40 @@ void Passthrough::forgotten(shm::Ino /*ino*/) { settle_store_pages(); }
 
 void Passthrough::unlinked(const shm::Attr& victim) {
   if (S_ISREG(victim.mode)) {
-    std::lock_guard lk(mutex_);
+    std::lock_guard lk(shard(victim.ino).mutex);
     settle_locked(victim.ino, victim.generation);
   }
   settle_store_pages();
 }
 
 int Passthrough::fd_locked(shm::Ino ino) {
-  if (auto it = table_.find(ino); it != table_.end()) return it->second.fd.get();
-  auto known = ids_.find(ino);
+  Shard& sh = shard(ino);
+  if (auto it = sh.table.find(ino); it != sh.table.end()) return it->second.fd.get();
+  auto known = known_id(ino);
   if (!known) return -1;
   // Open since before a restart: our descriptor died with the daemon; the name is kept.
   auto attr = store_.getattr(ino);
   if (!attr || attr.value().generation != known->generation) return -1;
   auto fd = open_backing_file(attr.value());
   if (!fd) return -1;
-  table_[ino] = Backing{known->generation, UniqueFd(fd.value())};
+  sh.table[ino] = Backing{known->generation, UniqueFd(fd.value())};
   return fd.value();
 }
 
 int Passthrough::fd_of(shm::Ino ino) {
-  std::lock_guard lk(mutex_);
+  std::lock_guard lk(shard(ino).mutex);
   return fd_locked(ino);
+}
+
+std::optional<BackingIds::Entry> Passthrough::known_id(shm::Ino ino) {
+  std::lock_guard lk(ids_mutex_);
+  return ids_.find(ino);
 }
 
 void Passthrough::overlay(shm::Attr& a) {
   if (!S_ISREG(a.mode)) return;
-  // By name, without mutex_: readdirplus calls this under the store's locks, and mutex_
-  // is held across store calls (open, release), so taking it here inverted the order
+  // By name, without a shard lock: readdirplus calls this under the store's locks, and the
+  // shard locks are held across store calls (open, release), so taking one inverted the order
   // (TSan). The name lasts as long as the inode has a link or an open.
   struct stat st {};
   std::string name = backing_name(a.ino, a.generation);
@@ -299,9 +318,10 @@ Result<void> Passthrough::apply(const shm::Attr& a, const shm::AttrChange& chang
   int fd = -1;
   UniqueFd own;
   {
-    std::lock_guard lk(mutex_);
-    auto it = table_.find(a.ino);
-    if (it != table_.end() && it->second.generation == a.generation) fd = it->second.fd.get();
+    Shard& sh = shard(a.ino);
+    std::lock_guard lk(sh.mutex);
+    auto it = sh.table.find(a.ino);
+    if (it != sh.table.end() && it->second.generation == a.generation) fd = it->second.fd.get();
   }
   if (fd < 0) {
     HC_TRY(opened, open_backing_file(a));

@@ -31,14 +31,17 @@
 // in the session record (fs/backing_ids.hpp), so that a restarted daemon gives an inode
 // that is still open the id the dead daemon got; the last open is the store's count (the
 // store's open handles are exactly once across restarts, and a RELEASE of a handle the
-// dead daemon opened comes to its successor), read under mutex_ after the store's
-// open/release, so that an open and a last release of one inode never cross. The name of
+// dead daemon opened comes to its successor), read under the inode's shard lock after the
+// store's open/release, so that an open and a last release of one inode never cross (an
+// open of one inode and the release of another, the next create beside the last one's
+// release, do not wait for each other's system calls). The name of
 // an unlinked file's backing file stays while the file is open, so that a restarted
 // daemon can reopen it (for fallocate, lseek, stat).
 #pragma once
 
 #include <sys/uio.h>
 
+#include <array>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -84,6 +87,9 @@ class Passthrough {
   // missing) gets or keeps its backing id, and this thread's next OPEN/CREATE reply
   // carries it (passthrough_patch_reply).
   Result<void> open(const shm::Attr& a);
+  // Whether this thread's last open() made the backing file (with the store's size and
+  // times, so that a reply needs nothing from it).
+  static bool made_backing_file() noexcept;
   // The same, for a reply written outside libfuse (O_TMPFILE, fs/tmpfile.cpp): the id
   // for the caller to put in it.
   Result<std::int32_t> open_unarmed(const shm::Attr& a);
@@ -128,10 +134,13 @@ class Passthrough {
     UniqueFd fd;
   };
   Result<int> open_backing_file(const shm::Attr& a);
-  // The descriptor of `ino` while it is open (reopened by name after a restart), -1 if none.
+  // The descriptor of `ino` while it is open (reopened by name after a restart), -1 if
+  // none; its shard locked.
   int fd_locked(shm::Ino ino);
-  // With mutex_ held, after the store's release or unlink of `ino`: what the store counts
-  // now decides whether the id, our descriptor and the backing file's name go.
+  // The recorded backing id of `ino` (ids_mutex_ taken for the look).
+  std::optional<BackingIds::Entry> known_id(shm::Ino ino);
+  // With the shard of `ino` locked, after the store's release or unlink of `ino`: what the
+  // store counts now decides whether the id, our descriptor and the backing file's name go.
   void settle_locked(shm::Ino ino, std::uint64_t generation);
   // At start: a backing file whose inode is gone or has neither a link nor an open left
   // (a daemon died between the store's change and the backing file's) goes; so do backing
@@ -143,12 +152,21 @@ class Passthrough {
   UniqueFd root_;
   shm::Store& store_;
   int fuse_fd_ = -1;
-  // Guards table_ and ids_. Taken after the store's open/release/unlink returned, and held
-  // across store reads (getattr): lock order mutex_ before the store's locks (the store
-  // never calls out), so it is never taken under them: overlay(Attr&), which readdirplus
-  // calls from inside the store, finds the backing file by name.
-  std::mutex mutex_;
-  std::unordered_map<shm::Ino, Backing> table_;
+  // Our descriptors by inode, in shards by inode number. A shard's mutex guards its table
+  // and orders everything done for one of its inodes (opens, last releases, unlinks). It
+  // is taken after the store's open/release/unlink returned, and held across store reads
+  // (getattr): lock order shard, ids_mutex_, then the store's locks (the store never calls
+  // out), so neither is taken under them: overlay(Attr&), which readdirplus calls from
+  // inside the store, finds the backing file by name.
+  struct Shard {
+    std::mutex mutex;
+    std::unordered_map<shm::Ino, Backing> table;
+  };
+  static constexpr std::size_t kShards = 64;
+  Shard& shard(shm::Ino ino) { return shards_[ino % kShards]; }
+  std::array<Shard, kShards> shards_;
+  // Guards ids_ (not thread-safe; its crash recovery needs one BACKING_OPEN at a time).
+  std::mutex ids_mutex_;
   BackingIds ids_;
   std::mutex charge_mutex_;  // guards mirror_ and mirrored_pages_; taken before mutex_
   UniqueFd mirror_;

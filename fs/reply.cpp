@@ -19,15 +19,21 @@ shm::Attr seen_attr(const Filesystem& fs, shm::Attr attr) {
   return attr;
 }
 
-fuse_entry_param entry_of(const Filesystem& fs, const shm::Attr& attr) {
+namespace {
+
+fuse_entry_param entry_with(const shm::Attr& attr) {
   fuse_entry_param e{};
   e.ino = attr.ino;
   e.generation = attr.generation;
-  e.attr = seen_attr(fs, attr).to_stat();
+  e.attr = attr.to_stat();
   e.attr_timeout = kAttrTimeout;
   e.entry_timeout = kEntryTimeout;
   return e;
 }
+
+}  // namespace
+
+fuse_entry_param entry_of(const Filesystem& fs, const shm::Attr& attr) { return entry_with(seen_attr(fs, attr)); }
 
 void close_handle(Filesystem& fs, shm::Ino ino, const shm::Request& req) {
   fs.store.release(ino, req);
@@ -42,7 +48,10 @@ void reply_entry(fuse_req_t req, const shm::Attr& attr) {
 
 void reply_create(fuse_req_t req, const shm::Attr& attr, const fuse_file_info* fi) {
   Filesystem& fs = filesystem_of(req);
-  fuse_entry_param e = entry_of(fs, attr);
+  // A backing file made by this create holds the store's attributes (size 0, the
+  // inode's times): nothing to read back from it.
+  bool fresh = fs.passthrough && fs.passthrough->made_backing_file();
+  fuse_entry_param e = fresh ? entry_with(attr) : entry_of(fs, attr);
   if (fuse_reply_create(req, &e, fi) != 0) {
     close_handle(fs, attr.ino);
     fs.store.forget(attr.ino, 1);
