@@ -171,7 +171,6 @@ void Passthrough::sweep_orphans() {
 
 Result<int> Passthrough::open_backing_file(const shm::Attr& a) {
   std::string name = backing_name(a.ino, a.generation);
-  t_made_backing_file = false;
   UniqueFd fd(::openat(root_.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_LARGEFILE, 0600));
   if (fd) {
     // A new backing file starts with the inode's times, not the moment of its first open.

@@ -168,7 +168,7 @@ class Passthrough {
   // Guards ids_ (not thread-safe; its crash recovery needs one BACKING_OPEN at a time).
   std::mutex ids_mutex_;
   BackingIds ids_;
-  std::mutex charge_mutex_;  // guards mirror_ and mirrored_pages_; taken before mutex_
+  std::mutex charge_mutex_;  // guards mirror_ and mirrored_pages_; never held with a shard's
   UniqueFd mirror_;
   std::uint64_t mirrored_pages_ = 0;
 };

@@ -63,20 +63,24 @@ void SlotTable::release(Tx& tx, std::uint32_t s) const {
   const std::uint32_t old = d_->spare_page;
   tx.set(d_->spare_page, static_cast<std::uint32_t>(page));
   if (group_empty(page)) punch_group(tx, page, page);
-  if (old != kNoNode && old != page && old / kGroupPages != page / kGroupPages && page_live_[old] == 0 &&
-      group_empty(old))
+  if (old != kNoNode && old != page && group_of(old) != group_of(page) && group_empty(old))
     tx.commit_punch(0, d_->slots_offset + old * kPage, kPage);
 }
 
+std::pair<std::uint64_t, std::uint64_t> SlotTable::group_of(std::uint64_t page) const noexcept {
+  const std::uint64_t first = page / kGroupPages * kGroupPages;
+  return {first, std::min<std::uint64_t>(first + kGroupPages, d_->pages)};
+}
+
 bool SlotTable::group_empty(std::uint64_t page) const noexcept {
-  const std::uint64_t first = page / kGroupPages * kGroupPages, end = std::min<std::uint64_t>(first + kGroupPages, d_->pages);
+  const auto [first, end] = group_of(page);
   for (std::uint64_t p = first; p < end; ++p)
     if (page_live_[p] != 0) return false;
   return true;
 }
 
 void SlotTable::punch_group(Tx& tx, std::uint64_t page, std::uint64_t keep) const {
-  const std::uint64_t first = page / kGroupPages * kGroupPages, end = std::min<std::uint64_t>(first + kGroupPages, d_->pages);
+  const auto [first, end] = group_of(page);
   auto punch = [&](std::uint64_t from, std::uint64_t to) {
     if (from < to) tx.commit_punch(0, d_->slots_offset + from * kPage, (to - from) * kPage);
   };
