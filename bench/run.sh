@@ -157,9 +157,10 @@ else
     # start_daemon BIN DIR LOG ARGS...: BIN's `serve` on DIR; its pid in STARTED, once it serves.
     # The daemon writes "ready\n" on fd 9 once it serves. A FIFO opened read-write here
     # never blocks the daemon and never gives us EOF, so the wait polls with a timeout
-    # and gives up as soon as the daemon is gone.
+    # and gives up as soon as the daemon is gone. bash reads a FIFO a byte at a time, and
+    # a read that times out after "rea" keeps those bytes in `part` only: they are kept.
     start_daemon() {
-        local bin="$1" dir="$2" log="$3" ready="" line
+        local bin="$1" dir="$2" log="$3" ready="" line="" part
         shift 3
         rm -f "$WORK/ready"
         mkfifo "$WORK/ready"
@@ -169,7 +170,12 @@ else
             "$dir" 2>"$log" &
         STARTED=$!
         for _ in $(seq 300); do
-            if read -r -t 0.1 -u 9 line && [ "$line" = ready ]; then ready=1; break; fi
+            if read -r -t 0.1 -u 9 part; then
+                [ "$line$part" = ready ] && { ready=1; break; }
+                line=""
+            else
+                line="$line$part"
+            fi
             kill -0 "$STARTED" 2>/dev/null || break
         done
         exec 9>&-
