@@ -264,9 +264,13 @@ void Tx::prepare(std::uint64_t offset, std::size_t n) {
 
   // Logged already in this tx (same start, at least as long)? Then the log holds the
   // bytes as they were when the tx began, which is all a rollback needs.
+  // The slot keeps one page's words side by side (a page hashed to a start, then its word
+  // index): a tx changes a few records and nodes, so its probes touch a few cache lines of
+  // the table instead of one each; the table is cold after the thread slept in read().
   auto& table = st_.logged;
   const std::size_t mask = table.size() - 1;
-  std::size_t i = static_cast<std::size_t>((offset >> 2) * 0x9e3779b97f4a7c15ull >> 40) & mask;
+  const std::uint64_t page_start = (offset >> 12) * 0x9e3779b97f4a7c15ull >> 40;
+  std::size_t i = static_cast<std::size_t>(page_start + ((offset & 4095) >> 3)) & mask;
   for (;; i = (i + 1) & mask) {
     auto& e = table[i];
     if (e.tx != st_.tx_number) break;
