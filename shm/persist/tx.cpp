@@ -269,8 +269,8 @@ void Tx::prepare(std::uint64_t offset, std::size_t n) {
   // the table instead of one each; the table is cold after the thread slept in read().
   auto& table = st_.logged;
   const std::size_t mask = table.size() - 1;
-  const std::uint64_t page_start = (offset >> 12) * 0x9e3779b97f4a7c15ull >> 40;
-  std::size_t i = static_cast<std::size_t>(page_start + ((offset & 4095) >> 3)) & mask;
+  const std::uint64_t page_start = (offset / kPage) * 0x9e3779b97f4a7c15ull >> 40;
+  std::size_t i = static_cast<std::size_t>(page_start + (offset % kPage) / 8) & mask;
   for (;; i = (i + 1) & mask) {
     auto& e = table[i];
     if (e.tx != st_.tx_number) break;
