@@ -24,9 +24,9 @@ namespace {
 void prepare_handle(fuse_file_info* fi) { fi->keep_cache = 1; }
 
 // --charge writer: a regular file's open gets its backing file (fs/passthrough.hpp).
-Result<void> open_backing(Filesystem& fs, const shm::Attr& attr) {
+Result<void> open_backing(Filesystem& fs, const shm::Attr& attr, Passthrough::Inode inode) {
   if (!fs.passthrough || !S_ISREG(attr.mode)) return success();
-  return fs.passthrough->open(attr);
+  return fs.passthrough->open(attr, inode);
 }
 
 // Passthrough writes never reach the daemon, so the store cannot drop setuid/setgid at an
@@ -65,12 +65,15 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto opened = fs.store.open(ino, request_of(req));
   if (!opened) return reply_error(req, opened.error(), "open", ino);
   drop_privileges_before_writes(req, fs, opened.value(), fi->flags);
-  if (auto backed = open_backing(fs, opened.value()); !backed) {
+  if (auto backed = open_backing(fs, opened.value(), Passthrough::Inode::kExisting); !backed) {
     close_handle(fs, ino);
     return reply_error(req, backed.error(), "open", ino);
   }
-  // Reads the cache answers never reach us: an open for reading stands for them.
-  if ((fi->flags & O_ACCMODE) != O_WRONLY) note_read(req, ino, fi->flags);
+  // Reads the cache answers never reach us: an open for reading stands for them. Not with
+  // passthrough: the kernel's reads keep the backing file's atime, which is the file's
+  // (Passthrough::overlay), so the store's would change nothing but cost a tx and a notify.
+  bool kernel_keeps_atime = fs.passthrough && S_ISREG(opened.value().mode);
+  if (!kernel_keeps_atime && (fi->flags & O_ACCMODE) != O_WRONLY) note_read(req, ino, fi->flags);
   prepare_handle(fi);
   // Not received (interrupted): the handle is closed again, as no request of the kernel's.
   if (fuse_reply_open(req, fi) != 0) close_handle(fs, ino);
@@ -81,7 +84,7 @@ void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   auto made = fs.store.create_and_open(parent, name, mode, caller_of(req), request_of(req));
   if (!made) return reply_error(req, made.error(), "create", parent);
   if (fs.passthrough) fs.passthrough->settle_store_pages();  // inherited ACLs (passthrough.hpp)
-  if (auto backed = open_backing(fs, made.value()); !backed) {
+  if (auto backed = open_backing(fs, made.value(), Passthrough::Inode::kCreated); !backed) {
     close_handle(fs, made.value().ino);
     fs.store.forget(made.value().ino, 1);
     return reply_error(req, backed.error(), "create", parent);

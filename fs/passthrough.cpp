@@ -169,8 +169,13 @@ void Passthrough::sweep_orphans() {
   }
 }
 
-Result<int> Passthrough::open_backing_file(const shm::Attr& a) {
+Result<int> Passthrough::open_backing_file(const shm::Attr& a, Inode inode) {
   std::string name = backing_name(a.ino, a.generation);
+  if (inode == Inode::kExisting) {
+    UniqueFd fd(::openat(root_.get(), name.c_str(), O_RDWR | O_CLOEXEC | O_LARGEFILE));
+    if (fd) return fd.release();
+    if (errno != ENOENT) return last_errc();
+  }
   UniqueFd fd(::openat(root_.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_LARGEFILE, 0600));
   if (fd) {
     // A new backing file starts with the inode's times, not the moment of its first open.
@@ -178,6 +183,7 @@ Result<int> Passthrough::open_backing_file(const shm::Attr& a) {
     t_made_backing_file = a.size == 0 && ::futimens(fd.get(), times) == 0;
     return fd.release();
   }
+  // It exists (a resent CREATE, or an open after a restart): the dead daemon made it.
   if (errno != EEXIST) return last_errc();
   fd = UniqueFd(::openat(root_.get(), name.c_str(), O_RDWR | O_CLOEXEC | O_LARGEFILE));
   if (!fd) return last_errc();
@@ -186,15 +192,15 @@ Result<int> Passthrough::open_backing_file(const shm::Attr& a) {
 
 bool Passthrough::made_backing_file() noexcept { return t_made_backing_file; }
 
-Result<void> Passthrough::open(const shm::Attr& a) {
+Result<void> Passthrough::open(const shm::Attr& a, Inode inode) {
   t_armed_backing_id = 0;
   t_made_backing_file = false;
-  HC_TRY(id, open_unarmed(a));
+  HC_TRY(id, open_unarmed(a, inode));
   t_armed_backing_id = id;
   return success();
 }
 
-Result<std::int32_t> Passthrough::open_unarmed(const shm::Attr& a) {
+Result<std::int32_t> Passthrough::open_unarmed(const shm::Attr& a, Inode inode) {
   if (!g_pt.negotiated.load()) return std::errc::operation_not_supported;
   Shard& sh = shard(a.ino);
   std::lock_guard lk(sh.mutex);
@@ -202,7 +208,7 @@ Result<std::int32_t> Passthrough::open_unarmed(const shm::Attr& a) {
   if (b.fd && b.generation != a.generation) b = Backing{};  // a stale slot reused
   b.generation = a.generation;
   if (!b.fd) {
-    auto fd = open_backing_file(a);
+    auto fd = open_backing_file(a, inode);
     if (!fd) {
       sh.table.erase(a.ino);
       return fd.error();
@@ -278,7 +284,7 @@ int Passthrough::fd_locked(shm::Ino ino) {
   // Open since before a restart: our descriptor died with the daemon; the name is kept.
   auto attr = store_.getattr(ino);
   if (!attr || attr.value().generation != known->generation) return -1;
-  auto fd = open_backing_file(attr.value());
+  auto fd = open_backing_file(attr.value(), Inode::kExisting);
   if (!fd) return -1;
   sh.table[ino] = Backing{known->generation, UniqueFd(fd.value())};
   return fd.value();
@@ -323,7 +329,7 @@ Result<void> Passthrough::apply(const shm::Attr& a, const shm::AttrChange& chang
     if (it != sh.table.end() && it->second.generation == a.generation) fd = it->second.fd.get();
   }
   if (fd < 0) {
-    HC_TRY(opened, open_backing_file(a));
+    HC_TRY(opened, open_backing_file(a, Inode::kExisting));
     own = UniqueFd(opened);
     fd = own.get();
   }

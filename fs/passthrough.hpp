@@ -74,6 +74,10 @@ Result<std::uint64_t> backing_bytes_used(int backing_root);
 
 class Passthrough {
  public:
+  // Whether the inode an open is for was made by the same request (CREATE, O_TMPFILE):
+  // then its backing file is made at once, else looked for first.
+  enum class Inode { kExisting, kCreated };
+
   // `ids`: the connection's backing ids (in the session record when a keeper holds one).
   Passthrough(UniqueFd backing_root, shm::Store& store, BackingIds ids);
   Passthrough(const Passthrough&) = delete;
@@ -86,13 +90,13 @@ class Passthrough {
   // An open of regular file `a`, counted by the store already: its backing file (made if
   // missing) gets or keeps its backing id, and this thread's next OPEN/CREATE reply
   // carries it (passthrough_patch_reply).
-  Result<void> open(const shm::Attr& a);
+  Result<void> open(const shm::Attr& a, Inode inode);
   // Whether this thread's last open() made the backing file (with the store's size and
   // times, so that a reply needs nothing from it).
   static bool made_backing_file() noexcept;
   // The same, for a reply written outside libfuse (O_TMPFILE, fs/tmpfile.cpp): the id
   // for the caller to put in it.
-  Result<std::int32_t> open_unarmed(const shm::Attr& a);
+  Result<std::int32_t> open_unarmed(const shm::Attr& a, Inode inode);
   // After the store released a handle of `ino`: when the store counts no open left, the
   // backing id and our descriptor go (and the backing file's name, if no link is left).
   void release(shm::Ino ino);
@@ -133,7 +137,9 @@ class Passthrough {
     std::uint64_t generation = 0;
     UniqueFd fd;
   };
-  Result<int> open_backing_file(const shm::Attr& a);
+  // Our descriptor of the backing file of `a`, made (with the inode's times) if missing:
+  // looked for first for an existing inode, made first for a created one.
+  Result<int> open_backing_file(const shm::Attr& a, Inode inode);
   // The descriptor of `ino` while it is open (reopened by name after a restart), -1 if
   // none; its shard locked.
   int fd_locked(shm::Ino ino);

@@ -80,7 +80,7 @@ int make_tmpfile(int fd, const fuse_in_header& in, const fuse_create_in& arg, Fi
     // --charge writer: through its backing file like every other open of a regular file
     // (the kernel refuses to mix passthrough and cached opens of one inode, which a
     // later open by name after linkat would be).
-    auto id = fs.passthrough->open_unarmed(a);
+    auto id = fs.passthrough->open_unarmed(a, Passthrough::Inode::kCreated);
     if (!id) {
       close_handle(fs, a.ino);
       fs.store.forget(a.ino, 1);

@@ -246,6 +246,22 @@ TEST_F(WriterRequests, ColdReadAndMappingSendNoReadOrWrite) {
   EXPECT_EQ(count_of(c, "OPEN"), 1) << "the workload's open was not seen: " << describe(c);
 }
 
+// An open for reading costs the OPEN alone: passthrough reads keep the file's atime in
+// its backing file, so the open moves no atime in the store, and invalidates no attribute
+// the kernel holds: a stat after it is answered from the kernel's cache.
+TEST_F(WriterRequests, AnOpenForReadingLeavesTheCachedAttributesValid) {
+  run([&] { return create_file(path("data"), 4096); });
+  struct stat cached {};  // the kernel holds the file's attributes from here on
+  ASSERT_EQ(::stat(path("data").c_str(), &cached), 0);
+  Counts c = run([&] {
+    UniqueFd fd(::open(path("data").c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    return fd && ::stat(path("data").c_str(), &st) == 0 ? 0 : 1;
+  });
+  EXPECT_EQ(count_of(c, "OPEN"), 1) << "the workload's open was not seen: " << describe(c);
+  EXPECT_EQ(count_of(c, "GETATTR"), 0) << describe(c);
+}
+
 struct MetadataCase {
   const char* name;
   int max_round_trips_per_op;  // the kernel's share, see the top of this file

@@ -88,5 +88,37 @@ TEST_F(WriterCharge, ATmpfileLinkedAndOpenedByNameSharesItsData) {
   });
 }
 
+
+// An open for reading changes no atime on tmpfs; the read does (relatime: the atime is
+// older than a day). Passthrough reads keep the backing file's atime, which is the
+// file's, so an open alone leaves it too (channel mode stands the open in for reads the
+// page cache answers, and moves it then).
+TEST_F(WriterCharge, AnOpenForReadingLeavesTheAtimeAndTheReadMovesIt) {
+  mount(1 << 20, 1024);
+  compare([](Trace& t) {
+    const timespec old_atime[2] = {{978307200, 0}, {0, UTIME_OMIT}};  // 2001-01-01
+    auto atime_is_old = [&](const std::string& label) {
+      struct stat st {};
+      t.rc("stat " + label, ::stat(t.p("f"), &st));
+      t.add(label + ": atime " + (st.st_atim.tv_sec == old_atime[0].tv_sec ? "old" : "moved"));
+    };
+    int fd = static_cast<int>(t.ok("create", ::open(t.p("f"), O_WRONLY | O_CREAT, 0644)));
+    t.rc("write", ::write(fd, "data", 4));
+    ::close(fd);
+    for (int flags : {O_RDONLY, O_RDWR}) {
+      const std::string how = flags == O_RDONLY ? "O_RDONLY" : "O_RDWR";
+      t.rc("touch -a -d 2001-01-01", ::utimensat(AT_FDCWD, t.p("f"), old_atime, 0));
+      fd = static_cast<int>(t.ok("open " + how, ::open(t.p("f"), flags)));
+      ::close(fd);
+      atime_is_old("after an open " + how + " and close");
+      fd = static_cast<int>(t.ok("open " + how + " again", ::open(t.p("f"), flags)));
+      char buf[8];
+      t.rc("read", ::read(fd, buf, sizeof buf));
+      ::close(fd);
+      atime_is_old("after a read through " + how);
+    }
+  });
+}
+
 }  // namespace
 }  // namespace hostchanfs::testing
