@@ -88,7 +88,6 @@ TEST_F(WriterCharge, ATmpfileLinkedAndOpenedByNameSharesItsData) {
   });
 }
 
-
 // An open for reading changes no atime on tmpfs; the read does (relatime: the atime is
 // older than a day). Passthrough reads keep the backing file's atime, which is the
 // file's, so an open alone leaves it too (channel mode stands the open in for reads the
