@@ -321,7 +321,8 @@ def ipc_stream(side: Side, cfg: Config) -> Result:
     r = helper_json([helper(cfg, "hostchanfs_bench_ipc"), "stream", "--dir", side.path,
                      "--seconds", str(cfg.seconds)])
     return {"ipc-stream": (r["value"], {"bytes": r["bytes"], "seconds": r["seconds"]}),
-            "ipc-attach": (r["attach_seconds"] * 1000, {"ring_bytes": 4 * MiB})}
+            "ipc-attach": (r["attach_seconds"] * 1000, {"ring_bytes": 4 * MiB,
+                                                        "split_us": r.get("attach_split", {})})}
 
 
 # ---- memory

@@ -7,8 +7,10 @@
 //
 // The clock starts once the child has opened, mapped and touched the file: what is timed
 // is the exchange itself. Attaching is a cost of its own, measured in the child from
-// open(2) to close(2) and reported as "attach_seconds" (on FUSE it is dominated by the
-// first write fault of every page and by the write-back that close(2) does).
+// open(2) to close(2) and reported as "attach_seconds", and by part as "attach_split"
+// (microseconds of open(2), mmap(2), the touch of every page, close(2)): on a channel the
+// first write fault of every page and the write-back that close(2) does dominate it; with
+// --charge writer, the OPEN's round trip and the RELEASE that close(2) queues.
 //
 // Waiting is a short spin, then a futex on a word of the shared page (FUTEX_WAIT without
 // FUTEX_PRIVATE_FLAG keys on the file page, so it works across processes): the spin keeps
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -79,11 +82,17 @@ struct Signal {
   }
 };
 
+// What attaching cost, by part (nanoseconds): open(2), mmap(2), touching every page, close(2).
+enum AttachPart { kOpen, kMap, kTouch, kClose, kAttachParts };
+constexpr const char* kAttachPartNames[kAttachParts] = {"open", "mmap", "touch", "close"};
+using AttachSplit = std::array<std::uint64_t, kAttachParts>;
+
 // The start of the shared header: the child says it has attached, and how long it took.
 struct Attach {
   Signal signal;
   std::atomic<std::uint32_t> ready{0};
   std::atomic<std::uint64_t> nanos{0};
+  std::atomic<std::uint64_t> split[kAttachParts] = {};
 };
 
 struct PingPongPage {
@@ -122,15 +131,26 @@ class SharedFile {
 
   // Opens and maps the file, then touches every page so that page faults (a FUSE READ
   // per page on first touch) stay out of the timed part.
-  Mapping map() const {
+  // `split`, if given, gets what each part took.
+  Mapping map(AttachSplit* split = nullptr) const {
+    auto lap = [split, last = Clock::now()](AttachPart part) mutable {
+      auto now = Clock::now();
+      if (split) (*split)[part] = static_cast<std::uint64_t>(std::chrono::nanoseconds(now - last).count());
+      last = now;
+    };
     UniqueFd fd(::open(path_.c_str(), O_RDWR | O_CLOEXEC));
     if (!fd) die("open " + path_, errno);
+    lap(kOpen);
     auto m = Mapping::map_shared(fd.get(), size_);
     if (!m) die("mmap " + path_, m.error());
+    lap(kMap);
     for (std::size_t off = 0; off < size_; off += 4096) {
       volatile std::byte* p = m.value().data() + off;
       *p = *p;
     }
+    lap(kTouch);
+    fd.reset();
+    lap(kClose);
     return std::move(m.value());
   }
 
@@ -139,19 +159,27 @@ class SharedFile {
   std::size_t size_;
 };
 
+struct Attached {
+  pid_t pid;
+  double seconds;  // open(2) to close(2)
+  nlohmann::json split;  // microseconds by part
+};
+
 // Runs child(mapping) in a child process that dies with its parent, once the child has
-// mapped the file itself; returns when the child is attached, with its pid and the
-// seconds attaching took. Header must start with an Attach.
+// mapped the file itself; returns when the child is attached, with its pid and what
+// attaching took. Header must start with an Attach.
 template <class Header, class Fn>
-std::pair<pid_t, double> spawn_attached(const SharedFile& file, Header* header, Fn child) {
+Attached spawn_attached(const SharedFile& file, Header* header, Fn child) {
   pid_t pid = ::fork();
   if (pid < 0) die("fork", errno);
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     auto start = Clock::now();
-    Mapping theirs = file.map();
+    AttachSplit split{};
+    Mapping theirs = file.map(&split);
     auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start);
     auto* h = reinterpret_cast<Header*>(theirs.data());
+    for (int part = 0; part < kAttachParts; ++part) h->attach.split[part].store(split[part]);
     h->attach.nanos.store(static_cast<std::uint64_t>(nanos.count()));
     h->attach.ready.store(1);
     h->attach.signal.notify();
@@ -159,7 +187,10 @@ std::pair<pid_t, double> spawn_attached(const SharedFile& file, Header* header, 
     ::_exit(0);
   }
   header->attach.signal.wait_until([&] { return header->attach.ready.load() != 0; });
-  return {pid, static_cast<double>(header->attach.nanos.load()) * 1e-9};
+  nlohmann::json split = nlohmann::json::object();
+  for (int part = 0; part < kAttachParts; ++part)
+    split[kAttachPartNames[part]] = static_cast<double>(header->attach.split[part].load()) * 1e-3;
+  return {pid, static_cast<double>(header->attach.nanos.load()) * 1e-9, std::move(split)};
 }
 
 void reap(pid_t pid) {
@@ -173,7 +204,7 @@ int pingpong(const std::string& dir, double seconds) {
   Mapping mine = file.map();
   auto* page = new (mine.data()) PingPongPage;
 
-  auto [child, attach_seconds] = spawn_attached(file, page, [](PingPongPage* p, std::byte*) {
+  auto [child, attach_seconds, attach_split] = spawn_attached(file, page, [](PingPongPage* p, std::byte*) {
     for (std::uint64_t expected = 1;; expected += 2) {
       p->signal.wait_until([&] {
         std::uint64_t s = p->seq.load();
@@ -200,7 +231,8 @@ int pingpong(const std::string& dir, double seconds) {
   page->signal.notify();
   reap(child);
   emit(static_cast<double>(trips) / elapsed, "round trips/s",
-       {{"round_trips", trips}, {"seconds", elapsed}, {"attach_seconds", attach_seconds}});
+       {{"round_trips", trips}, {"seconds", elapsed}, {"attach_seconds", attach_seconds},
+        {"attach_split", attach_split}});
   return 0;
 }
 
@@ -213,7 +245,7 @@ int stream(const std::string& dir, double seconds, std::size_t ring, std::size_t
 
   // The consumer copies every chunk out and checks its sequence number, so a torn or
   // stale read would fail the run rather than inflate the figure.
-  auto [child, attach_seconds] = spawn_attached(file, hdr, [&](RingHeader* h, std::byte* base) {
+  auto [child, attach_seconds, attach_split] = spawn_attached(file, hdr, [&](RingHeader* h, std::byte* base) {
     std::byte* data = base + kHeaderSize;
     std::vector<std::byte> out(chunk);
     for (std::uint64_t tail = 0;; tail += chunk) {
@@ -252,7 +284,8 @@ int stream(const std::string& dir, double seconds, std::size_t ring, std::size_t
   double elapsed = seconds_since(start);
   reap(child);
   emit(static_cast<double>(head) / (1 << 20) / elapsed, "MiB/s",
-       {{"bytes", head}, {"seconds", elapsed}, {"attach_seconds", attach_seconds}});
+       {{"bytes", head}, {"seconds", elapsed}, {"attach_seconds", attach_seconds},
+        {"attach_split", attach_split}});
   return 0;
 }
 
