@@ -14,6 +14,7 @@ Memory rows have an absolute target instead of a ratio.
 """
 
 import argparse
+import collections
 import contextlib
 import csv
 import ctypes
@@ -691,6 +692,24 @@ def summarize(samples: list[Sample], sides: list[Side], cfg: Config) -> list[Row
     return rows
 
 
+def writer_vs_channel_lines(samples: list[Sample]) -> list[str]:
+    """issue 17's metadata target compares the two hostchanfs modes with each other, not
+    with tmpfs: writer/channel per repetition (same CPU, same moment), the median."""
+    pairs = collections.defaultdict(dict)
+    for s in samples:
+        if s.result.startswith("meta-") and s.value and s.side in ("hostchanfs", "writer"):
+            pairs[(s.result, s.rep)][s.side] = s.value
+    by_result = collections.defaultdict(list)
+    for (result, _), v in pairs.items():
+        if "hostchanfs" in v and "writer" in v:
+            by_result[result].append(v["writer"] / v["hostchanfs"])
+    if not by_result:
+        return []
+    cells = [f"{r} {statistics.median(by_result[r]):.2f}" for r in sorted(by_result)]
+    return ["writer / channel, metadata rows (median of each repetition's pair; issue 17's "
+            "target: no worse than channel): " + ", ".join(cells)]
+
+
 def cell(st) -> str:
     if not st:
         return "-"
@@ -1001,6 +1020,9 @@ def main() -> int:
     rows = summarize(samples, sides, cfg)
     text = table_lines(rows, sides, markdown=False)
     md = table_lines(rows, sides, markdown=True)
+    if modes := writer_vs_channel_lines(samples):
+        text += [""] + modes
+        md += [""] + modes
     if store_rows:
         text += [""] + store_lines(store_rows)
         md += [""] + store_markdown(store_rows)

@@ -18,7 +18,8 @@
 # `--charge channel` (column "hostchanfs") and one `--charge writer` (column "writer",
 # FUSE passthrough; left out where the kernel cannot, with a note), in a private mount
 # namespace of its own, so nothing stays mounted whatever happens, runs every workload on
-# each (bench/harness.py), and prints the table. The results directory
+# each (bench/harness.py), and prints the table (under it, each metadata row's writer /
+# channel ratio, which issue 17's "no worse than channel" reads). The results directory
 # gets table.txt, table.md, results.json and results.csv (every repetition, with the
 # machine), and ratios.png.
 #

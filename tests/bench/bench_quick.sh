@@ -60,5 +60,20 @@ for row in doc["summary"]:
 for key in ("cores", "kernel", "libfuse", "loadavg_start"):
     if key not in doc["machine"]:
         sys.exit(f"bench.quick: results.json lacks machine.{key}")
+# issue 17's metadata target compares the two modes: the line under the table gives, per
+# meta-* row, the median of each repetition's writer/channel pair.
+table = open(os.path.join(os.path.dirname(sys.argv[1]), "table.txt")).read()
+line = next((l for l in table.splitlines() if l.startswith("writer / channel, metadata rows")), None)
+if line is None:
+    sys.exit("bench.quick: table.txt has no writer / channel line")
+shown = dict(item.rsplit(" ", 1) for item in line.split("): ", 1)[1].split(", "))
+for name in sorted(n for n in names if n.startswith("meta-")):
+    pairs = {}
+    for s in samples:
+        if s["result"] == name and s["value"] and s["side"] in ("hostchanfs", "writer"):
+            pairs.setdefault(s["rep"], {})[s["side"]] = s["value"]
+    want = statistics.median(p["writer"] / p["hostchanfs"] for p in pairs.values() if len(p) == 2)
+    if name not in shown or shown[name] != f"{want:.2f}":
+        sys.exit(f"bench.quick: writer / channel of {name} is {shown.get(name)}, not {want:.2f}")
 PY
 echo "bench.quick: ok"
