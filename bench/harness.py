@@ -14,7 +14,6 @@ Memory rows have an absolute target instead of a ratio.
 """
 
 import argparse
-import collections
 import contextlib
 import csv
 import ctypes
@@ -629,7 +628,8 @@ class Row:
     ratios: dict = field(default_factory=dict)   # every hostchanfs side -> its ratio to tmpfs
 
 
-def paired_ratio(samples: list[Sample], higher_is_better: bool, side: str = "hostchanfs") -> Optional[float]:
+def paired_ratio(samples: list[Sample], higher_is_better: bool, side: str = "hostchanfs",
+                 against: str = "tmpfs") -> Optional[float]:
     """The median of the per-repetition ratios. A ratio of the two sides' medians would
     pair a repetition on one CPU with one on another whenever the CPUs differ in speed
     (they do on a virtual machine, and not always the same one): an outlier on one side
@@ -638,8 +638,8 @@ def paired_ratio(samples: list[Sample], higher_is_better: bool, side: str = "hos
     for s in samples:
         if s.value is not None and s.value > 0:
             by_rep.setdefault(s.rep, {})[s.side] = s.value
-    ratios = [(r[side] / r["tmpfs"]) if higher_is_better else (r["tmpfs"] / r[side])
-              for r in by_rep.values() if "tmpfs" in r and side in r]
+    ratios = [(r[side] / r[against]) if higher_is_better else (r[against] / r[side])
+              for r in by_rep.values() if against in r and side in r]
     return statistics.median(ratios) if ratios else None
 
 
@@ -694,18 +694,15 @@ def summarize(samples: list[Sample], sides: list[Side], cfg: Config) -> list[Row
 
 def writer_vs_channel_lines(samples: list[Sample]) -> list[str]:
     """issue 17's metadata target compares the two hostchanfs modes with each other, not
-    with tmpfs: writer/channel per repetition (same CPU, same moment), the median."""
-    pairs = collections.defaultdict(dict)
-    for s in samples:
-        if s.result.startswith("meta-") and s.value and s.side in ("hostchanfs", "writer"):
-            pairs[(s.result, s.rep)][s.side] = s.value
-    by_result = collections.defaultdict(list)
-    for (result, _), v in pairs.items():
-        if "hostchanfs" in v and "writer" in v:
-            by_result[result].append(v["writer"] / v["hostchanfs"])
-    if not by_result:
+    with tmpfs: writer against channel, paired by repetition as every other ratio."""
+    cells = []
+    for result in sorted({s.result for s in samples if s.result.startswith("meta-")}):
+        ratio = paired_ratio([s for s in samples if s.result == result], SPECS[result].higher_is_better,
+                             "writer", against="hostchanfs")
+        if ratio is not None:
+            cells.append(f"{result} {ratio:.2f}")
+    if not cells:
         return []
-    cells = [f"{r} {statistics.median(by_result[r]):.2f}" for r in sorted(by_result)]
     return ["writer / channel, metadata rows (median of each repetition's pair; issue 17's "
             "target: no worse than channel): " + ", ".join(cells)]
 

@@ -23,9 +23,14 @@ namespace {
 // (With passthrough the reply is rewritten: the kernel's cache is then the backing file's.)
 void prepare_handle(fuse_file_info* fi) { fi->keep_cache = 1; }
 
-// --charge writer: a regular file's open gets its backing file (fs/passthrough.hpp).
+// --charge writer: the kernel moves a regular file's data (and keeps its atime) itself.
+bool through_passthrough(const Filesystem& fs, const shm::Attr& attr) {
+  return fs.passthrough && S_ISREG(attr.mode);
+}
+
+// Such a file's open gets its backing file (fs/passthrough.hpp).
 Result<void> open_backing(Filesystem& fs, const shm::Attr& attr, Passthrough::Inode inode) {
-  if (!fs.passthrough || !S_ISREG(attr.mode)) return success();
+  if (!through_passthrough(fs, attr)) return success();
   return fs.passthrough->open(attr, inode);
 }
 
@@ -72,8 +77,8 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // Reads the cache answers never reach us: an open for reading stands for them. Not with
   // passthrough: the kernel's reads keep the backing file's atime, which is the file's
   // (Passthrough::overlay), so the store's would change nothing but cost a tx and a notify.
-  bool kernel_keeps_atime = fs.passthrough && S_ISREG(opened.value().mode);
-  if (!kernel_keeps_atime && (fi->flags & O_ACCMODE) != O_WRONLY) note_read(req, ino, fi->flags);
+  if (!through_passthrough(fs, opened.value()) && (fi->flags & O_ACCMODE) != O_WRONLY)
+    note_read(req, ino, fi->flags);
   prepare_handle(fi);
   // Not received (interrupted): the handle is closed again, as no request of the kernel's.
   if (fuse_reply_open(req, fi) != 0) close_handle(fs, ino);

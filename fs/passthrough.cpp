@@ -171,23 +171,23 @@ void Passthrough::sweep_orphans() {
 
 Result<int> Passthrough::open_backing_file(const shm::Attr& a, Inode inode) {
   std::string name = backing_name(a.ino, a.generation);
+  auto open_named = [&](int extra) {
+    return ::openat(root_.get(), name.c_str(), O_RDWR | O_CLOEXEC | O_LARGEFILE | extra, 0600);
+  };
   if (inode == Inode::kExisting) {
-    UniqueFd fd(::openat(root_.get(), name.c_str(), O_RDWR | O_CLOEXEC | O_LARGEFILE));
-    if (fd) return fd.release();
+    if (int fd = open_named(0); fd >= 0) return fd;
     if (errno != ENOENT) return last_errc();
   }
-  UniqueFd fd(::openat(root_.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_LARGEFILE, 0600));
-  if (fd) {
+  if (int fd = open_named(O_CREAT | O_EXCL); fd >= 0) {
     // A new backing file starts with the inode's times, not the moment of its first open.
     timespec times[2] = {a.atime, a.mtime};
-    t_made_backing_file = a.size == 0 && ::futimens(fd.get(), times) == 0;
-    return fd.release();
+    t_made_backing_file = a.size == 0 && ::futimens(fd, times) == 0;
+    return fd;
   }
   // It exists (a resent CREATE, or an open after a restart): the dead daemon made it.
   if (errno != EEXIST) return last_errc();
-  fd = UniqueFd(::openat(root_.get(), name.c_str(), O_RDWR | O_CLOEXEC | O_LARGEFILE));
-  if (!fd) return last_errc();
-  return fd.release();
+  if (int fd = open_named(0); fd >= 0) return fd;
+  return last_errc();
 }
 
 bool Passthrough::made_backing_file() noexcept { return t_made_backing_file; }
