@@ -570,6 +570,8 @@ def measure(selected: list[Workload], sides: list[Side], cfg: Config) -> list[Sa
             # Alternate which side goes first, so neither always runs on a warmer machine.
             order = sides if rep % 2 == 0 else list(reversed(sides))
             cpu = cpus[rep % len(cpus)] if w.clients == 1 else None
+            # Where the repetition ran: its CPU, or (two clients) the one CPU of a --cpu run.
+            ran_on = cpu if cpu is not None or len(cpus) > 1 else cpus[0]
             for side in order:
                 head = f"[{i:2}/{len(selected)}] {w.name:<26} rep {rep + 1}/{cfg.reps} {side.name:<10}"
                 try:
@@ -580,7 +582,7 @@ def measure(selected: list[Workload], sides: list[Side], cfg: Config) -> list[Sa
                     for result, (value, extra) in results.items():
                         # The load next to each figure: on a shared machine, the first
                         # suspect when two repetitions disagree.
-                        extra = {**extra, "load1": round(os.getloadavg()[0], 2), "cpu": cpu}
+                        extra = {**extra, "load1": round(os.getloadavg()[0], 2), "cpu": ran_on}
                         samples.append(Sample(result, side.name, rep, value, SPECS[result].unit, extra))
                         progress(f"{head} {result:<22} {fmt(value)} {SPECS[result].unit}")
                 except (MeasureError, OSError, ValueError, KeyError) as e:
@@ -920,6 +922,12 @@ def machine(args) -> dict:
         "hostchanfs_bin": args.hostchanfs_bin,
         **({"baseline_bin": args.baseline_bin, "baseline_commit": build_commit(args.baseline_bin)}
            if args.baseline else {}),
+        # --cpu: the one CPU everything runs on (None: every CPU), and where each daemon may
+        # run, read from the daemon itself.
+        "pinned_cpu": args.cpu,
+        "daemon_cpus": {name: sorted(os.sched_getaffinity(pid)) for name, pid in
+                        (("hostchanfs", args.daemon_pid), ("writer", args.writer_daemon_pid),
+                         ("baseline", args.baseline_daemon_pid)) if pid},
     }
 
 
@@ -980,6 +988,8 @@ def main() -> int:
     p.add_argument("--out", required=True, help="results directory")
     p.add_argument("--command", default="", help="the command line, recorded with the results")
     p.add_argument("--source-dir", default="", help="source tree of the measured binaries")
+    p.add_argument("--cpu", type=int, default=None,
+                   help="the one CPU bench/run.sh --cpu put everything on (recorded, and said in the table)")
     args = p.parse_args()
 
     cfg = config(args)
@@ -1039,6 +1049,10 @@ def main() -> int:
               f"commit {info['commit']}"
               f"{', baseline ' + info['baseline_commit'] if 'baseline_commit' in info else ''}, load {info['loadavg_start'][0]:.2f}->{info['loadavg_end'][0]:.2f}, "
               f"{cfg.reps} reps, size {cfg.size // MiB} MiB, {info['duration_s']} s")
+    if args.cpu is not None:
+        # No request then waits for a halted CPU to wake: the ratios are of the work alone.
+        header += (f", everything on CPU {args.cpu} (--cpu): ratios of CPU work, "
+                   "not the targets' (they are read unpinned)")
 
     with open(os.path.join(args.out, "table.txt"), "w") as f:
         f.write("\n".join([header, note, ""] + text) + "\n")

@@ -2,7 +2,7 @@
 # hostchanfs against kernel tmpfs, side by side, on this machine. As root:
 #
 #   bench/run.sh [--quick] [--size SIZE] [--reps N] [--seconds S] [--only REGEX] [--out DIR]
-#                [--baseline BIN]
+#                [--baseline BIN] [--cpu N]
 #
 #   --quick        a short run (under two minutes); the full run takes under fifteen
 #   --size SIZE    size of each mount (default 1G; k/m/g suffixes)
@@ -13,6 +13,10 @@
 #   --baseline BIN another build's hostchanfs binary (e.g. of the commit before a change):
 #                  one more column, "baseline", its --charge channel mount measured in the
 #                  same repetitions, so that before and after meet the same machine
+#   --cpu N        everything (the programs, the daemons, the harness) on CPU N alone: no
+#                  request then waits for an idle CPU to wake, so a ratio is of the CPU
+#                  work alone, and on a noisy virtual machine two runs agree far better
+#                  (for deciding between two builds; the targets are read unpinned)
 #
 # It mounts a kernel tmpfs and two hostchanfs channels of the same size (mode 1777), one
 # `--charge channel` (column "hostchanfs") and one `--charge writer` (column "writer",
@@ -39,7 +43,7 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 fail_usage() { echo "bench/run.sh: $1" >&2; exit 2; }
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-QUICK="" SIZE="1G" REPS="" SECONDS_PER="" ONLY="" OUT="" BASELINE=""
+QUICK="" SIZE="1G" REPS="" SECONDS_PER="" ONLY="" OUT="" BASELINE="" PIN_CPU=""
 COMMAND="bench/run.sh $*"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -50,6 +54,7 @@ while [ $# -gt 0 ]; do
         --only) ONLY="${2:?--only needs a value}"; shift ;;
         --out) OUT="${2:?--out needs a value}"; shift ;;
         --baseline) BASELINE="${2:?--baseline needs a value}"; shift ;;
+        --cpu) PIN_CPU="${2:?--cpu needs a value}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) fail_usage "unknown argument '$1' (see --help)" ;;
     esac
@@ -76,6 +81,11 @@ SIZE_BYTES="$(size_bytes "$SIZE")" || fail_usage "--size '$SIZE' is not a size o
 if [ -n "$BASELINE" ]; then
     [ -x "$BASELINE" ] || fail_usage "--baseline '$BASELINE' is not an executable hostchanfs binary; build the other commit and pass its cli/hostchanfs"
     BASELINE="$(realpath "$BASELINE")"
+fi
+if [ -n "$PIN_CPU" ]; then
+    command -v taskset >/dev/null || fail_usage "--cpu needs 'taskset' (util-linux), which is missing"
+    { [[ "$PIN_CPU" =~ ^[0-9]+$ ]] && taskset -c "$PIN_CPU" true 2>/dev/null; } ||
+        fail_usage "--cpu '$PIN_CPU' is not a CPU this may run on (these are: $(taskset -pc $$ | sed 's/.*: //'))"
 fi
 [ "$(id -u)" = 0 ] || fail_usage "needs root (it mounts a tmpfs and a FUSE file system); run it with sudo"
 
@@ -108,10 +118,13 @@ if [ -z "${HOSTCHANFS_BENCH_IN_NAMESPACE:-}" ]; then
     export HOSTCHANFS_BENCH_SOURCE_DIR="${SOURCE_DIR:-$ROOT}"
     export HOSTCHANFS_BENCH_IN_NAMESPACE=1 HOSTCHANFS_BENCH_COMMAND="${COMMAND% }"
     # setpriv --pdeathsig: the inner script stops if whatever runs it goes away.
-    exec unshare --mount --propagation private -- setpriv --pdeathsig TERM -- "$0" \
+    # --cpu: taskset first, so that everything the inner script starts inherits the CPU.
+    exec ${PIN_CPU:+taskset -c "$PIN_CPU"} unshare --mount --propagation private -- \
+        setpriv --pdeathsig TERM -- "$0" \
         ${QUICK:+--quick} --size "$SIZE" \
         ${REPS:+--reps "$REPS"} ${SECONDS_PER:+--seconds "$SECONDS_PER"} \
-        ${ONLY:+--only "$ONLY"} ${OUT:+--out "$OUT"} ${BASELINE:+--baseline "$BASELINE"}
+        ${ONLY:+--only "$ONLY"} ${OUT:+--out "$OUT"} ${BASELINE:+--baseline "$BASELINE"} \
+        ${PIN_CPU:+--cpu "$PIN_CPU"}
 fi
 
 # ---- inside the private mount namespace: mount, measure, and tear everything down.
@@ -217,7 +230,8 @@ setpriv --pdeathsig TERM -- "$PYTHON" "$ROOT/bench/harness.py" \
     --hostchanfs-bin "$HOSTCHANFS_BIN" --bin-dir "$HOSTCHANFS_BENCH_BIN_DIR" \
     ${STORE_BENCH:+--store-bench "$STORE_BENCH"} --size "$SIZE_BYTES" ${QUICK:+--quick} \
     ${REPS:+--reps "$REPS"} ${SECONDS_PER:+--seconds "$SECONDS_PER"} ${ONLY:+--only "$ONLY"} \
-    --source-dir "$HOSTCHANFS_BENCH_SOURCE_DIR" --out "$OUT" --command "$COMMAND" &
+    --source-dir "$HOSTCHANFS_BENCH_SOURCE_DIR" --out "$OUT" --command "$COMMAND" \
+    ${PIN_CPU:+--cpu "$PIN_CPU"} &
 HARNESS_PID=$!
 rc=0
 wait "$HARNESS_PID" || rc=$?

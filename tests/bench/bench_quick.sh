@@ -60,6 +60,12 @@ for row in doc["summary"]:
 for key in ("cores", "kernel", "libfuse", "loadavg_start"):
     if key not in doc["machine"]:
         sys.exit(f"bench.quick: results.json lacks machine.{key}")
+# Unpinned, the daemons may run on every CPU this test may.
+if doc["machine"].get("pinned_cpu", "absent") is not None:
+    sys.exit(f"bench.quick: an unpinned run records pinned_cpu {doc['machine'].get('pinned_cpu', 'absent')}")
+daemons = doc["machine"].get("daemon_cpus", {})
+if sorted(daemons) != ["hostchanfs", "writer"] or any(c != sorted(os.sched_getaffinity(0)) for c in daemons.values()):
+    sys.exit(f"bench.quick: daemon_cpus {daemons}, expected both daemons on {sorted(os.sched_getaffinity(0))}")
 # issue 17's metadata target compares the two modes: the line under the table gives, per
 # meta-* row, the median of each repetition's writer/channel pair.
 table = open(os.path.join(os.path.dirname(sys.argv[1]), "table.txt")).read()
@@ -76,4 +82,31 @@ for name in sorted(n for n in names if n.startswith("meta-")):
     if name not in shown or shown[name] != f"{want:.2f}":
         sys.exit(f"bench.quick: writer / channel of {name} is {shown.get(name)}, not {want:.2f}")
 PY
+
+# --cpu N: the programs, the harness and the daemons (read from the daemons themselves)
+# all on CPU N, and the table says so.
+CPU="$(python3 -c 'import os; print(max(os.sched_getaffinity(0)))')"
+"$ROOT/bench/run.sh" --quick --size 64M --cpu "$CPU" --only '^meta-stat$' --out "$OUT/pinned"
+python3 - "$OUT/pinned/results.json" "$CPU" <<'PY'
+import json, os, sys
+doc, cpu = json.load(open(sys.argv[1])), int(sys.argv[2])
+m = doc["machine"]
+if m.get("pinned_cpu") != cpu:
+    sys.exit(f"bench.quick: --cpu {cpu} recorded pinned_cpu {m.get('pinned_cpu')}")
+if sorted(m.get("daemon_cpus", {})) != ["hostchanfs", "writer"] or any(c != [cpu] for c in m["daemon_cpus"].values()):
+    sys.exit(f"bench.quick: --cpu {cpu}, but the daemons may run on {m.get('daemon_cpus')}")
+ran = {s["extra"].get("cpu") for s in doc["samples"] if s["error"] is None}
+if not doc["samples"] or ran != {cpu}:
+    sys.exit(f"bench.quick: --cpu {cpu}, but repetitions ran on {ran}")
+head = open(os.path.join(os.path.dirname(sys.argv[1]), "table.txt")).readline()
+if f"everything on CPU {cpu} (--cpu)" not in head:
+    sys.exit(f"bench.quick: the table's first line does not say --cpu {cpu}: {head.strip()}")
+PY
+# A CPU this test may not run on: one line, exit 2, no results directory.
+rc=0
+"$ROOT/bench/run.sh" --quick --cpu 4096 --out "$OUT/bad" 2>"$OUT/bad.err" || rc=$?
+if [ "$rc" != 2 ] || [ "$(wc -l <"$OUT/bad.err")" != 1 ] || ! grep -q "^bench/run.sh: --cpu '4096' is not a CPU" "$OUT/bad.err" ||
+    [ -e "$OUT/bad" ]; then
+    echo "bench.quick: --cpu 4096 gave exit $rc and: $(cat "$OUT/bad.err")" >&2; exit 1
+fi
 echo "bench.quick: ok"
