@@ -15,8 +15,9 @@
 #                  same repetitions, so that before and after meet the same machine
 #   --cpu N        everything (the programs, the daemons, the harness) on CPU N alone: no
 #                  request then waits for an idle CPU to wake, so a ratio is of the CPU
-#                  work alone, and on a noisy virtual machine two runs agree far better
-#                  (for deciding between two builds; the targets are read unpinned)
+#                  work alone, and on a noisy virtual machine two daemons of one build
+#                  agree far better (for deciding between two builds; the targets are
+#                  read unpinned)
 #
 # It mounts a kernel tmpfs and two hostchanfs channels of the same size (mode 1777), one
 # `--charge channel` (column "hostchanfs") and one `--charge writer` (column "writer",
