@@ -536,6 +536,13 @@ class Sample:
     error: Optional[str] = None
 
 
+def pinned_cpu() -> Optional[int]:
+    """The one CPU this process (and all it starts) may run on, as bench/run.sh --cpu sets
+    it; None when it may use more than one, or the machine has only one."""
+    allowed = os.sched_getaffinity(0)
+    return next(iter(allowed)) if len(allowed) == 1 and (os.cpu_count() or 1) > 1 else None
+
+
 @contextlib.contextmanager
 def pinned_to(cpu: Optional[int]):
     """Runs this process, and so every client it starts, on `cpu` alone (None: on every
@@ -557,6 +564,7 @@ def measure(selected: list[Workload], sides: list[Side], cfg: Config) -> list[Sa
     # read 0.60 or 0.90 by luck. So within a repetition both sides' one-client workloads
     # run on the same CPU, and the CPU rotates with the repetition: like against like.
     cpus = sorted(os.sched_getaffinity(0))
+    everything_on = pinned_cpu()
     for i, w in enumerate(selected, 1):
         failed_prepare = {}
         for side in sides:
@@ -571,7 +579,7 @@ def measure(selected: list[Workload], sides: list[Side], cfg: Config) -> list[Sa
             order = sides if rep % 2 == 0 else list(reversed(sides))
             cpu = cpus[rep % len(cpus)] if w.clients == 1 else None
             # Where the repetition ran: its CPU, or (two clients) the one CPU of a --cpu run.
-            ran_on = cpu if cpu is not None or len(cpus) > 1 else cpus[0]
+            ran_on = cpu if cpu is not None else everything_on
             for side in order:
                 head = f"[{i:2}/{len(selected)}] {w.name:<26} rep {rep + 1}/{cfg.reps} {side.name:<10}"
                 try:
@@ -924,7 +932,7 @@ def machine(args) -> dict:
            if args.baseline else {}),
         # --cpu: the one CPU everything runs on (None: every CPU), and where each daemon may
         # run, read from the daemon itself.
-        "pinned_cpu": args.cpu,
+        "pinned_cpu": pinned_cpu(),
         "daemon_cpus": {name: sorted(os.sched_getaffinity(pid)) for name, pid in
                         (("hostchanfs", args.daemon_pid), ("writer", args.writer_daemon_pid),
                          ("baseline", args.baseline_daemon_pid)) if pid},
@@ -988,8 +996,6 @@ def main() -> int:
     p.add_argument("--out", required=True, help="results directory")
     p.add_argument("--command", default="", help="the command line, recorded with the results")
     p.add_argument("--source-dir", default="", help="source tree of the measured binaries")
-    p.add_argument("--cpu", type=int, default=None,
-                   help="the one CPU bench/run.sh --cpu put everything on (recorded, and said in the table)")
     args = p.parse_args()
 
     cfg = config(args)
@@ -1049,9 +1055,9 @@ def main() -> int:
               f"commit {info['commit']}"
               f"{', baseline ' + info['baseline_commit'] if 'baseline_commit' in info else ''}, load {info['loadavg_start'][0]:.2f}->{info['loadavg_end'][0]:.2f}, "
               f"{cfg.reps} reps, size {cfg.size // MiB} MiB, {info['duration_s']} s")
-    if args.cpu is not None:
+    if info["pinned_cpu"] is not None:
         # No request then waits for a halted CPU to wake: the ratios are of the work alone.
-        header += (f", everything on CPU {args.cpu} (--cpu): ratios of CPU work, "
+        header += (f", everything on CPU {info['pinned_cpu']} (--cpu): ratios of CPU work, "
                    "not the targets' (they are read unpinned)")
 
     with open(os.path.join(args.out, "table.txt"), "w") as f:

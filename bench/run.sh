@@ -119,13 +119,13 @@ if [ -z "${HOSTCHANFS_BENCH_IN_NAMESPACE:-}" ]; then
     export HOSTCHANFS_BENCH_SOURCE_DIR="${SOURCE_DIR:-$ROOT}"
     export HOSTCHANFS_BENCH_IN_NAMESPACE=1 HOSTCHANFS_BENCH_COMMAND="${COMMAND% }"
     # setpriv --pdeathsig: the inner script stops if whatever runs it goes away.
-    # --cpu: taskset first, so that everything the inner script starts inherits the CPU.
+    # --cpu: taskset first, so that everything the inner script starts inherits the CPU
+    # (the harness reads it back from its own affinity).
     exec ${PIN_CPU:+taskset -c "$PIN_CPU"} unshare --mount --propagation private -- \
         setpriv --pdeathsig TERM -- "$0" \
         ${QUICK:+--quick} --size "$SIZE" \
         ${REPS:+--reps "$REPS"} ${SECONDS_PER:+--seconds "$SECONDS_PER"} \
-        ${ONLY:+--only "$ONLY"} ${OUT:+--out "$OUT"} ${BASELINE:+--baseline "$BASELINE"} \
-        ${PIN_CPU:+--cpu "$PIN_CPU"}
+        ${ONLY:+--only "$ONLY"} ${OUT:+--out "$OUT"} ${BASELINE:+--baseline "$BASELINE"}
 fi
 
 # ---- inside the private mount namespace: mount, measure, and tear everything down.
@@ -231,8 +231,7 @@ setpriv --pdeathsig TERM -- "$PYTHON" "$ROOT/bench/harness.py" \
     --hostchanfs-bin "$HOSTCHANFS_BIN" --bin-dir "$HOSTCHANFS_BENCH_BIN_DIR" \
     ${STORE_BENCH:+--store-bench "$STORE_BENCH"} --size "$SIZE_BYTES" ${QUICK:+--quick} \
     ${REPS:+--reps "$REPS"} ${SECONDS_PER:+--seconds "$SECONDS_PER"} ${ONLY:+--only "$ONLY"} \
-    --source-dir "$HOSTCHANFS_BENCH_SOURCE_DIR" --out "$OUT" --command "$COMMAND" \
-    ${PIN_CPU:+--cpu "$PIN_CPU"} &
+    --source-dir "$HOSTCHANFS_BENCH_SOURCE_DIR" --out "$OUT" --command "$COMMAND" &
 HARNESS_PID=$!
 rc=0
 wait "$HARNESS_PID" || rc=$?
