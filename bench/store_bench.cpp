@@ -109,6 +109,59 @@ void BM_CreateUnlink(benchmark::State& state) {
 }
 BENCHMARK(BM_CreateUnlink);
 
+// mkdir and rmdir as the FUSE bench's meta-mkdir / meta-rmdir drive them: kBatch
+// subdirectories of one directory, made in order and removed in the order they were made,
+// each call with a request id (so that its outcome is kept for a resend, as FUSE's are).
+// The other half of each batch runs with the timer paused.
+constexpr std::uint64_t kBatch = 5000;
+
+bool make_dirs(Store& store, Ino dir, std::uint64_t& unique) {
+  for (std::uint64_t i = 0; i < kBatch; ++i) {
+    auto attr = store.mkdir(dir, name_of(i), 0755, kRootCaller, shm::Request{++unique});
+    if (!attr) return false;
+    store.forget(attr.value().ino, 1);
+  }
+  return true;
+}
+
+bool remove_dirs(Store& store, Ino dir, std::uint64_t& unique) {
+  for (std::uint64_t i = 0; i < kBatch; ++i)
+    if (!store.rmdir(dir, name_of(i), shm::Request{++unique})) return false;
+  return true;
+}
+
+void BM_Mkdir(benchmark::State& state) {
+  auto store = make_store(state);
+  if (!store) return;
+  auto dir = store->mkdir(kRootIno, "w", 0755, kRootCaller);
+  if (!dir) return state.SkipWithError("mkdir failed");
+  std::uint64_t unique = 0;
+  for (auto _ : state) {
+    if (!make_dirs(*store, dir.value().ino, unique)) return state.SkipWithError("mkdir failed");
+    state.PauseTiming();
+    if (!remove_dirs(*store, dir.value().ino, unique)) return state.SkipWithError("rmdir failed");
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
+}
+BENCHMARK(BM_Mkdir)->Unit(benchmark::kMillisecond);
+
+void BM_Rmdir(benchmark::State& state) {
+  auto store = make_store(state);
+  if (!store) return;
+  auto dir = store->mkdir(kRootIno, "w", 0755, kRootCaller);
+  if (!dir) return state.SkipWithError("mkdir failed");
+  std::uint64_t unique = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    if (!make_dirs(*store, dir.value().ino, unique)) return state.SkipWithError("mkdir failed");
+    state.ResumeTiming();
+    if (!remove_dirs(*store, dir.value().ino, unique)) return state.SkipWithError("rmdir failed");
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
+}
+BENCHMARK(BM_Rmdir)->Unit(benchmark::kMillisecond);
+
 // Writes of state.range(0) bytes cycling over kFileSpan: the first pass allocates pages,
 // later passes overwrite them, as a long-running writer does.
 void BM_Write(benchmark::State& state) {
