@@ -3,7 +3,8 @@
 // page map ((ino, page index) -> data page), directory entries by cookie ((dir, cookie) ->
 // entry slot) and by name hash ((dir, hash(name), slot), no value), the dedupe index.
 //
-// Node layout (format.hpp NodeHeader, then an array of entries):
+// Node layout (format.hpp NodeHeader, then an array of entry slots; the entries are the
+// slots [start, start + count), start + count <= the level's cap):
 //   leaf   {K key; V value}[count], keys strictly increasing
 //   inner  {K key; u32 child}[count] (count = children); entry 0's key is unused; for
 //          i >= 1 key[i] is a lower bound of child i and above every key of child i - 1
@@ -18,6 +19,14 @@
 //   workload (btree_max_nodes): a tree of E entries uses at most about E / (leaf_cap / 2)
 //   pages; erase rebalances (redistributes or merges) so the bound holds after any mix of
 //   inserts and erases.
+//
+// Moving entries inside a node costs their bytes twice (the undo log copies what they
+// overwrite), so a change moves the shorter side: a removal near the front moves the
+// entries before it up and raises start, one near the back moves those after it down; an
+// insert moves the entries before it down into the front gap or those after it up. A
+// node whose back is full takes a back insert by closing its whole front gap at once, so
+// a queue-like tree (the cookie tree: appended at the back, removed from the front) moves
+// each entry about once per gap instead of once per removal.
 //
 // Crash rules: every node change goes through the Tx: an insert into a node logs the
 // shifted range and the new slot; a split copies into a fresh page (no undo) and logs the
@@ -296,15 +305,16 @@ class BTree {
   friend class Cursor;
 
   NodeHeader* node(std::uint32_t id) const noexcept { return reinterpret_cast<NodeHeader*>(arena_.page(id)); }
-  static Leaf* leaves(const NodeHeader* n) noexcept {
-    return reinterpret_cast<Leaf*>(reinterpret_cast<std::byte*>(const_cast<NodeHeader*>(n)) + sizeof(NodeHeader));
-  }
-  static Inner* inners(const NodeHeader* n) noexcept {
-    return reinterpret_cast<Inner*>(reinterpret_cast<std::byte*>(const_cast<NodeHeader*>(n)) + sizeof(NodeHeader));
+  static Leaf* leaves(const NodeHeader* n) noexcept { return entries<Leaf>(n); }
+  static Inner* inners(const NodeHeader* n) noexcept { return entries<Inner>(n); }
+  // Slot 0 of the payload; the entries begin at slot n->start.
+  template <class E>
+  static E* slots(const NodeHeader* n) noexcept {
+    return reinterpret_cast<E*>(reinterpret_cast<std::byte*>(const_cast<NodeHeader*>(n)) + sizeof(NodeHeader));
   }
   template <class E>
   static E* entries(const NodeHeader* n) noexcept {
-    return reinterpret_cast<E*>(reinterpret_cast<std::byte*>(const_cast<NodeHeader*>(n)) + sizeof(NodeHeader));
+    return slots<E>(n) + n->start;
   }
   std::uint32_t cap(std::uint32_t level) const noexcept { return level ? d_->inner_cap : d_->leaf_cap; }
   std::uint32_t min_fill(std::uint32_t level) const noexcept { return cap(level) / 2; }
@@ -359,7 +369,7 @@ class BTree {
   std::uint32_t alloc_node(Tx& tx, std::uint32_t level, std::uint16_t count) {
     auto page = arena_.alloc(tx);
     if (!page) fatal("tree arena exhausted after the space check");  // insert() checked
-    NodeHeader h{kNodeMagic, count, static_cast<std::uint8_t>(level), static_cast<std::uint8_t>(index_), 0};
+    NodeHeader h{kNodeMagic, count, 0, static_cast<std::uint8_t>(level), static_cast<std::uint8_t>(index_), 0, 0};
     tx.fresh(node(*page), &h, sizeof h);
     tx.set(d_->nodes, d_->nodes + 1);
     return *page;
@@ -371,12 +381,31 @@ class BTree {
   void set_count(Tx& tx, NodeHeader* n, std::uint32_t count) {
     tx.set(n->count, static_cast<std::uint16_t>(count));
   }
+  // count and start side by side: one logged write when both change.
+  void set_shape(Tx& tx, NodeHeader* n, std::uint32_t count, std::uint32_t start) {
+    if (start == n->start) return set_count(tx, n, count);
+    const std::uint16_t shape[2] = {static_cast<std::uint16_t>(count), static_cast<std::uint16_t>(start)};
+    tx.write(&n->count, shape, sizeof shape);
+  }
+  // Move the entries of n to slot 0 (before an append that needs the room at the back).
+  template <class E>
+  void close_gap(Tx& tx, NodeHeader* n) {
+    if (n->start == 0) return;
+    if (n->count) tx.move(slots<E>(n), entries<E>(n), n->count * sizeof(E));
+    set_shape(tx, n, n->count, 0);
+  }
 
   template <class E>
   void remove_range(Tx& tx, NodeHeader* n, std::uint32_t a, std::uint32_t b) {
     E* e = entries<E>(n);
-    if (b < n->count) tx.move(&e[a], &e[b], (n->count - b) * sizeof(E));
-    set_count(tx, n, n->count - (b - a));
+    const std::uint32_t count = n->count, k = b - a;
+    if (a < count - b) {  // fewer entries before the range: they move up
+      if (a) tx.move(&e[k], &e[0], a * sizeof(E));
+      set_shape(tx, n, count - k, n->start + k);
+      return;
+    }
+    if (b < count) tx.move(&e[a], &e[b], (count - b) * sizeof(E));
+    set_count(tx, n, count - k);
   }
 
   // Insert `entry` at `pos` of the node at `level` of `path`, splitting up the path.
@@ -384,14 +413,28 @@ class BTree {
   void insert_entry(Tx& tx, const Path& path, std::uint32_t level, std::uint32_t pos, const E& entry) {
     NodeHeader* n = node(path.node[level]);
     E* e = entries<E>(n);
-    const std::uint32_t count = n->count;
+    const std::uint32_t count = n->count, start = n->start;
     if (count < cap(level)) {
-      if (pos < count) tx.move(&e[pos + 1], &e[pos], (count - pos) * sizeof(E));
-      tx.write(&e[pos], &entry, sizeof(E));
-      set_count(tx, n, count + 1);
+      const bool back_room = start + count < cap(level), front_half = pos < count - pos;
+      if (back_room && (start == 0 || !front_half)) {  // the entries after pos move up
+        if (pos < count) tx.move(&e[pos + 1], &e[pos], (count - pos) * sizeof(E));
+        tx.write(&e[pos], &entry, sizeof(E));
+        set_count(tx, n, count + 1);
+      } else if (front_half) {  // the entries before pos move down into the gap
+        if (pos) tx.move(&e[-1], &e[0], pos * sizeof(E));
+        tx.write(&e[static_cast<std::ptrdiff_t>(pos) - 1], &entry, sizeof(E));
+        set_shape(tx, n, count + 1, start - 1);
+      } else {  // the back is full: close the whole gap, leaving a slot at pos
+        E* s0 = slots<E>(n);
+        if (pos) tx.move(s0, e, pos * sizeof(E));
+        tx.move(&s0[pos + 1], &e[pos], (count - pos) * sizeof(E));
+        tx.write(&s0[pos], &entry, sizeof(E));
+        set_shape(tx, n, count + 1, 0);
+      }
       return;
     }
-    // Split: count + 1 entries, the first s stay, the rest go to a fresh right node.
+    // Split: count + 1 entries, the first s stay, the rest go to a fresh right node (a
+    // full node has no gap: start + count <= cap).
     const std::uint32_t s = (count + 1) / 2;
     std::uint32_t right = alloc_node(tx, level, static_cast<std::uint16_t>(count + 1 - s));
     E* r = entries<E>(node(right));
@@ -458,6 +501,10 @@ class BTree {
     const std::uint32_t lc = ln->count, rc = rn->count, total = lc + rc;
     const K sep = inners(parent)[ri].key;
     if (total <= cap(level)) {
+      if (ln->start + total > cap(level)) {
+        close_gap<E>(tx, ln);
+        l = entries<E>(ln);
+      }
       tx.write(&l[lc], r, rc * sizeof(E));
       if constexpr (inner) tx.set(l[lc].key, sep);
       set_count(tx, ln, total);
@@ -468,20 +515,29 @@ class BTree {
     const std::uint32_t want_left = total / 2;
     if (lc < want_left) {  // from the front of right to the end of left
       const std::uint32_t k = want_left - lc;
+      if (ln->start + want_left > cap(level)) {
+        close_gap<E>(tx, ln);
+        l = entries<E>(ln);
+      }
       tx.write(&l[lc], r, k * sizeof(E));
       if constexpr (inner) tx.set(l[lc].key, sep);
-      tx.move(&r[0], &r[k], (rc - k) * sizeof(E));
       set_count(tx, ln, lc + k);
-      set_count(tx, rn, rc - k);
+      set_shape(tx, rn, rc - k, rn->start + k);  // right's first k just leave
     } else {  // from the end of left to the front of right
       const std::uint32_t k = lc - want_left;
-      tx.move(&r[k], &r[0], rc * sizeof(E));
-      tx.write(&r[0], &l[lc - k], k * sizeof(E));
-      if constexpr (inner) tx.set(r[k].key, sep);
+      if (rn->start >= k) {  // into right's gap
+        tx.write(&r[-static_cast<std::ptrdiff_t>(k)], &l[lc - k], k * sizeof(E));
+        set_shape(tx, rn, rc + k, rn->start - k);
+      } else {
+        E* s0 = slots<E>(rn);
+        tx.move(&s0[k], r, rc * sizeof(E));
+        tx.write(s0, &l[lc - k], k * sizeof(E));
+        set_shape(tx, rn, rc + k, 0);
+      }
+      if constexpr (inner) tx.set(entries<E>(rn)[k].key, sep);
       set_count(tx, ln, lc - k);
-      set_count(tx, rn, rc + k);
     }
-    const K new_sep = r[0].key;
+    const K new_sep = entries<E>(rn)[0].key;
     tx.set(inners(parent)[ri].key, new_sep);
     return false;
   }
@@ -506,6 +562,10 @@ class BTree {
       if (n->count < min || n->count > t.cap(level))
         return ctx.fail(where() + " (level " + std::to_string(level) + ") has " + std::to_string(n->count) +
                         " entries, outside [" + std::to_string(min) + ", " + std::to_string(t.cap(level)) + "]");
+      if (n->start + n->count > t.cap(level))
+        return ctx.fail(where() + " (level " + std::to_string(level) + ") holds entries in slots " +
+                        std::to_string(n->start) + " to " + std::to_string(n->start + n->count - 1) +
+                        ", past its cap of " + std::to_string(t.cap(level)));
       if (level == 0) {
         const Leaf* e = leaves(n);
         for (std::uint32_t i = 0; i < n->count; ++i) {

@@ -32,7 +32,7 @@ namespace hostchanfs::shm::persist {
 
 inline constexpr std::uint64_t kPage = 4096;
 inline constexpr char kRegionMagic[8] = {'H', 'C', 'P', 'E', 'R', 'S', 'I', 'S'};
-inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::uint32_t kFormatVersion = 3;
 
 inline constexpr std::size_t kMaxPools = 4;    // pool 0 is the arena
 inline constexpr std::size_t kMaxTables = 8;
@@ -146,14 +146,20 @@ static_assert(sizeof(LogRecord) == 16);
 // --- B+tree nodes ----------------------------------------------------------------------
 inline constexpr std::uint32_t kNodeMagic = 0x4e545048;  // "HPTN"
 
+// A node's entries are the slots [start, start + count) of its payload (start + count is
+// at most the tree's cap for the level): a removal near the front moves the front part
+// up and raises start instead of moving everything behind it down (btree.hpp).
 struct NodeHeader {
   std::uint32_t magic;
   std::uint16_t count;  // entries (leaf) or children (inner)
+  std::uint16_t start;  // the slot of entry 0; beside count, so both change in one write
   std::uint8_t level;   // 0: leaf
   std::uint8_t tree;    // the tree's index, for the checker
-  std::uint64_t reserved;
+  std::uint16_t reserved0;
+  std::uint32_t reserved;
 };
 static_assert(sizeof(NodeHeader) == 16);
+static_assert(offsetof(NodeHeader, start) == offsetof(NodeHeader, count) + sizeof(std::uint16_t));
 inline constexpr std::size_t kNodePayload = kPage - sizeof(NodeHeader);
 
 }  // namespace hostchanfs::shm::persist

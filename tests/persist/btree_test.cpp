@@ -212,6 +212,45 @@ TEST(BTree, ErasingGivesNodesBack) {
   EXPECT_TRUE(deep) << deep.error().what;  // every freed node was punched
 }
 
+// A node moves the shorter side of a change, and a queue (appends at the back, removals
+// from the front, as the cookie tree of a directory emptied in creation order sees) moves
+// almost nothing: the undo log of one removal holds a few header words, not the half
+// node (about 2 KB of a 255-entry leaf) that moving every entry behind it would log.
+TEST(BTree, QueueOrderRemovalsLogAFewWords) {
+  TestRegion r;
+  U64Tree t(r.region(), kWide);
+  const std::uint64_t n = 20000;
+  {
+    Tx tx(r.region());
+    for (std::uint64_t k = 0; k < n; ++k) ASSERT_TRUE(t.insert(tx, k, k));
+    tx.commit();
+  }
+  auto logged_per_op = [&](std::uint64_t first, std::uint64_t ops, bool append) {
+    std::uint64_t bytes = 0;
+    for (std::uint64_t k = first; k < first + ops; ++k) {
+      Tx tx(r.region());
+      EXPECT_EQ(t.erase(tx, k), std::optional<std::uint64_t>(k));
+      if (append) {
+        EXPECT_TRUE(t.insert(tx, n + k - first, n + k - first).value());
+      }
+      bytes += tx.log_used();
+      tx.commit();
+    }
+    return bytes / ops;
+  };
+  const std::uint64_t removals = logged_per_op(0, n / 2, false);
+  const std::uint64_t queue = logged_per_op(n / 2, n / 4, true);
+  EXPECT_LT(removals, 256u) << "bytes logged per removal from the front";
+  EXPECT_LT(queue, 512u) << "bytes logged per removal from the front and append at the back";
+  auto ok = r->check();
+  ASSERT_TRUE(ok) << ok.error().what;
+  Map model;
+  for (std::uint64_t k = 3 * n / 4; k < n + n / 4; ++k) model.emplace(k, k);
+  ASSERT_NO_FATAL_FAILURE(expect_same(t, model));
+  ASSERT_TRUE(r.reattach());
+  ASSERT_NO_FATAL_FAILURE(expect_same(U64Tree(r.region(), kWide), model));
+}
+
 // A chunked range erase: each tx stops after max entries and says whether more are left.
 TEST(BTree, RangeEraseInChunksOfBoundedTxs) {
   TestRegion r;

@@ -54,6 +54,11 @@ T* at(Region& r, std::uint64_t offset) {
 NodeHeader* root_of(Region& r, std::size_t tree) {
   return reinterpret_cast<NodeHeader*>(PagePool(r, 0).page(r.header().tree[tree].root));
 }
+// A node's entries begin at slot `start` of its payload.
+template <class E>
+E* node_entries(NodeHeader* n) {
+  return reinterpret_cast<E*>(n + 1) + n->start;
+}
 
 TEST(Attach, APopulatedRegionAttachesAndChecksDeep) {
   TestRegion r;
@@ -155,7 +160,7 @@ TEST(Attach, RefusesANodeWithoutItsMagic) {
 TEST(Attach, RefusesKeysOutOfOrder) {
   expect_refused(
       [](Region& r) {
-        auto* e = reinterpret_cast<U64Tree::Leaf*>(root_of(r, kFiles) + 1);  // a leaf root
+        auto* e = node_entries<U64Tree::Leaf>(root_of(r, kFiles));  // a leaf root
         ASSERT_EQ(r.header().tree[kFiles].height, 1u);
         std::swap(e[0].key, e[1].key);
       },
@@ -168,16 +173,25 @@ TEST(Attach, RefusesAnUnderfullNode) {
         // A non-root node of the deep tree loses all but one entry.
         auto* root = root_of(r, kSmall);
         ASSERT_GT(root->level, 0);
-        auto* child = reinterpret_cast<NodeHeader*>(PagePool(r, 0).page(reinterpret_cast<U64Tree::Inner*>(root + 1)[0].child));
+        auto* child = reinterpret_cast<NodeHeader*>(PagePool(r, 0).page(node_entries<U64Tree::Inner>(root)[0].child));
         child->count = 1;
       },
       "entries, outside [2, 4]");
 }
 
+TEST(Attach, RefusesEntriesPastTheCap) {
+  expect_refused(
+      [](Region& r) {
+        auto* root = root_of(r, kSmall);  // an inner root of the deep tree (cap 4)
+        root->start = static_cast<std::uint16_t>(4 - root->count + 1);
+      },
+      "past its cap of 4");
+}
+
 TEST(Attach, RefusesADataPageOwnedTwice) {
   expect_refused(
       [](Region& r) {
-        auto* e = reinterpret_cast<FileTree::Leaf*>(root_of(r, kFiles) + 1);
+        auto* e = node_entries<FileTree::Leaf>(root_of(r, kFiles));
         e[1].value = e[0].value;
       },
       "is used twice");
