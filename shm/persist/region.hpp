@@ -231,6 +231,13 @@ class Region {
     std::vector<Logged> logged;
     std::uint32_t tx_number = 1;
     std::uint32_t logged_count = 0;
+    // The first kRecent ranges a tx logs are kept here instead, searched in order: most
+    // txs log fewer, and a few hot cache lines beat probes into the table, which is cold
+    // when the thread comes back from a read() of the next request.
+    static constexpr std::uint32_t kRecent = 32;
+    std::uint32_t recent_count = 0;
+    std::uint32_t recent_len[kRecent];
+    std::uint64_t recent_offset[kRecent];
     Stats stats;
   };
   std::vector<Range> volatile_;  // cell areas: a tx that logs into one aborts

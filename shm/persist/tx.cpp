@@ -263,10 +263,28 @@ void Tx::prepare(std::uint64_t offset, std::size_t n) {
   if (is_fresh(offset, n)) return;
 
   // Logged already in this tx (same start, at least as long)? Then the log holds the
-  // bytes as they were when the tx began, which is all a rollback needs.
-  // The slot keeps one page's words side by side (a page hashed to a start, then its word
-  // index): a tx changes a few records and nodes, so its probes touch a few cache lines of
-  // the table instead of one each; the table is cold after the thread slept in read().
+  // bytes as they were when the tx began, which is all a rollback needs. A range logged
+  // again longer keeps the longer length: its first bytes' older record still comes later
+  // in a backwards replay.
+  if (n > 0xffffffffu) fatal("tx write of more than 4 GiB");
+  const auto len = static_cast<std::uint32_t>(n);
+  for (std::uint32_t j = 0; j < st_.recent_count; ++j) {
+    if (st_.recent_offset[j] != offset) continue;
+    if (st_.recent_len[j] >= len) return;
+    append(RecordKind::kBytes, 0, offset, len, region_.at(offset));
+    st_.recent_len[j] = len;
+    return;
+  }
+  if (st_.recent_count < Region::TxState::kRecent) {
+    append(RecordKind::kBytes, 0, offset, len, region_.at(offset));
+    st_.recent_offset[st_.recent_count] = offset;
+    st_.recent_len[st_.recent_count] = len;
+    ++st_.recent_count;
+    return;
+  }
+  // Past the first kRecent ranges: the table. Its slots keep one page's words side by
+  // side (a page hashed to a start, then its word index), so that a tx's probes touch a
+  // few cache lines of it instead of one each.
   auto& table = st_.logged;
   const std::size_t mask = table.size() - 1;
   const std::uint64_t page_start = (offset / kPage) * 0x9e3779b97f4a7c15ull >> 40;
@@ -279,13 +297,12 @@ void Tx::prepare(std::uint64_t offset, std::size_t n) {
       break;
     }
   }
-  if (n > 0xffffffffu) fatal("tx write of more than 4 GiB");
-  append(RecordKind::kBytes, 0, offset, static_cast<std::uint32_t>(n), region_.at(offset));
+  append(RecordKind::kBytes, 0, offset, len, region_.at(offset));
   auto& e = table[i];
   if (e.tx == st_.tx_number && e.offset == offset) {
-    e.len = static_cast<std::uint32_t>(n);
+    e.len = len;
   } else if (st_.logged_count * 2 < table.size()) {  // keep probes short: stop remembering
-    e = {offset, static_cast<std::uint32_t>(n), st_.tx_number};
+    e = {offset, len, st_.tx_number};
     ++st_.logged_count;
   }
 }
@@ -470,6 +487,7 @@ void Tx::finish() {
   st_.deferred.clear();
   st_.commit_punches.clear();
   st_.logged_count = 0;
+  st_.recent_count = 0;
   if (++st_.tx_number == 0) {  // the tags wrapped: forget every entry once
     for (auto& e : st_.logged) e.tx = 0;
     st_.tx_number = 1;

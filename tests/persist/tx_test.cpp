@@ -78,6 +78,39 @@ TEST(Tx, ARangeIsLoggedOncePerTx) {
   EXPECT_EQ(u.counter, 0u);
 }
 
+// Past the first ranges a tx keeps in a short list, the rest go to the table: each is
+// logged once either way, a range written again longer is logged again (once), and a
+// rollback restores all of them.
+TEST(Tx, ManyRangesAreEachLoggedOnceAndRolledBack) {
+  TestRegion r;
+  PagePool arena(r.region(), 0);
+  std::uint32_t page = 0;
+  {
+    Tx tx(r.region());
+    auto p = arena.alloc(tx);
+    ASSERT_TRUE(p);
+    page = *p;
+    std::vector<std::uint64_t> words(kPage / 8);
+    for (std::size_t i = 0; i < words.size(); ++i) words[i] = i;
+    tx.fresh(arena.page(page), words.data(), kPage);
+    tx.commit();
+  }
+  auto* w = reinterpret_cast<std::uint64_t*>(arena.page(page));
+  constexpr std::size_t kRanges = 300;  // far more than the short list holds
+  Tx tx(r.region());
+  for (int pass = 0; pass < 3; ++pass)
+    for (std::size_t i = 0; i < kRanges; ++i) tx.set(w[2 * i], std::uint64_t{1000 + i});
+  EXPECT_EQ(tx.log_used(), kRanges * Tx::record_bytes(8));
+  const std::uint64_t pair[2] = {7, 7};
+  tx.write(&w[0], pair, sizeof pair);           // in the short list, now longer
+  tx.write(&w[2 * (kRanges - 1)], pair, sizeof pair);  // in the table, now longer
+  tx.write(&w[0], pair, sizeof pair);
+  tx.write(&w[2 * (kRanges - 1)], pair, sizeof pair);
+  EXPECT_EQ(tx.log_used(), kRanges * Tx::record_bytes(8) + 2 * Tx::record_bytes(16));
+  tx.abort();
+  for (std::size_t i = 0; i < kPage / 8; ++i) ASSERT_EQ(w[i], i) << "word " << i;
+}
+
 TEST(Tx, WritesToMemoryAllocatedInTheTxAreNotLogged) {
   TestRegion r;
   PagePool arena(r.region(), 0);
