@@ -322,32 +322,17 @@ class BTree {
     return std::uint64_t{arena_.free_on_stack()} + arena_.capacity() - arena_.high_water();
   }
 
-  // The first i in [0, n) for which before(e[i]) is false (before holds for a prefix).
-  // Halving without a branch on the comparison, the two possible next probes prefetched: a
-  // search of a node the request's kernel work pushed out of the cache waits for about one
-  // miss per step, overlapped with the step before, instead of a miss and a mispredicted
-  // branch each (the name tree is searched at a random hash for every lookup).
-  template <class E, class Before>
-  static std::uint32_t partition_point(const E* e, std::uint32_t n, Before before) {
-    if (n == 0) return 0;
-    const E* base = e;
-    while (n > 1) {
-      const std::uint32_t half = n / 2;
-      __builtin_prefetch(base + (n - half) / 2);
-      __builtin_prefetch(base + half + (n - half) / 2);
-      base = before(base[half]) ? base + half : base;
-      n -= half;
-    }
-    return static_cast<std::uint32_t>(base - e) + (before(*base) ? 1 : 0);
-  }
   // The first leaf entry not less than key.
   std::uint32_t leaf_pos(const NodeHeader* n, const K& key) const {
-    return partition_point(leaves(n), n->count, [&](const Leaf& x) { return cmp_(x.key, key); });
+    const Leaf* e = leaves(n);
+    return static_cast<std::uint32_t>(
+        std::lower_bound(e, e + n->count, key, [this](const Leaf& x, const K& k) { return cmp_(x.key, k); }) - e);
   }
   // The child whose range holds key: the last i with key[i] <= key (entry 0 for none).
   std::uint32_t child_index(const NodeHeader* n, const K& key) const {
-    if (n->count <= 1) return 0;
-    return partition_point(inners(n) + 1, n->count - 1u, [&](const Inner& x) { return !cmp_(key, x.key); });
+    const Inner* e = inners(n);
+    const Inner* it = std::upper_bound(e + 1, e + n->count, key, [this](const K& k, const Inner& x) { return cmp_(k, x.key); });
+    return static_cast<std::uint32_t>(it - e) - 1;
   }
   void descend(const K& key, Path& path) const {
     if (d_->height == 0 || d_->height > kMaxTreeHeight) fatal("tree descent with height " + std::to_string(d_->height));

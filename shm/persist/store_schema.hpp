@@ -49,19 +49,9 @@ inline constexpr std::uint64_t kLogBytes = 1 << 20;
 inline constexpr std::uint64_t kDefaultChunkPages = 4096;  // page-map entries one tx changes
 
 // --- keys (4-byte fields: entries pack to 16 bytes, 255 per node) ---
-// Each key's operator< gives the order of its defaulted <=> (field by field), computed on
-// two words without a branch, so that the B+tree's search compiles to selects.
-constexpr bool words_less(std::uint64_t a_hi, std::uint64_t a_lo, std::uint64_t b_hi, std::uint64_t b_lo) {
-  return (a_hi < b_hi) | ((a_hi == b_hi) & (a_lo < b_lo));
-}
-constexpr std::uint64_t word(std::uint32_t hi, std::uint32_t lo) { return std::uint64_t{hi} << 32 | lo; }
-
 struct PageKey {
   std::uint32_t ino, index_hi, index_lo;  // index: fork << 62 | page index (< 2^51)
   auto operator<=>(const PageKey&) const = default;
-  friend constexpr bool operator<(const PageKey& a, const PageKey& b) {
-    return words_less(a.ino, word(a.index_hi, a.index_lo), b.ino, word(b.index_hi, b.index_lo));
-  }
 };
 inline constexpr std::uint64_t kForkShift = 62;
 enum Fork : std::uint64_t { kFileFork = 0, kXattrFork = 1, kSymlinkFork = 2 };
@@ -79,9 +69,6 @@ inline constexpr std::uint32_t kUnwritten = 0x80000000u;
 struct DirCookieKey {
   std::uint32_t dir, cookie_hi, cookie_lo;
   auto operator<=>(const DirCookieKey&) const = default;
-  friend constexpr bool operator<(const DirCookieKey& a, const DirCookieKey& b) {
-    return words_less(a.dir, word(a.cookie_hi, a.cookie_lo), b.dir, word(b.cookie_hi, b.cookie_lo));
-  }
 };
 inline DirCookieKey cookie_key(std::uint32_t dir, std::uint64_t cookie) {
   return {dir, static_cast<std::uint32_t>(cookie >> 32), static_cast<std::uint32_t>(cookie)};
@@ -89,9 +76,6 @@ inline DirCookieKey cookie_key(std::uint32_t dir, std::uint64_t cookie) {
 struct DirNameKey {
   std::uint32_t dir, hash_hi, hash_lo, slot;
   auto operator<=>(const DirNameKey&) const = default;
-  friend constexpr bool operator<(const DirNameKey& a, const DirNameKey& b) {
-    return words_less(word(a.dir, a.hash_hi), word(a.hash_lo, a.slot), word(b.dir, b.hash_hi), word(b.hash_lo, b.slot));
-  }
 };
 inline DirNameKey name_key(std::uint32_t dir, std::uint64_t hash, std::uint32_t slot) {
   return {dir, static_cast<std::uint32_t>(hash >> 32), static_cast<std::uint32_t>(hash), slot};

@@ -8,7 +8,6 @@
 
 #include <gtest/gtest.h>
 
-#include "shm/persist/store_schema.hpp"
 #include "tests/persist/fixture.hpp"
 
 namespace hostchanfs::shm::persist::testing {
@@ -355,22 +354,6 @@ TEST(BTree, CompositeKeysWithoutValues) {
   for (const auto& [d, h, l, slot] : model)
     if (d == 3) want.push_back(slot);
   EXPECT_EQ(got, want);
-}
-
-// The store's keys compare as two words; that must be the field-by-field order of their
-// <=> (the trees' order on disk), also at the edges of every field.
-TEST(BTree, TheStoreKeysOrderAsTheirFieldsDo) {
-  std::mt19937_64 rng(11);
-  const std::uint32_t edge[] = {0, 1, 0x7fffffffu, 0x80000000u, 0xfffffffeu, 0xffffffffu};
-  auto field = [&] { return rng() % 2 ? edge[rng() % std::size(edge)] : static_cast<std::uint32_t>(rng() % 4); };
-  for (int i = 0; i < 200000; ++i) {
-    store::PageKey pa{field(), field(), field()}, pb{field(), field(), field()};
-    store::DirCookieKey ca{field(), field(), field()}, cb{field(), field(), field()};
-    store::DirNameKey na{field(), field(), field(), field()}, nb{field(), field(), field(), field()};
-    ASSERT_EQ(pa < pb, (pa <=> pb) < 0);
-    ASSERT_EQ(ca < cb, (ca <=> cb) < 0);
-    ASSERT_EQ(na < nb, (na <=> nb) < 0);
-  }
 }
 
 }  // namespace
