@@ -24,9 +24,12 @@
 // overwrite), so a change moves the shorter side: a removal near the front moves the
 // entries before it up and raises start, one near the back moves those after it down; an
 // insert moves the entries before it down into the front gap or those after it up. A
-// node whose back is full takes a back insert by closing its whole front gap at once, so
-// a queue-like tree (the cookie tree: appended at the back, removed from the front) moves
-// each entry about once per gap instead of once per removal.
+// node whose back is full takes a back insert by moving everything down by half its
+// front gap, so a queue-like tree (the cookie tree: appended at the back, removed from
+// the front) moves each entry about once per half gap instead of once per removal. A
+// split leaves the old node's half where it was and centres the fresh half in its slots
+// (an append's fresh half starts at slot 0: appends keep going at the back), so that
+// random inserts find room at either end (the name tree).
 //
 // Crash rules: every node change goes through the Tx: an insert into a node logs the
 // shifted range and the new slot; a split copies into a fresh page (no undo) and logs the
@@ -179,7 +182,7 @@ class BTree {
     const Leaf entry{key, value};
     if (d_->root == kNoNode) {
       if (arena_available() < 1) return std::errc::no_space_on_device;
-      std::uint32_t id = alloc_node(tx, 0, 1);
+      std::uint32_t id = alloc_node(tx, 0, 1, 0);
       tx.fresh(leaves(node(id)), &entry, sizeof entry);
       tx.set(d_->root, id);
       tx.set(d_->height, std::uint32_t{1});
@@ -366,10 +369,11 @@ class BTree {
     return true;
   }
 
-  std::uint32_t alloc_node(Tx& tx, std::uint32_t level, std::uint16_t count) {
+  std::uint32_t alloc_node(Tx& tx, std::uint32_t level, std::uint16_t count, std::uint32_t start) {
     auto page = arena_.alloc(tx);
     if (!page) fatal("tree arena exhausted after the space check");  // insert() checked
-    NodeHeader h{kNodeMagic, count, 0, static_cast<std::uint8_t>(level), static_cast<std::uint8_t>(index_), 0, 0};
+    NodeHeader h{kNodeMagic, count, static_cast<std::uint16_t>(start), static_cast<std::uint8_t>(level),
+                 static_cast<std::uint8_t>(index_), 0, 0};
     tx.fresh(node(*page), &h, sizeof h);
     tx.set(d_->nodes, d_->nodes + 1);
     return *page;
@@ -424,40 +428,55 @@ class BTree {
         if (pos) tx.move(&e[-1], &e[0], pos * sizeof(E));
         tx.write(&e[static_cast<std::ptrdiff_t>(pos) - 1], &entry, sizeof(E));
         set_shape(tx, n, count + 1, start - 1);
-      } else {  // the back is full: close the whole gap, leaving a slot at pos
-        E* s0 = slots<E>(n);
+      } else {  // the back is full: everything moves down by half the gap, leaving a slot at pos
+        E* s0 = slots<E>(n) + start / 2;
         if (pos) tx.move(s0, e, pos * sizeof(E));
         tx.move(&s0[pos + 1], &e[pos], (count - pos) * sizeof(E));
         tx.write(&s0[pos], &entry, sizeof(E));
-        set_shape(tx, n, count + 1, 0);
+        set_shape(tx, n, count + 1, start / 2);
       }
       return;
     }
-    // Split: count + 1 entries, the first s stay, the rest go to a fresh right node (a
-    // full node has no gap: start + count <= cap).
+    // Split: count + 1 entries, the first s in one node, the rest in another (a full node
+    // has no gap: start + count <= cap). The old node keeps the half the new entry is not
+    // in, where it is, and a fresh one takes the other half and the entry, centred in its
+    // slots; so nothing of the old node moves and both halves keep room for later inserts
+    // near either end (the old node's right half keeps a front gap of s - 1 slots).
     const std::uint32_t s = (count + 1) / 2;
-    std::uint32_t right = alloc_node(tx, level, static_cast<std::uint16_t>(count + 1 - s));
-    E* r = entries<E>(node(right));
-    if (pos < s) {
-      tx.fresh(r, &e[s - 1], (count - s + 1) * sizeof(E));
-      if (pos < s - 1) tx.move(&e[pos + 1], &e[pos], (s - 1 - pos) * sizeof(E));
-      tx.write(&e[pos], &entry, sizeof(E));
-    } else {
+    // Where the fresh node's entries sit: an append (the cookie tree's) keeps going at the
+    // back, so all its room goes there; any other insert leaves room at both ends.
+    auto fresh_start = [&](std::uint32_t c) { return pos == count ? 0 : (cap(level) - c) / 2; };
+    const std::uint32_t id = path.node[level];
+    const std::uint32_t parent_pos = level + 1 < d_->height ? path.pos[level + 1] : 0;
+    std::uint32_t left = id, right = id;
+    if (pos < s) {  // a fresh left: e[0, pos), entry, e[pos, s - 1); the old node keeps e[s - 1, count)
+      left = alloc_node(tx, level, static_cast<std::uint16_t>(s), fresh_start(s));
+      E* l = entries<E>(node(left));
+      if (pos) tx.fresh(l, e, pos * sizeof(E));
+      tx.fresh(&l[pos], &entry, sizeof(E));
+      if (pos < s - 1) tx.fresh(&l[pos + 1], &e[pos], (s - 1 - pos) * sizeof(E));
+      set_shape(tx, n, count + 1 - s, start + s - 1);
+    } else {  // the old node keeps e[0, s); a fresh right: e[s, pos), entry, e[pos, count)
+      const std::uint32_t rc = count + 1 - s;
+      right = alloc_node(tx, level, static_cast<std::uint16_t>(rc), fresh_start(rc));
+      E* r = entries<E>(node(right));
       if (pos > s) tx.fresh(r, &e[s], (pos - s) * sizeof(E));
       tx.fresh(&r[pos - s], &entry, sizeof(E));
       if (pos < count) tx.fresh(&r[pos - s + 1], &e[pos], (count - pos) * sizeof(E));
+      set_count(tx, n, s);
     }
-    set_count(tx, n, s);
-    const Inner up{r[0].key, right};
-    if (level + 1 == d_->height) {  // a new root above the old one
-      std::uint32_t root = alloc_node(tx, level + 1, 2);
-      const Inner two[2] = {{r[0].key, path.node[level]}, up};
+    const K sep = entries<E>(node(right))[0].key;
+    if (level + 1 == d_->height) {  // a new root above the two
+      std::uint32_t root = alloc_node(tx, level + 1, 2, 0);
+      const Inner two[2] = {{sep, left}, {sep, right}};
       tx.fresh(inners(node(root)), two, sizeof two);
       tx.set(d_->root, root);
       tx.set(d_->height, d_->height + 1);
       return;
     }
-    insert_entry<Inner>(tx, path, level + 1, path.pos[level + 1] + 1, up);
+    // The parent's entry for the old node now names the left one; the right one follows.
+    if (left != id) tx.set(inners(node(path.node[level + 1]))[parent_pos].child, left);
+    insert_entry<Inner>(tx, path, level + 1, parent_pos + 1, Inner{sep, right});
   }
 
   // After an erase at `level`: restore the fill bounds up the path.

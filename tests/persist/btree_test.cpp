@@ -251,6 +251,43 @@ TEST(BTree, QueueOrderRemovalsLogAFewWords) {
   ASSERT_NO_FATAL_FAILURE(expect_same(U64Tree(r.region(), kWide), model));
 }
 
+// Inserts at random keys move the shorter side too: a split leaves both halves room at
+// either end (the old node's half where it was, the fresh one centred), so an insert
+// moves about a quarter of a node on average, not half (each entry moved costs its 16
+// bytes in the log).
+TEST(BTree, RandomInsertsMoveTheShorterSide) {
+  TestRegion r;
+  U64Tree t(r.region(), kWide);
+  std::mt19937_64 rng(3);
+  Map model;
+  std::uint64_t bytes = 0;
+  const std::uint64_t n = 20000;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const std::uint64_t k = rng();
+    Tx tx(r.region());
+    ASSERT_TRUE(t.insert(tx, k, i).value());
+    bytes += tx.log_used();
+    tx.commit();
+    model.emplace(k, i);
+  }
+  EXPECT_LT(bytes / n, 1200u) << "bytes logged per random insert";
+  // Appends (the cookie tree of a directory being filled) move nothing: a split puts all
+  // of the fresh node's room at its back.
+  bytes = 0;
+  std::uint64_t top = ~std::uint64_t{0} - n;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    Tx tx(r.region());
+    ASSERT_TRUE(t.insert(tx, top + i, i).value());
+    bytes += tx.log_used();
+    tx.commit();
+    model.emplace(top + i, i);
+  }
+  EXPECT_LT(bytes / n, 160u) << "bytes logged per append";
+  auto ok = r->check();
+  ASSERT_TRUE(ok) << ok.error().what;
+  ASSERT_NO_FATAL_FAILURE(expect_same(t, model));
+}
+
 // A chunked range erase: each tx stops after max entries and says whether more are left.
 TEST(BTree, RangeEraseInChunksOfBoundedTxs) {
   TestRegion r;
