@@ -138,36 +138,30 @@ bool remove_dirs(Store& store, Ino dir, std::uint64_t& unique) {
   return true;
 }
 
-void BM_Mkdir(benchmark::State& state) {
+// Batches of mkdirs and rmdirs in one directory; only the mkdirs or only the rmdirs timed.
+enum class Timed { kMkdir, kRmdir };
+void dir_batches(benchmark::State& state, Timed timed) {
   auto store = make_store(state);
   if (!store) return;
   auto dir = store->mkdir(kRootIno, "w", 0755, kRootCaller);
   if (!dir) return state.SkipWithError("mkdir failed");
   std::uint64_t unique = 0;
+  auto step = [&](bool is_timed, auto&& run) {
+    if (!is_timed) state.PauseTiming();
+    const bool ok = run(*store, dir.value().ino, unique);
+    if (!is_timed) state.ResumeTiming();
+    return ok;
+  };
   for (auto _ : state) {
-    if (!make_dirs(*store, dir.value().ino, unique)) return state.SkipWithError("mkdir failed");
-    state.PauseTiming();
-    if (!remove_dirs(*store, dir.value().ino, unique)) return state.SkipWithError("rmdir failed");
-    state.ResumeTiming();
+    if (!step(timed == Timed::kMkdir, make_dirs)) return state.SkipWithError("mkdir failed");
+    if (!step(timed == Timed::kRmdir, remove_dirs)) return state.SkipWithError("rmdir failed");
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
 }
-BENCHMARK(BM_Mkdir)->Unit(benchmark::kMillisecond);
 
-void BM_Rmdir(benchmark::State& state) {
-  auto store = make_store(state);
-  if (!store) return;
-  auto dir = store->mkdir(kRootIno, "w", 0755, kRootCaller);
-  if (!dir) return state.SkipWithError("mkdir failed");
-  std::uint64_t unique = 0;
-  for (auto _ : state) {
-    state.PauseTiming();
-    if (!make_dirs(*store, dir.value().ino, unique)) return state.SkipWithError("mkdir failed");
-    state.ResumeTiming();
-    if (!remove_dirs(*store, dir.value().ino, unique)) return state.SkipWithError("rmdir failed");
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kBatch));
-}
+void BM_Mkdir(benchmark::State& state) { dir_batches(state, Timed::kMkdir); }
+BENCHMARK(BM_Mkdir)->Unit(benchmark::kMillisecond);
+void BM_Rmdir(benchmark::State& state) { dir_batches(state, Timed::kRmdir); }
 BENCHMARK(BM_Rmdir)->Unit(benchmark::kMillisecond);
 
 // Writes of state.range(0) bytes cycling over kFileSpan: the first pass allocates pages,

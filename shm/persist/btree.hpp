@@ -33,7 +33,8 @@
 //
 // Crash rules: every node change goes through the Tx: an insert into a node logs the
 // shifted range and the new slot; a split copies into a fresh page (no undo) and logs the
-// old node's count; a merge logs the receiving range and frees the emptied page (punched
+// old node's count and start (and the parent's child word when the fresh page becomes
+// the left node); a merge logs the receiving range and frees the emptied page (punched
 // at commit). Nothing here writes outside a tx. Readers (find, lower_bound, Cursor) take no
 // lock: the caller keeps them away from a tree while a tx changes it, and a Cursor is
 // invalid after any change to its tree. Note that "changes it" means any change to the
