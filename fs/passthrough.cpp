@@ -14,9 +14,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -33,8 +35,21 @@ namespace {
 
 constexpr char kMirrorName[] = "store-pages";
 
-std::string backing_name(shm::Ino ino, std::uint64_t generation) {
-  return fmt::format("{}.{}", ino, generation);
+// "<ino>.<generation>", NUL-terminated, made without the heap: it is formed at every
+// create, unlink and (readdirplus, stat) attribute overlay, and fmt::format's string was
+// 2% of a writer create's daemon CPU in a pinned profile.
+struct BackingName {
+  char text[2 * std::numeric_limits<std::uint64_t>::digits10 + 4];
+  const char* c_str() const noexcept { return text; }
+};
+BackingName backing_name(shm::Ino ino, std::uint64_t generation) {
+  BackingName n;
+  char* end = n.text + sizeof n.text - 1;
+  char* p = std::to_chars(n.text, end, ino).ptr;
+  *p++ = '.';
+  p = std::to_chars(p, end, generation).ptr;
+  *p = '\0';
+  return n;
 }
 
 bool kernel_at_least(int major, int minor) {
@@ -170,7 +185,7 @@ void Passthrough::sweep_orphans() {
 }
 
 Result<int> Passthrough::open_backing_file(const shm::Attr& a, Inode inode) {
-  std::string name = backing_name(a.ino, a.generation);
+  BackingName name = backing_name(a.ino, a.generation);
   auto open_named = [&](int extra) {
     return ::openat(root_.get(), name.c_str(), O_RDWR | O_CLOEXEC | O_LARGEFILE | extra, 0600);
   };
@@ -243,9 +258,9 @@ void Passthrough::settle_locked(shm::Ino ino, std::uint64_t generation) {
   Shard& sh = shard(ino);
   if (auto it = sh.table.find(ino); it != sh.table.end() && it->second.generation == generation) sh.table.erase(it);
   if (!same || now.value().nlink == 0) {
-    std::string name = backing_name(ino, generation);
+    BackingName name = backing_name(ino, generation);
     if (::unlinkat(root_.get(), name.c_str(), 0) < 0 && errno != ENOENT)
-      log::get("fs")->warn("backing tmpfs: unlink {}: {}", name, errno_text(errno));
+      log::get("fs")->warn("backing tmpfs: unlink {}: {}", name.c_str(), errno_text(errno));
   }
 }
 
@@ -306,7 +321,7 @@ void Passthrough::overlay(shm::Attr& a) {
   // shard locks are held across store calls (open, release), so taking one inverted the order
   // (TSan). The name lasts as long as the inode has a link or an open.
   struct stat st {};
-  std::string name = backing_name(a.ino, a.generation);
+  BackingName name = backing_name(a.ino, a.generation);
   int rc = ::fstatat(root_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW);
   if (rc < 0) return;  // never opened: the store's attributes are the file's
   a.size = static_cast<std::uint64_t>(st.st_size);
