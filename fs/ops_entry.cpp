@@ -20,21 +20,12 @@ void reply_done(fuse_req_t req, const Result<void>& r, const char* op, fuse_ino_
   reply_ok(req);
 }
 
-// --charge writer: the inode a name stands for before a call that may take its last link
-// (a lookup given back at once), so that its backing file can go with it.
-std::optional<shm::Attr> victim_of(Filesystem& fs, fuse_ino_t parent, const char* name) {
-  if (!fs.passthrough) return std::nullopt;
-  auto r = fs.store.lookup(parent, name);
-  if (!r) return std::nullopt;
-  fs.store.forget(r.value().ino, 1);
-  return r.value();
-}
-
-// After such a call: the victim's backing file goes if it has no link left, and the
-// store's pages it gave back leave the backing tmpfs.
-void after_unlink(Filesystem& fs, const std::optional<shm::Attr>& victim) {
+// --charge writer, after an unlink or a rename: the backing file of the inode that lost a
+// name goes if it has no link left, and the store's pages it gave back leave the backing
+// tmpfs. (The store names that inode itself: no lookup of it first.)
+void after_unlink(Filesystem& fs, const shm::Store::Unlinked& unlinked) {
   if (!fs.passthrough) return;
-  if (victim) fs.passthrough->unlinked(*victim);
+  if (unlinked.ino != 0) fs.passthrough->unlinked(unlinked);
   else fs.passthrough->settle_store_pages();
 }
 
@@ -135,26 +126,26 @@ void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new
 
 void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Filesystem& fs = filesystem_of(req);
-  auto victim = victim_of(fs, parent, name);
-  auto r = fs.store.unlink(parent, name, request_of(req));
-  if (r) after_unlink(fs, victim);
+  shm::Store::Unlinked unlinked;
+  auto r = fs.store.unlink(parent, name, request_of(req), &unlinked);
+  if (r) after_unlink(fs, unlinked);
   reply_done(req, r, "unlink", parent);
 }
 
 void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Filesystem& fs = filesystem_of(req);
   auto r = fs.store.rmdir(parent, name, request_of(req));
-  if (r) after_unlink(fs, std::nullopt);
+  if (r) after_unlink(fs, {});
   reply_done(req, r, "rmdir", parent);
 }
 
 void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
             const char* new_name, unsigned int flags) {
   Filesystem& fs = filesystem_of(req);
-  auto victim = (flags & RENAME_EXCHANGE) ? std::nullopt : victim_of(fs, new_parent, new_name);
+  shm::Store::Unlinked replaced;
   auto r = fs.store.rename(parent, name, new_parent, new_name, flags, request_of(req),
-                           caller_of(req));
-  if (r) after_unlink(fs, victim);
+                           caller_of(req), &replaced);
+  if (r) after_unlink(fs, replaced);
   reply_done(req, r, "rename", parent);
 }
 

@@ -283,7 +283,7 @@ void Passthrough::release(shm::Ino ino) {
 
 void Passthrough::forgotten(shm::Ino /*ino*/) { settle_store_pages(); }
 
-void Passthrough::unlinked(const shm::Attr& victim) {
+void Passthrough::unlinked(const shm::Store::Unlinked& victim) {
   if (S_ISREG(victim.mode)) {
     std::lock_guard lk(shard(victim.ino).mutex);
     settle_locked(victim.ino, victim.generation);

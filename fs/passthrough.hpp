@@ -103,7 +103,7 @@ class Passthrough {
   // After the kernel forgot `ino` (the store may have freed its pages).
   void forgotten(shm::Ino ino);
   // After an unlink or a rename that may have removed the last link of `victim`.
-  void unlinked(const shm::Attr& victim);
+  void unlinked(const shm::Store::Unlinked& victim);
 
   // The backing descriptor of an open inode (FALLOCATE, LSEEK, COPY_FILE_RANGE, and a
   // READ/WRITE should one ever come), -1 if none.

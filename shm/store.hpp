@@ -233,14 +233,22 @@ class Store {
                        const Caller& caller, const Request& req = {});
   Result<std::string> readlink(Ino ino);
   Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name, const Request& req = {});
-  Result<void> unlink(Ino parent, std::string_view name, const Request& req = {});
+  // What an unlink or a rename took a name from (left as it is when none, and for a
+  // resent request the store had already carried out): for `--charge writer`, whose
+  // backing file goes with the inode's last link.
+  struct Unlinked {
+    Ino ino = 0;
+    std::uint64_t generation = 0;
+    mode_t mode = 0;
+  };
+  Result<void> unlink(Ino parent, std::string_view name, const Request& req = {}, Unlinked* unlinked = nullptr);
   Result<void> rmdir(Ino parent, std::string_view name, const Request& req = {});
   // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE; RENAME_WHITEOUT (alone or with
   // NOREPLACE) leaves a whiteout, a 0:0 character device owned by `caller`, under the old
   // name in the same tx, as tmpfs does (the kernel lets only CAP_MKNOD ask).
   Result<void> rename(Ino parent, std::string_view name, Ino new_parent,
                       std::string_view new_name, unsigned flags, const Request& req = {},
-                      const Caller& caller = {});
+                      const Caller& caller = {}, Unlinked* replaced = nullptr);
 
   // Directory listing from `offset` (0 = start). `emit` returns false when it has no room;
   // that entry is not consumed. With `plus`, every consumed entry other than . and ..

@@ -86,7 +86,7 @@ Result<Attr> Store::link(Ino ino, Ino new_parent, std::string_view new_name, con
   return s.inodes.attr_of(ino, *r);
 }
 
-Result<void> Store::unlink(Ino parent_ino, std::string_view name, const Request& req) {
+Result<void> Store::unlink(Ino parent_ino, std::string_view name, const Request& req, Unlinked* unlinked) {
   auto& s = *impl_;
   if (s.replayed(req, Mutation::kUnlink)) return success();
   HC_TRYV(check_name(name));
@@ -96,6 +96,7 @@ Result<void> Store::unlink(Ino parent_ino, std::string_view name, const Request&
   InodeRecord& r = *named.r;
   if (is_dir(r)) return std::errc::is_a_directory;
   const std::uint64_t generation = s.inodes.generation(named.ino);
+  if (unlinked) *unlinked = Unlinked{named.ino, generation, r.mode};
   Tx tx(*s.region);
   s.remove_entry(tx, *parent, named.slot);
   // An extra hard link gives its inode charge back now; the last one with the inode.

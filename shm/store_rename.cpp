@@ -23,7 +23,7 @@ void reparent(Tx& tx, InodeRecord& dir, Ino to_ino, InodeRecord& from, InodeReco
 
 Result<void> Store::rename(Ino old_parent_ino, std::string_view old_name, Ino new_parent_ino,
                            std::string_view new_name, unsigned flags, const Request& req,
-                           const Caller& caller) {
+                           const Caller& caller, Unlinked* replaced) {
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) return std::errc::invalid_argument;
   if ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)))
     return std::errc::invalid_argument;
@@ -75,6 +75,7 @@ Result<void> Store::rename(Ino old_parent_ino, std::string_view old_name, Ino ne
     return std::errc::is_a_directory;
   }
   const std::uint64_t dst_generation = dr ? s.inodes.generation(dst_ino) : 0;
+  if (dr && replaced) *replaced = Unlinked{dst_ino, dst_generation, dr->mode};
   // A whiteout inherits a default ACL as any new inode does (no umask: it has no
   // permission bits to lose), looked up before the tx.
   thread_local std::vector<std::byte> inherited;

@@ -111,6 +111,20 @@ TEST_F(CompareWithTmpfs, StatfsFollowsUsage) {
     t.statfs("after dir and long symlink");
     t.rc("truncate five-k 4096", ::truncate(t.p("five-k"), 4096));
     t.statfs("after truncate");
+    // A rename over a file takes its last link: its pages go with it, at once or, while
+    // it is still open, at its last close (with --charge writer, its backing file's).
+    write_file(t, "replaced", std::string(9000, 'r'));
+    write_file(t, "newcomer", "n");
+    t.rc("rename over a file", ::rename(t.p("newcomer"), t.p("replaced")));
+    t.statfs("after a rename over a file");
+    write_file(t, "open-replaced", std::string(9000, 'o'));
+    write_file(t, "newcomer", "n");
+    int held = ::open(t.p("open-replaced"), O_RDONLY);
+    t.rc("rename over an open file", ::rename(t.p("newcomer"), t.p("open-replaced")));
+    t.statfs("after a rename over an open file");
+    ::close(held);
+    t.statfs("after its last close");
+    for (const char* name : {"replaced", "open-replaced"}) t.rc("unlink", ::unlink(t.p(name)));
     for (const char* name : {"one-byte", "five-k", "sparse", "dir/long"}) t.rc("unlink", ::unlink(t.p(name)));
     t.rc("rmdir", ::rmdir(t.p("dir")));
     t.statfs("after removing everything");

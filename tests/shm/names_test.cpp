@@ -69,6 +69,35 @@ TEST_F(NamesTest, UnlinkedInodeLivesUntilEveryLookupIsForgotten) {
   EXPECT_TRUE(Fails(s().mknod(kRootIno, "x", S_IFREG | 0644, 0, root_caller()), ENOSPC));
 }
 
+// An unlink and a rename that replaces a name say which inode lost a link (--charge
+// writer removes its backing file by it); nothing else does, and neither does a resend.
+TEST_F(NamesTest, UnlinkAndARenameOverANameSayWhichInodeLostALink) {
+  Attr f = create(kRootIno, "f");
+  Attr g = create(kRootIno, "g");
+  Attr h = create(kRootIno, "h");
+  Attr d = make_dir(kRootIno, "d");
+  Store::Unlinked lost;
+  ASSERT_TRUE(Ok(s().unlink(kRootIno, "f", Request{50}, &lost)));
+  EXPECT_EQ(lost.ino, f.ino);
+  EXPECT_EQ(lost.generation, f.generation);
+  EXPECT_EQ(lost.mode, f.mode);
+  Store::Unlinked again;
+  ASSERT_TRUE(Ok(s().unlink(kRootIno, "f", Request{50 | Request::kResend}, &again)));
+  EXPECT_EQ(again.ino, 0u);
+  Store::Unlinked replaced;
+  ASSERT_TRUE(Ok(s().rename(kRootIno, "g", kRootIno, "h", 0, {}, root_caller(), &replaced)));
+  EXPECT_EQ(replaced.ino, h.ino);
+  EXPECT_EQ(replaced.generation, h.generation);
+  Store::Unlinked none;
+  ASSERT_TRUE(Ok(s().rename(kRootIno, "h", kRootIno, "fresh", 0, {}, root_caller(), &none)));
+  ASSERT_TRUE(Ok(s().rename(kRootIno, "fresh", kRootIno, "d", RENAME_EXCHANGE, {}, root_caller(), &none)));
+  EXPECT_EQ(none.ino, 0u);
+  EXPECT_TRUE(Fails(s().unlink(kRootIno, "fresh", {}, &none), EISDIR));  // d, swapped in
+  EXPECT_EQ(none.ino, 0u);
+  EXPECT_EQ(must(peek(kRootIno, "d")).ino, g.ino);
+  EXPECT_EQ(must(peek(kRootIno, "fresh")).ino, d.ino);
+}
+
 // The kernel writes only through open files, but the store must not leak whatever an
 // inode gains after its charge went back: freeing the slot returns it all.
 TEST_F(NamesTest, FreeingAnUnlinkedInodeReturnsPagesGainedAfterUnlink) {
