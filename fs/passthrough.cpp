@@ -39,7 +39,8 @@ constexpr char kMirrorName[] = "store-pages";
 // create, unlink and (readdirplus, stat) attribute overlay, and fmt::format's string was
 // 2% of a writer create's daemon CPU in a pinned profile.
 struct BackingName {
-  char text[2 * std::numeric_limits<std::uint64_t>::digits10 + 4];
+  static constexpr std::size_t kDigits = std::numeric_limits<std::uint64_t>::digits10 + 1;  // 20
+  char text[2 * kDigits + 2];  // two numbers, the dot, the NUL
   const char* c_str() const noexcept { return text; }
 };
 BackingName backing_name(shm::Ino ino, std::uint64_t generation) {

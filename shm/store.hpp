@@ -233,9 +233,10 @@ class Store {
                        const Caller& caller, const Request& req = {});
   Result<std::string> readlink(Ino ino);
   Result<Attr> link(Ino ino, Ino new_parent, std::string_view new_name, const Request& req = {});
-  // What an unlink or a rename took a name from (left as it is when none, and for a
-  // resent request the store had already carried out): for `--charge writer`, whose
-  // backing file goes with the inode's last link.
+  // What an unlink or a rename took a name from, written only when the call succeeds and
+  // took one (not for a rename to a free name, an exchange, or a resent request the store
+  // had already carried out): for `--charge writer`, whose backing file goes with the
+  // inode's last link.
   struct Unlinked {
     Ino ino = 0;
     std::uint64_t generation = 0;

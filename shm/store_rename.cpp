@@ -75,7 +75,6 @@ Result<void> Store::rename(Ino old_parent_ino, std::string_view old_name, Ino ne
     return std::errc::is_a_directory;
   }
   const std::uint64_t dst_generation = dr ? s.inodes.generation(dst_ino) : 0;
-  if (dr && replaced) *replaced = Unlinked{dst_ino, dst_generation, dr->mode};
   // A whiteout inherits a default ACL as any new inode does (no umask: it has no
   // permission bits to lose), looked up before the tx.
   thread_local std::vector<std::byte> inherited;
@@ -118,8 +117,10 @@ Result<void> Store::rename(Ino old_parent_ino, std::string_view old_name, Ino ne
     touch_c(tx, *dr, ts);
     s.settle(tx, dst_ino, *dr);
   }
+  const mode_t dst_mode = dr ? dr->mode : 0;
   tx.commit();
   if (dr) s.finish(dst_ino, dst_generation);
+  if (dr && replaced) *replaced = Unlinked{dst_ino, dst_generation, dst_mode};
   return success();
 }
 
