@@ -94,9 +94,9 @@ json channel_of() {
   return list.size() == 1 ? list[0] : json::object();
 }
 
-// SIGKILL to `pid`, if it still is a `serve` or `keep` of `host` (never another process
-// that reused the pid).
-bool kill_process_of(pid_t pid, const std::string& role, const std::string& host) {
+// `sig` (SIGKILL unless told) to `pid`, if it still is a `serve` or `keep` of `host`
+// (never another process that reused the pid).
+bool kill_process_of(pid_t pid, const std::string& role, const std::string& host, int sig = SIGKILL) {
   if (pid <= 0) return false;
   auto pidfd = open_pidfd(pid);
   if (!pidfd) return false;
@@ -105,7 +105,7 @@ bool kill_process_of(pid_t pid, const std::string& role, const std::string& host
       cmd.find(host) == std::string::npos) {
     return false;
   }
-  return signal_pidfd(pidfd.value().get(), SIGKILL).has_value();
+  return signal_pidfd(pidfd.value().get(), sig).has_value();
 }
 
 // Whether daemon `pid` serves on clones of /dev/fuse (fs/session_clones.hpp).
@@ -680,6 +680,62 @@ TEST_F(RestartTest, TheChannelComesBackAfterTheControllerThenTheDaemonThenTheKee
   expect_usage(host, want);
   EXPECT_EQ(channel_of().value("state", ""), "running");
   EXPECT_EQ(hostchanfs({"umount", host}).status, 0);
+}
+
+// The one death the failure model gives up (README): the keeper and the controller at
+// once, so that nothing holds the connection any more. Both are stopped first, so that
+// neither sees the other die and brings up its successor. The kernel then aborts the
+// connection: the calls in flight on every worker end with ECONNABORTED and later ones
+// fail with ENOTCONN, none hangs, and `umount` cleans up.
+TEST_F(RestartTest, TheKeeperAndTheControllerKilledAtOnceEndTheChannelWithENOTCONNNotAHang) {
+  ScopedEnv hold({{"HOSTCHANFS_TEST_HOLD_CREATES", "1"}});
+  std::string host = world_->path("chan");
+  ASSERT_EQ(hostchanfs({"mount", host + ":/data::8M"}).status, 0);
+  InFlight flight{host};
+  ASSERT_NO_FATAL_FAILURE(hold_every_worker(flight));
+  json first = channel_of();
+  pid_t keeper = first.value("keeper_pid", 0), daemon = first.value("daemon_pid", 0);
+  auto keeper_fd = open_pidfd(keeper), daemon_fd = open_pidfd(daemon);
+  ASSERT_TRUE(keeper_fd && daemon_fd) << first.dump();
+  auto controller = world_->controller_pid();
+  ASSERT_TRUE(controller);
+  auto controller_fd = open_pidfd(*controller);
+  ASSERT_TRUE(controller_fd);
+  ASSERT_TRUE(signal_pidfd(controller_fd.value().get(), SIGSTOP));
+  ASSERT_TRUE(kill_process_of(keeper, "keep", host, SIGSTOP));
+  ASSERT_TRUE(kill_process_of(keeper, "keep", host));
+  world_->kill_controller();
+  // The daemon dies with its keeper (PR_SET_PDEATHSIG).
+  ASSERT_TRUE(wait_pidfd(keeper_fd.value().get(), std::chrono::seconds(60)));
+  ASSERT_TRUE(wait_pidfd(daemon_fd.value().get(), std::chrono::seconds(60)));
+  for (auto& m : flight.makers) {
+    auto status = m.wait_for(std::chrono::seconds(60));
+    ASSERT_TRUE(status) << "a create in flight hangs after the connection is gone";
+    EXPECT_EQ(*status, ECONNABORTED) << std::strerror(*status);
+  }
+
+  // Calls that need the daemon, each in a child, so that a hang fails the test instead of
+  // holding it (a stat of a name the kernel has cached needs no daemon, and succeeds).
+  auto errno_of = [](const std::function<int()>& call) {
+    auto child = ChildProcess::fork([call] { return call() < 0 ? errno : 0; });
+    auto status = child.wait_for(std::chrono::seconds(60));
+    return status ? *status : -1;
+  };
+  EXPECT_EQ(errno_of([&] {
+              struct stat st {};
+              return ::stat((host + "/never-made").c_str(), &st);
+            }),
+            ENOTCONN);
+  EXPECT_EQ(errno_of([&] { return ::open((host + "/d0/new").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600); }),
+            ENOTCONN);
+
+  // The next command brings up a controller, which finds the channel gone and says so.
+  json after = channel_of();
+  EXPECT_EQ(after.value("state", ""), "failed") << after.dump() << world_->controller_log();
+  auto r = hostchanfs({"umount", host});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(is_fuse_mount(host));
+  EXPECT_EQ(hostchanfs({"ls", "--json"}).out.find(host), std::string::npos);
 }
 
 }  // namespace
