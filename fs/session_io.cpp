@@ -5,14 +5,18 @@
 #include "fs/session_resume.hpp"
 #include "fs/tmpfile.hpp"
 #include "fs/passthrough.hpp"
+#include "sys/unique_fd.hpp"
 
 #include <linux/fuse.h>
+#include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -36,6 +40,45 @@ thread_local std::uint64_t t_unique = 0;  // see current_unique()
 // RELEASEs from the moment a worker has read one to its reply: see wait_for_releases().
 std::atomic<int> g_releases{0};
 thread_local bool t_release = false;  // this thread's request is a RELEASE
+
+// What each worker does, for wait_for_releases(): a RELEASE that a worker has read but not
+// yet counted (preempted on its way back from read(2), the kernel's usual point to
+// preempt; or its vCPU taken by the host) is not in g_releases. Its worker is then in
+// kReading and not asleep, which the statfs that waits can tell from /proc. (The worker
+// stores kReading before its read takes the kernel's queue lock, which the statfs's read
+// takes after it: the statfs sees it.) Workers past the first kWorkerSlots (libfuse's
+// threads come and go) are not watched.
+enum Phase : int { kOther = 0, kReading = 1 };
+struct alignas(64) WorkerState {
+  std::atomic<pid_t> tid{0};
+  std::atomic<int> phase{kOther};
+};
+constexpr std::size_t kWorkerSlots = 64;
+std::array<WorkerState, kWorkerSlots> g_workers;
+
+WorkerState* worker_state() noexcept {
+  int worker = worker_index();
+  if (worker < 0 || static_cast<std::size_t>(worker) >= kWorkerSlots) return nullptr;
+  WorkerState& w = g_workers[static_cast<std::size_t>(worker)];
+  if (w.tid.load(std::memory_order_relaxed) == 0) w.tid.store(::gettid(), std::memory_order_relaxed);
+  return &w;
+}
+
+// Whether thread `tid` of this process sleeps (a worker in kReading asleep is blocked in
+// read(2) with nothing read; running, runnable or anything else, it may hold a request it
+// has not counted yet). Unknown (no /proc): asleep, so that nothing waits forever.
+bool asleep(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
+  UniqueFd fd(::open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return true;
+  char text[512];
+  ssize_t n = ::read(fd.get(), text, sizeof text - 1);
+  if (n <= 0) return true;
+  text[n] = '\0';
+  const char* close_paren = std::strrchr(text, ')');  // the name may hold anything
+  return !close_paren || close_paren[1] != ' ' || close_paren[2] == 'S';
+}
 thread_local std::uint32_t t_setxattr_flags = 0;  // see current_setxattr_flags()
 
 // With FUSE_SETXATTR_EXT the kernel sends struct fuse_setxattr_in 16 bytes long; libfuse
@@ -55,6 +98,8 @@ ssize_t to_compat_setxattr(void* buf, ssize_t n) {
 }
 
 ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) {
+  WorkerState* state = worker_state();
+  if (state) state->phase.store(kReading, std::memory_order_release);
   ssize_t n = resumable_read(fd, buf, len);  // a restarted daemon replays INIT first
   t_unique = n >= static_cast<ssize_t>(sizeof(fuse_in_header)) ? static_cast<const fuse_in_header*>(buf)->unique : 0;
   t_setxattr_flags = 0;
@@ -62,6 +107,7 @@ ssize_t io_read(int fd, void* buf, size_t len, void* /*userdata*/) {
     g_releases.fetch_add(1);
     t_release = true;
   }
+  if (state) state->phase.store(kOther, std::memory_order_release);  // counted, if a RELEASE
   if (t_unique != 0 && g_init.setxattr_ext.load(std::memory_order_relaxed) &&
       static_cast<const fuse_in_header*>(buf)->opcode == FUSE_SETXATTR)
     n = to_compat_setxattr(buf, n);
@@ -144,6 +190,15 @@ bool killpriv_v2_negotiated() { return g_init.negotiated.load(); }
 std::uint64_t current_unique() noexcept { return t_unique; }
 
 void wait_for_releases() noexcept {
+  const WorkerState* own = worker_state();
+  for (const WorkerState& w : g_workers) {
+    if (&w == own) continue;
+    while (w.phase.load(std::memory_order_acquire) == kReading) {
+      pid_t tid = w.tid.load(std::memory_order_relaxed);
+      if (tid == 0 || asleep(tid)) break;
+      std::this_thread::yield();
+    }
+  }
   while (g_releases.load() > 0) std::this_thread::yield();
 }
 

@@ -40,7 +40,9 @@ std::uint64_t current_unique() noexcept;
 // after close(2) has returned, so a program's statfs right after closing and unlinking a
 // file may be read while another worker still releases it (in writer mode: still holds
 // its backing file, whose space the backing tmpfs frees only then); statfs waits, so
-// that the space is seen free, as on tmpfs.
+// that the space is seen free, as on tmpfs. That includes a RELEASE a worker has read
+// and not yet looked at (preempted on its way back from read(2)): its worker is awake in
+// its read, which /proc tells (a worker blocked in read(2) sleeps).
 void wait_for_releases() noexcept;
 
 // The setxattr_flags of the SETXATTR this thread is handling (FUSE_SETXATTR_EXT), 0 for

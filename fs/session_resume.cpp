@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "fs/fuse_abi.hpp"
 #include "fs/session_clones.hpp"
@@ -57,6 +59,10 @@ struct ResumeState {
   // kills itself once it has kept the INIT request ("read") or its reply ("reply"),
   // before the kernel has the reply: the two deaths the next daemon must finish INIT after.
   std::string die_in_init;
+  // Tests only (HOSTCHANFS_TEST_STALL_AFTER_RELEASE_READ=ms): a worker that has read a
+  // RELEASE stalls, runnable, before it runs any more of its own code, as one preempted
+  // on its way back from read(2) does.
+  unsigned stall_after_release_read_ms = 0;
 };
 ResumeState g;
 
@@ -66,6 +72,11 @@ thread_local std::uint32_t t_opcode = 0;  // of the request this thread read las
 
 void die_in_init_if(const char* point) {
   if (g.die_in_init == point) ::raise(SIGKILL);
+}
+
+void stall_runnable(std::chrono::milliseconds how_long) {
+  auto until = std::chrono::steady_clock::now() + how_long;
+  while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
 }
 
 [[noreturn]] void hold_forever() {
@@ -199,6 +210,8 @@ void note_init(const void* buf, std::size_t n) {
 }  // namespace
 
 bool setup_session_resume(int session_fd, const std::string& channel) {
+  if (const char* ms = std::getenv("HOSTCHANFS_TEST_STALL_AFTER_RELEASE_READ"))
+    g.stall_after_release_read_ms = static_cast<unsigned>(std::strtoul(ms, nullptr, 10));
   if (session_fd < 0) return true;
   g.channel = channel;
   auto log = log::get("fs");
@@ -248,6 +261,9 @@ ssize_t resumable_read(int fd, void* buf, std::size_t len) {
   }
   for (;;) {
     ssize_t n = ::read(fd, buf, len);
+    if (g.stall_after_release_read_ms && n >= static_cast<ssize_t>(sizeof(fuse_in_header)) &&
+        static_cast<const fuse_in_header*>(buf)->opcode == FUSE_RELEASE)
+      stall_runnable(std::chrono::milliseconds(g.stall_after_release_read_ms));
     if (g.record_fd < 0 || n < static_cast<ssize_t>(sizeof(fuse_in_header))) return n;
     const auto* in = static_cast<const fuse_in_header*>(buf);
     if (in->opcode == FUSE_INIT) {

@@ -131,6 +131,30 @@ TEST_F(CompareWithTmpfs, StatfsFollowsUsage) {
   });
 }
 
+// The RELEASE of a file closed just before may sit with a worker that the kernel preempted
+// on its way back from read(2), before it ran any code of ours; a statfs that another
+// worker reads meanwhile must still see the file's space free, as tmpfs does at once.
+// HOSTCHANFS_TEST_STALL_AFTER_RELEASE_READ stalls the worker there (300 ms).
+TEST_F(CompareWithTmpfs, StatfsRightAfterALastCloseWhoseReleaseIsStillBeingRead) {
+  {
+    struct Stall {
+      Stall() { ::setenv("HOSTCHANFS_TEST_STALL_AFTER_RELEASE_READ", "300", 1); }
+      ~Stall() { ::unsetenv("HOSTCHANFS_TEST_STALL_AFTER_RELEASE_READ"); }
+    } stall;
+    mount();
+  }
+  compare([](Trace& t) {
+    t.statfs("fresh");
+    int fd = ::open(t.p("f"), O_RDWR | O_CREAT, 0644);
+    std::string data(64 << 10, 'r');
+    t.rc("write 64K", ::write(fd, data.data(), data.size()));
+    t.rc("unlink while open", ::unlink(t.p("f")));
+    t.statfs("while open");
+    ::close(fd);
+    t.statfs("right after its last close");
+  });
+}
+
 TEST_F(CompareWithTmpfs, InodeLimit) {
   mount(1 << 20, 64);
   compare([](Trace& t) {
